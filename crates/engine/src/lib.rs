@@ -1,1 +1,219 @@
-//! placeholder
+//! The engine interface: how the reconciler asks for processes to exist.
+//!
+//! The interface is declarative, in Kubernetes' style: "for app A, process
+//! type T, keep R replicas of this template". The engine owns the deployment
+//! behaviour behind that sentence (rolling replacement when the template
+//! changes, crash back-off, graceful termination), and exposes single-process
+//! operations (restart, exec, logs) plus a way to observe state.
+//!
+//! No engine-specific type leaks out of its module: the controller only sees
+//! the types defined here.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, watch};
+
+pub use drycc_model::state::ProcessState;
+
+/// Environment variables, sorted so templates compare and hash stably.
+pub type Env = BTreeMap<String, String>;
+
+/// A health probe, the subset of Kubernetes' probe that the engines honour.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Probe {
+    pub action: ProbeAction,
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub failure_threshold: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ProbeAction {
+    /// TCP connect; `None` means the process's own `PORT`.
+    Tcp { port: Option<u16> },
+    /// HTTP GET answering 2xx/3xx; `None` port means the process's own `PORT`.
+    Http { path: String, port: Option<u16> },
+    /// Command run in the process's environment; exit 0 passes.
+    Exec { command: Vec<String> },
+}
+
+/// Everything needed to start one process of one type of one release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessTemplate {
+    pub app: String,
+    pub ptype: String,
+    /// Release version N (shown as `vN`).
+    pub release: u32,
+    /// Stable hash of the template (see `drycc_model::naming`); it is part of
+    /// every process name and changes with every release or restart of the type.
+    pub hash: String,
+    /// Run under `sh -c` by the native engine; container `args` elsewhere.
+    pub command: String,
+    /// The release environment. The engine adds `PORT` and `HOSTNAME` itself.
+    pub env: Env,
+    /// Working directory of native processes (the checkout of the build).
+    pub workdir: PathBuf,
+    /// Container image for container engines; `None` for native processes.
+    pub image: Option<String>,
+    /// Time between SIGTERM and SIGKILL.
+    pub grace_period: Duration,
+    /// `None`: a `web` process is ready when its PORT accepts TCP; any other
+    /// type is ready once started.
+    pub readiness: Option<Probe>,
+    pub liveness: Option<Probe>,
+    /// CPU limit in millicores, memory limit in bytes.
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
+/// Desired state of one process type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub template: ProcessTemplate,
+    pub replicas: u32,
+}
+
+/// Observed state of one process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessStatus {
+    pub name: String,
+    pub app: String,
+    pub ptype: String,
+    pub release: u32,
+    pub hash: String,
+    pub state: ProcessState,
+    /// When the current incarnation started (or the process was created).
+    pub started: DateTime<Utc>,
+    pub ready: bool,
+    pub restarts: u32,
+    /// OS process id of the group leader, when one runs now.
+    pub pid: Option<u32>,
+    /// Where the router can reach it (web processes).
+    pub port: Option<u16>,
+    /// Last exit code or reason, for `describe` and failed rollouts.
+    pub last_exit: Option<String>,
+    pub command: String,
+    pub image: Option<String>,
+}
+
+/// One line of process output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: DateTime<Utc>,
+    pub app: String,
+    /// Process name, or `controller` for platform events.
+    pub source: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    pub tty: bool,
+    pub stdin: bool,
+    /// Initial terminal size (columns, rows), when `tty`.
+    pub size: Option<(u16, u16)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecInput {
+    Stdin(Bytes),
+    /// End of stdin.
+    Eof,
+    Resize { width: u16, height: u16 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExecOutput {
+    Stdout(Bytes),
+    Stderr(Bytes),
+    /// The command finished; always the last message.
+    Exit(i32),
+}
+
+/// A running exec: send input, receive output until `ExecOutput::Exit`.
+pub struct ExecSession {
+    pub input: mpsc::Sender<ExecInput>,
+    pub output: mpsc::Receiver<ExecOutput>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("process {0} not found")]
+    ProcessNotFound(String),
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Declare the desired state of one type. Returns at once; the engine
+    /// converges in the background. A changed template rolls: start one new
+    /// process, wait until it is ready, then terminate one old process
+    /// (max surge 1, max unavailable 0). Scale-down victims: not-ready first,
+    /// then newest. Terminating = SIGTERM to the group, SIGKILL after grace.
+    async fn apply(&self, deployment: Deployment) -> Result<()>;
+
+    /// Stop every process of one type (graceful) and forget the type.
+    async fn remove_type(&self, app: &str, ptype: &str) -> Result<()>;
+
+    /// Stop every process of the app (graceful) and forget it.
+    async fn remove_app(&self, app: &str) -> Result<()>;
+
+    /// Every process of the app that exists now, sorted by type then name.
+    async fn processes(&self, app: &str) -> Result<Vec<ProcessStatus>>;
+
+    /// Replace one process: start a new one (new name), then terminate the
+    /// old one once the new one is ready.
+    async fn restart_process(&self, app: &str, name: &str) -> Result<()>;
+
+    /// Run a command in the environment of one process.
+    async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession>;
+
+    /// The last `lines` log lines of the app, oldest first.
+    async fn logs(&self, app: &str, lines: usize) -> Result<Vec<LogLine>>;
+
+    /// New log lines of every app as they arrive.
+    fn follow_logs(&self) -> broadcast::Receiver<LogLine>;
+
+    /// Append a platform event to the app's log (source `controller`).
+    async fn log_event(&self, app: &str, text: &str);
+
+    /// A counter bumped on every observable change of any process, so that
+    /// waiters can re-read `processes` instead of polling blindly.
+    fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Stop every process gracefully (controller shutdown).
+    async fn shutdown(&self);
+}
+
+/// Whether the deployment is fully rolled out: exactly `replicas` ready
+/// processes of the template's hash and nothing else of that type left.
+pub fn is_converged(deployment: &Deployment, processes: &[ProcessStatus]) -> bool {
+    let of_type: Vec<_> = processes
+        .iter()
+        .filter(|p| p.app == deployment.template.app && p.ptype == deployment.template.ptype)
+        .collect();
+    let current_ready = of_type
+        .iter()
+        .filter(|p| p.hash == deployment.template.hash && p.ready && p.state == ProcessState::Up)
+        .count();
+    current_ready == deployment.replicas as usize && of_type.len() == deployment.replicas as usize
+}
+
+/// Defaults of the local engine's probes and timings.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);

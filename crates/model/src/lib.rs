@@ -1,1 +1,10 @@
-//! placeholder
+//! Domain rules of the process model, free of I/O: names, states,
+//! validation, lifecycle decisions. Everything here is tested by fast unit
+//! tests; the crates that do I/O call into it.
+
+pub mod app;
+pub mod lifecycle;
+pub mod limits;
+pub mod naming;
+pub mod scale;
+pub mod state;

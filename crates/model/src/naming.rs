@@ -1,0 +1,77 @@
+//! Process names: `<app>-<type>-<hash>-<suffix>`, shaped like the pods of a
+//! Kubernetes Deployment.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Kubernetes' "safe" alphabet: no vowels, no look-alikes.
+pub const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// Encode bytes in the safe alphabet.
+fn encode_safe(bytes: &[u8], len: usize) -> String {
+    bytes
+        .iter()
+        .cycle()
+        .take(len)
+        .map(|b| SAFE_ALPHABET[*b as usize % SAFE_ALPHABET.len()] as char)
+        .collect()
+}
+
+/// The stable template hash of (app, type, release, restart generation):
+/// 9 characters of the safe alphabet. A new release or a restart of the type
+/// gives a new hash, so the names of new processes show the change.
+pub fn template_hash(app: &str, ptype: &str, release: u32, generation: u64) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(app.as_bytes());
+    hasher.update([0]);
+    hasher.update(ptype.as_bytes());
+    hasher.update([0]);
+    hasher.update(release.to_be_bytes());
+    hasher.update(generation.to_be_bytes());
+    encode_safe(&hasher.finalize(), 9)
+}
+
+/// Five random characters of the safe alphabet, new for every process.
+pub fn random_suffix<R: Rng + ?Sized>(rng: &mut R) -> String {
+    (0..5)
+        .map(|_| SAFE_ALPHABET[rng.gen_range(0..SAFE_ALPHABET.len())] as char)
+        .collect()
+}
+
+pub fn process_name(app: &str, ptype: &str, hash: &str, suffix: &str) -> String {
+    format!("{app}-{ptype}-{hash}-{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_changes_with_release_and_generation() {
+        let a = template_hash("steely-mainsail", "web", 3, 0);
+        assert_eq!(a, template_hash("steely-mainsail", "web", 3, 0));
+        assert_eq!(a.len(), 9);
+        assert!(a.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+        assert_ne!(a, template_hash("steely-mainsail", "web", 4, 0));
+        assert_ne!(a, template_hash("steely-mainsail", "web", 3, 1));
+        assert_ne!(a, template_hash("steely-mainsail", "worker", 3, 0));
+    }
+
+    #[test]
+    fn suffix_uses_safe_alphabet() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..100 {
+            let s = random_suffix(&mut rng);
+            assert_eq!(s.len(), 5);
+            assert!(s.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+        }
+    }
+
+    #[test]
+    fn name_shape() {
+        assert_eq!(
+            process_name("steely-mainsail", "web", "c4f44c4b4", "7p7dh"),
+            "steely-mainsail-web-c4f44c4b4-7p7dh"
+        );
+    }
+}
