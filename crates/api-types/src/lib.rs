@@ -1,1 +1,380 @@
-//! placeholder
+//! The REST API's wire shapes (Drycc controller v2), shared by the
+//! controller and the `drycc` CLI so that the two cannot drift apart.
+//!
+//! Timestamps travel as strings in `%Y-%m-%dT%H:%M:%SZ` (UTC); this crate
+//! keeps them as `String` so that it needs no time library.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Header carrying the API version on every response.
+pub const API_VERSION_HEADER: &str = "DRYCC_API_VERSION";
+pub const API_VERSION: &str = "2.3";
+/// Header carrying the controller's version on every response.
+pub const PLATFORM_VERSION_HEADER: &str = "DRYCC_PLATFORM_VERSION";
+
+/// A paginated list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct List<T> {
+    pub count: usize,
+    #[serde(default)]
+    pub next: Option<String>,
+    #[serde(default)]
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// `{"detail": "<message>"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub is_superuser: bool,
+    pub date_joined: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppCreateRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    pub uuid: String,
+    pub id: String,
+    pub owner: String,
+    pub structure: BTreeMap<String, u32>,
+    pub created: String,
+    pub updated: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub image: String,
+    pub stack: String,
+    pub sha: String,
+    pub procfile: BTreeMap<String, String>,
+    pub dockerfile: String,
+    pub created: String,
+    pub updated: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BuildCreateRequest {
+    pub image: String,
+    #[serde(default)]
+    pub stack: Option<String>,
+    #[serde(default)]
+    pub procfile: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub sha: Option<String>,
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub version: u32,
+    pub summary: String,
+    /// The build's uuid, if any.
+    pub build: Option<String>,
+    /// The config's uuid.
+    pub config: String,
+    pub failed: bool,
+    pub exception: String,
+    pub created: String,
+    pub updated: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub version: Option<Value>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RollbackResponse {
+    pub version: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub values: BTreeMap<String, String>,
+    pub cpu: BTreeMap<String, String>,
+    pub memory: BTreeMap<String, String>,
+    pub healthcheck: BTreeMap<String, Value>,
+    pub termination_grace_period: BTreeMap<String, u64>,
+    pub tags: BTreeMap<String, String>,
+    pub created: String,
+    pub updated: String,
+}
+
+/// A partial config update: each present key merges, `null` unsets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, Option<Value>>>,
+}
+
+/// One process, as `ps` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pod {
+    pub name: String,
+    pub release: String,
+    #[serde(rename = "type")]
+    pub ptype: String,
+    pub state: String,
+    pub started: String,
+    pub ready: String,
+    pub restarts: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodList {
+    pub count: usize,
+    pub results: Vec<Pod>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestartRequest {
+    #[serde(default)]
+    pub types: Option<String>,
+}
+
+/// One container of a process, as `ps:describe` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerDescription {
+    pub container: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub state: BTreeMap<String, Value>,
+    pub ready: bool,
+    #[serde(rename = "restartCount")]
+    pub restart_count: u32,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub release: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodDescription {
+    pub count: usize,
+    pub results: Vec<ContainerDescription>,
+}
+
+/// One autoscale rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoscaleRule {
+    pub min: u32,
+    pub max: u32,
+    pub cpu_percent: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub autoscale: BTreeMap<String, AutoscaleRule>,
+    pub routable: bool,
+    pub created: String,
+    pub updated: String,
+}
+
+/// `{"autoscale": {"web": {...} | null}}`: a rule per type, `null` unsets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingsUpdate {
+    #[serde(default)]
+    pub autoscale: Option<BTreeMap<String, Option<Value>>>,
+    #[serde(default)]
+    pub routable: Option<bool>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PermRequest {
+    pub username: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Perms {
+    pub users: Vec<String>,
+}
+
+/// First frame of an exec WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecStart {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub stdin: bool,
+}
+
+/// Channel bytes of exec frames (Kubernetes' convention).
+pub mod channel {
+    pub const STDIN: u8 = 0;
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    pub const STATUS: u8 = 3;
+    pub const RESIZE: u8 = 4;
+}
+
+/// `{"Width": w, "Height": h}` on the resize channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    #[serde(rename = "Width")]
+    pub width: u16,
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
+/// The final frame on the status channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecStatus {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<ExecStatusDetails>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecStatusDetails {
+    pub causes: Vec<ExecStatusCause>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecStatusCause {
+    pub reason: String,
+    pub message: String,
+}
+
+impl ExecStatus {
+    pub fn from_exit_code(code: i32) -> ExecStatus {
+        if code == 0 {
+            return ExecStatus {
+                status: "Success".into(),
+                reason: None,
+                details: None,
+            };
+        }
+        ExecStatus {
+            status: "Failure".into(),
+            reason: Some("NonZeroExitCode".into()),
+            details: Some(ExecStatusDetails {
+                causes: vec![ExecStatusCause {
+                    reason: "ExitCode".into(),
+                    message: code.to_string(),
+                }],
+            }),
+        }
+    }
+
+    /// The exit code this status stands for; a failure without a readable
+    /// code counts as 1.
+    pub fn exit_code(&self) -> i32 {
+        if self.status == "Success" {
+            return 0;
+        }
+        self.details
+            .as_ref()
+            .and_then(|d| d.causes.iter().find(|c| c.reason == "ExitCode"))
+            .and_then(|c| c.message.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+/// First frame of a logs WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogsStart {
+    #[serde(default)]
+    pub lines: Option<usize>,
+    #[serde(default)]
+    pub follow: bool,
+    /// Only this process's lines, when set.
+    #[serde(default)]
+    pub process: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_status_round_trips_exit_codes() {
+        for code in [0, 1, 3, 130] {
+            let status = ExecStatus::from_exit_code(code);
+            let json = serde_json::to_string(&status).unwrap();
+            let back: ExecStatus = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.exit_code(), code);
+        }
+        let json = serde_json::to_value(ExecStatus::from_exit_code(3)).unwrap();
+        assert_eq!(json["details"]["causes"][0]["message"], "3");
+        assert_eq!(json["reason"], "NonZeroExitCode");
+    }
+
+    #[test]
+    fn pod_uses_type_key() {
+        let pod = Pod {
+            name: "a-web-x-y".into(),
+            release: "v2".into(),
+            ptype: "web".into(),
+            state: "up".into(),
+            started: "2023-12-08T02:25:00Z".into(),
+            ready: "1/1".into(),
+            restarts: 0,
+        };
+        let json = serde_json::to_value(&pod).unwrap();
+        assert_eq!(json["type"], "web");
+    }
+}
