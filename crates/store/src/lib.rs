@@ -1,1 +1,86 @@
-//! placeholder
+//! Persistence of the Drycc controller: users, API tokens, apps, builds,
+//! configs, releases, settings and app permissions.
+//!
+//! One [`Store`] type serves SQLite (the default, one file in the data
+//! directory, WAL mode) and PostgreSQL (`postgres://...`) with the same code,
+//! the same SQL and the same migrations, through `sqlx::AnyPool`. Every method
+//! that changes state runs in one transaction.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), drycc_store::StoreError> {
+//! let store = drycc_store::Store::open("sqlite:///var/lib/drycc/drycc.db?mode=rwc").await?;
+//! let admin = store.create_user("admin", "admin@example.com", "$argon2id$...").await?;
+//! assert!(admin.is_superuser); // the first user is an admin
+//! let app = store.create_app("steely-mainsail", &admin.username).await?;
+//! assert_eq!(store.latest_release(&app.id).await?.version, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! (`migrations/0001_initial.sql`; `_sqlx_migrations` records what ran.)
+//!
+//! | table | columns | keys |
+//! |---|---|---|
+//! | `users` | `id`, `username`, `email`, `is_superuser`, `password_hash`, `created` | PK `id`, UNIQUE `username` |
+//! | `tokens` | `token_hash`, `user_id`, `created` | PK `token_hash`, FK `user_id` -> `users` (cascade) |
+//! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `created`, `updated` | PK `uuid`, UNIQUE `id`, FK `owner` -> `users.username` |
+//! | `builds` | `uuid`, `app`, `owner`, `image`, `stack`, `sha`, `procfile`*, `dockerfile`, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
+//! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
+//! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
+//! | `settings` | `uuid`, `app`, `owner`, `autoscale`*, `routable`, `created`, `updated` | PK `uuid`, UNIQUE `app` |
+//! | `app_perms` | `app`, `username`, `created` | PK (`app`, `username`), FKs to `apps.id`, `users.username` |
+//!
+//! `*` marks JSON text columns. Types are deliberately the common subset of
+//! both engines and of what the sqlx Any driver can carry:
+//!
+//! - ids are UUID strings generated in Rust, so no `AUTOINCREMENT`/`SERIAL`
+//!   dialect is needed and ids are known before the insert;
+//! - timestamps are fixed-width RFC 3339 UTC text with microseconds, which
+//!   sorts correctly as text on both engines;
+//! - integers are `BIGINT`; booleans are `BIGINT` 0/1, because the Any driver
+//!   cannot decode a SQLite `BOOLEAN` column;
+//! - maps (structure, procfile, env values, limits, healthchecks, autoscale
+//!   rules) are JSON text. They are always read and written whole with their
+//!   parent row, never queried by key, and their shapes follow the Drycc API
+//!   (which may grow fields); a JSON column keeps the schema small, identical
+//!   on both engines, and free of migrations when a map's value shape
+//!   changes.
+//!
+//! A release is immutable and points at one config row and at most one build
+//! row; every release gets its own config row (configs are small) while
+//! builds are shared by the releases that keep them. Release versions are
+//! `MAX(version) + 1` computed under the app's lock in the creating
+//! transaction, with `UNIQUE (app, version)` as the backstop: dense, never
+//! reused, failed releases included.
+//!
+//! # Concurrency
+//!
+//! SQLite write transactions start with `BEGIN IMMEDIATE` and connections
+//! wait up to 5 s on a busy database; on PostgreSQL, read-modify-write
+//! methods lock the app row (`UPDATE apps ... WHERE id = $1`) first, and
+//! `create_user` locks the users table so only one first user can exist.
+//!
+//! # Testing
+//!
+//! `cargo test -p drycc-store` runs every behaviour test against a SQLite
+//! file in a temporary directory and, when `DRYCC_TEST_DATABASE_URL` is a
+//! `postgres://` URL of a role that may `CREATE DATABASE`, again against a
+//! fresh database per test (dropped afterwards). `scripts/test-postgres.sh`
+//! starts a throwaway local PostgreSQL cluster and does exactly that.
+
+mod apps;
+mod codec;
+mod error;
+mod perms;
+mod records;
+mod releases;
+mod settings;
+mod store;
+mod users;
+
+pub use error::{Result, StoreError};
+pub use records::{
+    App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, Settings, User,
+};
+pub use store::{Backend, Store};
