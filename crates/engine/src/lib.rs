@@ -128,7 +128,10 @@ pub enum ExecInput {
     Stdin(Bytes),
     /// End of stdin.
     Eof,
-    Resize { width: u16, height: u16 },
+    Resize {
+        width: u16,
+        height: u16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

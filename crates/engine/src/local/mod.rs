@@ -1,1 +1,388 @@
-//! The local native engine.
+//! The local native engine: Procfile commands as OS processes (`sh -c`) on
+//! this machine, one process group each, with the process model's lifecycle
+//! (readiness, crash back-off, rolling replacement, graceful termination).
+//!
+//! Layout:
+//! - `state`: the process table, desired deployments and `reconcile`, which
+//!   applies `drycc_model::lifecycle` rules;
+//! - `supervisor`: one task per process (spawn, probes, crash restart,
+//!   termination);
+//! - `command`: `sh -c <command>`, or the program itself for a command of
+//!   plain words (the one-shot shortcut of `bash -c`);
+//! - `probe`: readiness and liveness checks;
+//! - `logs`: the bounded per-app log and the output pumps;
+//! - `exec`: commands run in a process's environment, with pipes or a pty;
+//! - `os`: signals, pid files, orphans of a crashed controller, ports.
+//!
+//! Native processes get a clean environment: `LocalConfig::base_env`
+//! (`PATH`, `HOME`, `LANG=C.UTF-8` by default), then the release's values,
+//! then `PORT` (a free port on 127.0.0.1, this process's own while it
+//! exists, kept across crash restarts), `HOSTNAME` (the process name) and
+//! `PWD` (its working directory). stdout and stderr share one pipe and go,
+//! line by line, into the app's bounded log.
+//!
+//! Processes are told apart by template hash: a deployment whose hash
+//! differs from a process's is a new template and rolls; the same hash with
+//! another replica count only scales.
+
+mod command;
+mod exec;
+mod logs;
+mod os;
+mod probe;
+mod state;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use nix::sys::signal::Signal;
+use tokio::sync::{broadcast, watch};
+
+pub use drycc_model::lifecycle::BackoffPolicy;
+
+use crate::{
+    Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus, Result,
+};
+use state::{Desired, Shared};
+
+/// The `PATH` of native processes unless configured otherwise.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Settings of the local engine.
+#[derive(Clone, Debug)]
+pub struct LocalConfig {
+    /// Where the pid files of running processes live (one `<name>.pid` each:
+    /// pid and start time), so that a restarted controller can kill the
+    /// processes of one that crashed.
+    pub run_dir: PathBuf,
+    /// Lines of output kept per app (`logs`); older lines are dropped.
+    pub log_lines_per_app: usize,
+    /// The environment every process starts from (not the controller's).
+    pub base_env: Env,
+    /// Delays between crash restarts.
+    pub crash_backoff: BackoffPolicy,
+    /// How often a `web` process without a probe is tried for readiness.
+    pub readiness_poll: Duration,
+}
+
+impl Default for LocalConfig {
+    /// `run_dir` on a tmpfs (see [`default_run_dir`]), 1000 log lines,
+    /// `PATH` = [`DEFAULT_PATH`], `HOME` = the controller's `HOME` (tools
+    /// need a writable home for their caches; `/` when unset),
+    /// `LANG=C.UTF-8`, the standard back-off, a 100 ms readiness poll.
+    fn default() -> Self {
+        let uid = nix::unistd::getuid();
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/".to_string());
+        let base_env = [
+            ("PATH", DEFAULT_PATH.to_string()),
+            ("HOME", home),
+            ("LANG", "C.UTF-8".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        LocalConfig {
+            run_dir: default_run_dir(uid.as_raw()),
+            log_lines_per_app: 1000,
+            base_env,
+            crash_backoff: BackoffPolicy::default(),
+            readiness_poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Where pid files go by default: `$XDG_RUNTIME_DIR/drycc-local`, else
+/// `/dev/shm/drycc-local-<uid>`, else the temporary directory. A tmpfs,
+/// because pid files are runtime state (meaningless after a reboot, like
+/// everything under `/run`) and because creating and deleting a file per
+/// process on a disk file system is a measurable part of a mass scale-up.
+pub fn default_run_dir(uid: u32) -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("drycc-local");
+    }
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        return shm.join(format!("drycc-local-{uid}"));
+    }
+    std::env::temp_dir().join(format!("drycc-local-{uid}"))
+}
+
+/// The native engine. Create it with [`LocalEngine::new`] inside a tokio
+/// runtime; call [`Engine::shutdown`] before exit. Dropping it without a
+/// shutdown still kills every process group it started (SIGKILL).
+pub struct LocalEngine {
+    shared: Arc<Shared>,
+    /// The exclusive lock on `run_dir`, held while this engine lives.
+    _lock: std::fs::File,
+}
+
+impl LocalEngine {
+    /// Prepare `run_dir`, kill the leftovers of a previous controller that
+    /// died without cleaning up (groups whose pid file still matches a live
+    /// process with the same start time), and start with an empty table.
+    /// Must be called from within a tokio runtime (the one that will run
+    /// the supervisors).
+    pub fn new(config: LocalConfig) -> Result<Arc<LocalEngine>> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            EngineError::Unavailable("the local engine needs a tokio runtime".to_string())
+        })?;
+        let lock = os::prepare_run_dir(&config.run_dir)?;
+        let killed = os::kill_orphans(&config.run_dir)?;
+        if !killed.is_empty() {
+            tracing::warn!(
+                count = killed.len(),
+                "killed processes left by a previous controller"
+            );
+        }
+        os::raise_nofile_limit();
+        Ok(Arc::new(LocalEngine {
+            shared: Arc::new(Shared::new(config, runtime)),
+            _lock: lock,
+        }))
+    }
+
+    /// The settings this engine runs with.
+    pub fn config(&self) -> &LocalConfig {
+        &self.shared.config
+    }
+}
+
+fn validate(deployment: &Deployment) -> Result<()> {
+    let t = &deployment.template;
+    let bad = |what: &str| Err(EngineError::Invalid(format!("invalid deployment: {what}")));
+    if t.app.is_empty() || t.app.contains('/') {
+        return bad("the app name is empty or contains '/'");
+    }
+    if t.ptype.is_empty() || t.ptype.contains('/') {
+        return bad("the process type is empty or contains '/'");
+    }
+    if t.hash.is_empty() || t.hash.contains('/') {
+        return bad("the template hash is empty or contains '/'");
+    }
+    if t.command.trim().is_empty() {
+        return bad("the command is empty");
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn apply(&self, deployment: Deployment) -> Result<()> {
+        validate(&deployment)?;
+        let shared = &self.shared;
+        let mut inner = shared.lock();
+        if inner.closed {
+            return Err(EngineError::Unavailable(
+                "the local engine is shut down".to_string(),
+            ));
+        }
+        let app = deployment.template.app.clone();
+        let ptype = deployment.template.ptype.clone();
+        let entry = inner.apps.entry(app.clone()).or_default();
+        entry.removed = false;
+        let template = match entry.types.get(&ptype) {
+            // Same template: keep sharing the one the processes hold.
+            Some(d) if *d.template == deployment.template => Arc::clone(&d.template),
+            _ => Arc::new(deployment.template),
+        };
+        entry.types.insert(
+            ptype.clone(),
+            Desired {
+                replicas: deployment.replicas,
+                template,
+            },
+        );
+        shared.reconcile(&mut inner, &app, &ptype);
+        drop(inner);
+        shared.bump();
+        Ok(())
+    }
+
+    async fn remove_type(&self, app: &str, ptype: &str) -> Result<()> {
+        let mut inner = self.shared.lock();
+        if let Some(entry) = inner.apps.get_mut(app) {
+            entry.types.remove(ptype);
+            for proc in entry.procs.values_mut() {
+                if proc.status.ptype == ptype {
+                    proc.request_stop();
+                }
+            }
+        }
+        drop(inner);
+        self.shared.bump();
+        Ok(())
+    }
+
+    async fn remove_app(&self, app: &str) -> Result<()> {
+        let mut inner = self.shared.lock();
+        let mut forget = false;
+        if let Some(entry) = inner.apps.get_mut(app) {
+            entry.types.clear();
+            entry.removed = true;
+            for proc in entry.procs.values_mut() {
+                proc.request_stop();
+            }
+            if entry.procs.is_empty() {
+                inner.apps.remove(app);
+                forget = true;
+            }
+        }
+        drop(inner);
+        if forget {
+            self.shared.logs.forget(app);
+        }
+        self.shared.bump();
+        Ok(())
+    }
+
+    async fn processes(&self, app: &str) -> Result<Vec<ProcessStatus>> {
+        let inner = self.shared.lock();
+        let Some(entry) = inner.apps.get(app) else {
+            return Ok(Vec::new());
+        };
+        let mut list: Vec<ProcessStatus> = entry.procs.values().map(|p| p.status.clone()).collect();
+        drop(inner);
+        // The map is sorted by name; a stable sort by type keeps that order
+        // within each type.
+        list.sort_by(|a, b| a.ptype.cmp(&b.ptype));
+        Ok(list)
+    }
+
+    async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
+        let shared = &self.shared;
+        let mut inner = shared.lock();
+        let entry = inner
+            .apps
+            .get_mut(app)
+            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
+        let proc = entry
+            .procs
+            .get_mut(name)
+            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
+        if proc.stopping {
+            return Err(EngineError::Invalid(format!(
+                "process {name} is terminating; it is being replaced already"
+            )));
+        }
+        let ptype = proc.status.ptype.clone();
+        if !entry.types.contains_key(&ptype) {
+            return Err(EngineError::Invalid(format!(
+                "process {name} belongs to no deployment"
+            )));
+        }
+        if let Some(proc) = entry.procs.get_mut(name) {
+            // Counted like a process of an old template from now on, the
+            // rollout rule starts a successor (new name) and retires this
+            // one once the successor is ready: capacity never drops.
+            proc.retiring = true;
+        }
+        shared.reconcile(&mut inner, app, &ptype);
+        drop(inner);
+        shared.bump();
+        Ok(())
+    }
+
+    async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession> {
+        let target = {
+            let inner = self.shared.lock();
+            let proc = inner
+                .apps
+                .get(app)
+                .and_then(|e| e.procs.get(name))
+                .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
+            if !proc.is_running() {
+                return Err(EngineError::Invalid(format!(
+                    "process {name} is not running (state {}); exec needs a running process",
+                    proc.status.state
+                )));
+            }
+            let port = proc.status.port.unwrap_or(0);
+            exec::Target {
+                name: name.to_string(),
+                env: self.shared.process_env(&proc.template, port, name),
+                workdir: state::workdir_of(&proc.template).to_path_buf(),
+            }
+        };
+        exec::start(&self.shared, target, request)
+    }
+
+    async fn logs(&self, app: &str, lines: usize) -> Result<Vec<LogLine>> {
+        Ok(self.shared.logs.tail(app, lines))
+    }
+
+    fn follow_logs(&self) -> broadcast::Receiver<LogLine> {
+        self.shared.logs.subscribe()
+    }
+
+    async fn log_event(&self, app: &str, text: &str) {
+        self.shared.logs.push(app, "controller", text.to_string());
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.subscribe_changes()
+    }
+
+    async fn shutdown(&self) {
+        let mut changes = self.shared.subscribe_changes();
+        {
+            let mut inner = self.shared.lock();
+            inner.closed = true;
+            for entry in inner.apps.values_mut() {
+                entry.types.clear();
+                for proc in entry.procs.values_mut() {
+                    proc.request_stop();
+                }
+            }
+        }
+        for pgid in self.shared.exec_groups() {
+            os::signal_group(pgid, Signal::SIGKILL);
+        }
+        self.shared.bump();
+        // Every supervisor removes its entry once its group is gone.
+        loop {
+            let left = self
+                .shared
+                .lock()
+                .apps
+                .values()
+                .map(|e| e.procs.len())
+                .sum::<usize>();
+            if left == 0 {
+                break;
+            }
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for LocalEngine {
+    /// Last resort when `shutdown` was not awaited (a panic, an early
+    /// return): no process group may outlive the engine that owns it.
+    fn drop(&mut self) {
+        let groups: Vec<(u32, String)> = {
+            let mut inner = self.shared.lock();
+            inner.closed = true;
+            inner
+                .apps
+                .values_mut()
+                .flat_map(|e| e.procs.values_mut())
+                .filter_map(|p| {
+                    p.request_stop();
+                    p.status.pid.map(|pid| (pid, p.status.name.clone()))
+                })
+                .collect()
+        };
+        for (pid, name) in groups {
+            os::signal_group(pid, Signal::SIGKILL);
+            os::remove_pid_file(&self.shared.config.run_dir, &name);
+        }
+        for pgid in self.shared.exec_groups() {
+            os::signal_group(pgid, Signal::SIGKILL);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Thin OS helpers of the local engine: process-group signals, the pid files
+//! that make orphans of a crashed controller findable, `/proc` start times,
+//! free ports and the file-descriptor limit. Nothing here knows about apps.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// Send `signal` to the process group `pgid`. A group that no longer exists
+/// is not an error: the goal (nobody left to signal) is reached.
+pub(crate) fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return;
+    };
+    if raw <= 1 {
+        // Never signal group 0 (our own) or 1 (init's): a pid of 0/1 can only
+        // come from a corrupt pid file.
+        return;
+    }
+    match killpg(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => tracing::debug!(pgid, %signal, error = %e, "killpg failed"),
+    }
+}
+
+/// Whether any process of the group `pgid` is alive (or a zombie).
+pub(crate) fn group_exists(pgid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
+    raw > 1 && killpg(Pid::from_raw(raw), None) != Err(Errno::ESRCH)
+}
+
+/// Field 22 of `/proc/<pid>/stat`: the start time of the process in clock
+/// ticks since boot. Together with the pid it identifies a process across
+/// pid reuse.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fields after the last ')' are plain numbers. Field 3 is the first one.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// The pid file of a process (or exec session) in `run_dir`.
+pub(crate) fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join(format!("{name}.pid"))
+}
+
+/// Record `pid` and its start time, so that a later controller can kill the
+/// group if this one dies without cleaning up.
+pub(crate) fn write_pid_file(run_dir: &Path, name: &str, pid: u32) {
+    let start = start_time(pid).unwrap_or(0);
+    let path = pid_file(run_dir, name);
+    if let Err(e) = std::fs::write(&path, format!("{pid} {start}\n")) {
+        tracing::warn!(path = %path.display(), error = %e, "could not write pid file; an orphan of this process would not be found after a controller crash");
+    }
+}
+
+pub(crate) fn remove_pid_file(run_dir: &Path, name: &str) {
+    let path = pid_file(run_dir, name);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => tracing::debug!(path = %path.display(), error = %e, "could not remove pid file"),
+    }
+}
+
+/// Kill the process groups left behind by a previous controller, as recorded
+/// by the pid files in `run_dir`, and remove the files. Returns the groups
+/// that were killed.
+///
+/// A group is killed when its leader is still alive with the recorded start
+/// time (so a reused pid is never hit), or when the leader is gone but
+/// members of its group remain: a pid stays allocated while it names a live
+/// group, so such members can only be the leftovers of that leader.
+pub(crate) fn kill_orphans(run_dir: &Path) -> io::Result<Vec<u32>> {
+    let mut killed = Vec::new();
+    let entries = match std::fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(killed),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pid") {
+            continue;
+        }
+        // Only our own files count (see `prepare_run_dir`).
+        let ours = entry.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::geteuid().as_raw()
+        });
+        let content = if ours {
+            std::fs::read_to_string(&path).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut fields = content.split_whitespace();
+        let pid: Option<u32> = fields.next().and_then(|f| f.parse().ok());
+        let recorded: Option<u64> = fields.next().and_then(|f| f.parse().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1) {
+            let matches = match (start_time(pid), recorded) {
+                (Some(now), Some(then)) => then != 0 && now == then,
+                // Leader gone: only its own leftovers can still use its pid
+                // as their group id.
+                (None, _) => group_exists(pid),
+                (Some(_), None) => false,
+            };
+            if matches {
+                tracing::warn!(pid, file = %path.display(), "killing a process group left by a previous controller");
+                signal_group(pid, Signal::SIGKILL);
+                killed.push(pid);
+            }
+        }
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::debug!(path = %path.display(), error = %e, "could not remove stale pid file");
+        }
+    }
+    Ok(killed)
+}
+
+/// Make sure `run_dir` exists, belongs to us and nobody else can write
+/// into it (a pid file planted by someone else would make us kill their
+/// choice of process), then lock it for this engine's lifetime: two engines
+/// on one run_dir would kill each other's processes as orphans.
+pub(crate) fn prepare_run_dir(run_dir: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::create_dir_all(run_dir)?;
+    let meta = std::fs::symlink_metadata(run_dir)?;
+    let uid = nix::unistd::geteuid().as_raw();
+    if !meta.is_dir() || meta.uid() != uid {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "run directory {} is not a directory owned by uid {uid}",
+                run_dir.display()
+            ),
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(run_dir.join("engine.lock"))?;
+    // SAFETY: flock on a descriptor we own; released when the file closes.
+    if unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&lock),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } != 0
+    {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!(
+                "run directory {} is in use by another running engine ({e})",
+                run_dir.display()
+            ),
+        ));
+    }
+    Ok(lock)
+}
+
+/// A free TCP port on 127.0.0.1 that is not in `taken`. The kernel picks it
+/// (bind to port 0); ports still assigned to our processes are skipped, since
+/// the kernel does not know we promised them.
+pub(crate) fn free_port(taken: &HashSet<u16>) -> io::Result<u16> {
+    for _ in 0..256 {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free TCP port on 127.0.0.1",
+    ))
+}
+
+/// Raise the soft limit of open files to the hard limit: every process costs
+/// us three descriptors (two pipes and a pidfd), and the common soft limit of
+/// 1024 would stop us near 300 processes.
+pub(crate) fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::debug!("could not raise RLIMIT_NOFILE");
+            }
+        }
+    }
+}
+
+/// The shell convention for an exit status: the code, or 128 + signal.
+pub(crate) fn exit_code(status: &ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 255,
+    }
+}
+
+/// A human description of an exit status, for `last_exit`.
+pub(crate) fn describe_exit(status: &ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(sig) => format!("killed by signal {signal} ({})", sig.as_str()),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => "exited".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self_is_stable() {
+        let me = std::process::id();
+        let a = start_time(me);
+        assert!(a.is_some());
+        assert_eq!(a, start_time(me));
+    }
+
+    #[test]
+    fn start_time_of_missing_pid_is_none() {
+        // pid_max is at most 2^22 on Linux.
+        assert_eq!(start_time(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn free_port_skips_taken() {
+        let a = free_port(&HashSet::new()).unwrap();
+        let taken: HashSet<u16> = [a].into_iter().collect();
+        let b = free_port(&taken).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn never_signals_group_zero_or_one() {
+        // Would kill the test runner itself if it did.
+        signal_group(0, Signal::SIGTERM);
+        signal_group(1, Signal::SIGTERM);
+        assert!(!group_exists(0));
+    }
+}

@@ -1,0 +1,381 @@
+//! The process table of the local engine and the reconciling glue: desired
+//! deployments per (app, type), one entry per process, assigned ports, and
+//! `reconcile`, which asks `drycc_model::lifecycle` what to start and what to
+//! stop and carries it out. Everything here runs under one short-held mutex;
+//! slow work (spawning, waiting, probing) happens in the per-process
+//! supervisor tasks.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::Utc;
+use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
+use drycc_model::naming;
+use tokio::sync::watch;
+
+use super::logs::LogStore;
+use super::{os, supervisor, LocalConfig};
+use crate::{Env, ProcessState, ProcessStatus, ProcessTemplate};
+
+/// State shared by the engine handle and every supervisor task.
+pub(crate) struct Shared {
+    pub(crate) config: LocalConfig,
+    state: Mutex<Inner>,
+    pub(crate) logs: LogStore,
+    changes: watch::Sender<u64>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    /// Process groups of running exec sessions, killed at shutdown.
+    execs: Mutex<HashSet<u32>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub(crate) apps: HashMap<String, AppEntry>,
+    /// Ports assigned to existing processes; never handed out twice.
+    ports: HashSet<u16>,
+    /// Creation order of processes ("newest" for scale-down victims).
+    next_seq: u64,
+    /// Set by `shutdown` (and drop): nothing starts or restarts any more.
+    pub(crate) closed: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct AppEntry {
+    /// Desired state per process type.
+    pub(crate) types: HashMap<String, Desired>,
+    /// Every process that exists, by name.
+    pub(crate) procs: BTreeMap<String, Proc>,
+    /// `remove_app` was called: forget the app once its last process exited.
+    pub(crate) removed: bool,
+}
+
+pub(crate) struct Desired {
+    pub(crate) replicas: u32,
+    pub(crate) template: Arc<ProcessTemplate>,
+}
+
+pub(crate) struct Proc {
+    pub(crate) status: ProcessStatus,
+    pub(crate) template: Arc<ProcessTemplate>,
+    seq: u64,
+    /// Being replaced (`restart_process`): counted like a process of an old
+    /// template, so the rollout rule starts its successor first.
+    pub(crate) retiring: bool,
+    /// Asked to terminate; it no longer counts for anything.
+    pub(crate) stopping: bool,
+    stop: watch::Sender<bool>,
+}
+
+impl Proc {
+    /// Mark the process terminating and wake its supervisor.
+    pub(crate) fn request_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.status.state = ProcessState::Terminating;
+        self.status.ready = false;
+        self.stop.send_replace(true);
+    }
+
+    /// Whether `exec` may run in it: its command is running now.
+    pub(crate) fn is_running(&self) -> bool {
+        !self.stopping
+            && self.status.pid.is_some()
+            && matches!(self.status.state, ProcessState::Starting | ProcessState::Up)
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
+        let logs = LogStore::new(config.log_lines_per_app);
+        Shared {
+            config,
+            state: Mutex::new(Inner::default()),
+            logs,
+            changes: watch::channel(0).0,
+            runtime,
+            execs: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The table. Poisoning is ignored: every critical section leaves the
+    /// table consistent before anything that could panic.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn bump(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn add_exec(&self, pgid: u32) {
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pgid);
+    }
+
+    pub(crate) fn remove_exec(&self, pgid: u32) {
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pgid);
+    }
+
+    pub(crate) fn exec_groups(&self) -> Vec<u32> {
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// The environment of a process: the clean base, the release's values,
+    /// then what the engine owns (`PORT`, `HOSTNAME`), which always wins so
+    /// that the router and the process agree on the port.
+    pub(crate) fn process_env(&self, template: &ProcessTemplate, port: u16, name: &str) -> Env {
+        let mut env = self.config.base_env.clone();
+        env.extend(template.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.insert("PORT".to_string(), port.to_string());
+        // What `sh` would export; set here so that direct and shell launches
+        // see the same environment.
+        env.insert(
+            "PWD".to_string(),
+            workdir_of(template).display().to_string(),
+        );
+        env.insert("HOSTNAME".to_string(), name.to_string());
+        env
+    }
+
+    /// Assign a free port to a process, never one already assigned.
+    pub(crate) fn assign_port(&self) -> std::io::Result<u16> {
+        let mut inner = self.lock();
+        // Binding under the lock keeps "free and not promised" atomic; it is
+        // one syscall pair, cheap next to a spawn.
+        let port = os::free_port(&inner.ports)?;
+        inner.ports.insert(port);
+        Ok(port)
+    }
+
+    /// Apply `f` to a process's entry, then publish the change. Returns
+    /// `None` when the process is gone.
+    pub(crate) fn update<R>(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+        f: impl FnOnce(&mut Proc) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock();
+        let proc = inner.apps.get_mut(app)?.procs.get_mut(name)?;
+        let result = f(proc);
+        drop(inner);
+        self.bump();
+        Some(result)
+    }
+
+    /// A run of the process was spawned: record its pid and port, and its
+    /// readiness when it needs no check.
+    pub(crate) fn started(
+        self: &Arc<Self>,
+        app: &str,
+        name: &str,
+        pid: u32,
+        port: u16,
+        ready: bool,
+    ) {
+        let mut inner = self.lock();
+        let Some(proc) = inner.apps.get_mut(app).and_then(|a| a.procs.get_mut(name)) else {
+            return;
+        };
+        proc.status.pid = Some(pid);
+        proc.status.port = Some(port);
+        proc.status.started = Utc::now();
+        if !proc.stopping {
+            proc.status.ready = ready;
+            proc.status.state = if ready {
+                ProcessState::Up
+            } else {
+                ProcessState::Starting
+            };
+        }
+        if ready {
+            let ptype = proc.status.ptype.clone();
+            self.reconcile(&mut inner, app, &ptype);
+        }
+        drop(inner);
+        self.bump();
+    }
+
+    /// Readiness changed: publish, and let the deployment move on (a ready
+    /// process may allow an old one to go).
+    pub(crate) fn set_ready(self: &Arc<Self>, app: &str, name: &str, ready: bool) {
+        let mut inner = self.lock();
+        let Some(proc) = inner.apps.get_mut(app).and_then(|a| a.procs.get_mut(name)) else {
+            return;
+        };
+        if proc.stopping || proc.status.pid.is_none() {
+            return;
+        }
+        proc.status.ready = ready;
+        proc.status.state = if ready {
+            ProcessState::Up
+        } else {
+            ProcessState::Starting
+        };
+        let ptype = proc.status.ptype.clone();
+        self.reconcile(&mut inner, app, &ptype);
+        drop(inner);
+        self.bump();
+    }
+
+    /// The supervisor of a process is done: forget the process, free its
+    /// port, and let the deployment fill the gap.
+    pub(crate) fn remove_proc(self: &Arc<Self>, app: &str, name: &str, port: Option<u16>) {
+        let mut inner = self.lock();
+        if let Some(port) = port {
+            inner.ports.remove(&port);
+        }
+        let mut forget_app = false;
+        let removed = inner.apps.get_mut(app).and_then(|e| e.procs.remove(name));
+        if let Some(proc) = removed {
+            self.reconcile(&mut inner, app, &proc.status.ptype);
+        }
+        if let Some(entry) = inner.apps.get(app) {
+            if entry.removed && entry.procs.is_empty() && entry.types.is_empty() {
+                inner.apps.remove(app);
+                forget_app = true;
+            }
+        }
+        drop(inner);
+        if forget_app {
+            self.logs.forget(app);
+        }
+        self.bump();
+    }
+
+    /// Converge one (app, type): ask the lifecycle rules for the next step
+    /// and carry it out, until they have nothing more to do right now.
+    /// Terminations and starts take effect in the table at once (the new
+    /// entries are `starting`, victims `terminating`), the OS work follows
+    /// in the supervisors.
+    pub(crate) fn reconcile(self: &Arc<Self>, inner: &mut Inner, app: &str, ptype: &str) {
+        if inner.closed {
+            return;
+        }
+        // Each pass either starts processes (bounded by the replica count)
+        // or retires some (bounded by the existing ones), so this ends in a
+        // few passes; the bound only guards against a rule bug.
+        for _ in 0..8 {
+            let Some(entry) = inner.apps.get_mut(app) else {
+                return;
+            };
+            let Some(desired) = entry.types.get(ptype) else {
+                return;
+            };
+            let template = Arc::clone(&desired.template);
+            let replicas = desired.replicas;
+            let mut current = Vec::new();
+            let mut old = Vec::new();
+            for proc in entry.procs.values() {
+                if proc.status.ptype != ptype || proc.stopping {
+                    continue;
+                }
+                let replica = Replica {
+                    id: proc.status.name.as_str(),
+                    ready: proc.status.ready,
+                    created: proc.seq,
+                };
+                if proc.template.hash == template.hash && !proc.retiring {
+                    current.push(replica);
+                } else {
+                    old.push(replica);
+                }
+            }
+            let step = rollout_step(replicas, &current, &old, RolloutPolicy::default());
+            if step.is_empty() {
+                return;
+            }
+            let start = step.start;
+            let victims: Vec<String> = step.terminate.iter().map(|s| s.to_string()).collect();
+            for victim in victims {
+                if let Some(proc) = entry.procs.get_mut(&victim) {
+                    proc.request_stop();
+                }
+            }
+            for _ in 0..start {
+                self.start_process(inner, &template);
+            }
+        }
+    }
+
+    /// Create the entry of a new process (`starting`, no pid yet) and its
+    /// supervisor task, which spawns it.
+    fn start_process(self: &Arc<Self>, inner: &mut Inner, template: &Arc<ProcessTemplate>) {
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let Some(entry) = inner.apps.get_mut(&template.app) else {
+            return;
+        };
+        let mut rng = rand::thread_rng();
+        let name = loop {
+            let suffix = naming::random_suffix(&mut rng);
+            let name =
+                naming::process_name(&template.app, &template.ptype, &template.hash, &suffix);
+            // 27^5 suffixes: a clash is rare, but a name must be unique.
+            if !entry.procs.contains_key(&name) {
+                break name;
+            }
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let status = ProcessStatus {
+            name: name.clone(),
+            app: template.app.clone(),
+            ptype: template.ptype.clone(),
+            release: template.release,
+            hash: template.hash.clone(),
+            state: ProcessState::Starting,
+            started: Utc::now(),
+            ready: false,
+            restarts: 0,
+            pid: None,
+            port: None,
+            last_exit: None,
+            command: template.command.clone(),
+            image: template.image.clone(),
+        };
+        entry.procs.insert(
+            name.clone(),
+            Proc {
+                status,
+                template: Arc::clone(template),
+                seq,
+                retiring: false,
+                stopping: false,
+                stop,
+            },
+        );
+        self.runtime.spawn(supervisor::supervise(
+            Arc::clone(self),
+            template.app.clone(),
+            name,
+            Arc::clone(template),
+            stop_rx,
+        ));
+    }
+}
+
+/// Where a process runs. An unset workdir must not mean "wherever the
+/// controller runs".
+pub(crate) fn workdir_of(template: &ProcessTemplate) -> &std::path::Path {
+    if template.workdir.as_os_str().is_empty() {
+        std::path::Path::new("/")
+    } else {
+        &template.workdir
+    }
+}

@@ -1,0 +1,890 @@
+//! End-to-end tests of the local engine with real processes. Every test
+//! runs its own engine on its own temporary run directory, waits on
+//! `changes()` with a deadline (no sleeps, no timing assertions) and shuts
+//! its engine down, which stops every process it started; a failing test
+//! still kills its processes when the engine is dropped.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use drycc_engine::local::{BackoffPolicy, LocalConfig, LocalEngine};
+use drycc_engine::{
+    is_converged, Deployment, Engine, EngineError, ExecInput, ExecOutput, ExecRequest, Probe,
+    ProbeAction, ProcessState, ProcessStatus, ProcessTemplate,
+};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+use tempfile::TempDir;
+use tokio::time::{timeout_at, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const PYTHON_WEB: &str = "exec python3 -m http.server $PORT --bind 127.0.0.1";
+
+struct Fixture {
+    dir: TempDir,
+    engine: Arc<LocalEngine>,
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+fn fixture_with(tune: impl FnOnce(&mut LocalConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LocalConfig {
+        run_dir: dir.path().join("run"),
+        crash_backoff: BackoffPolicy {
+            initial: Duration::from_millis(200),
+            cap: Duration::from_secs(1),
+            reset_after: Duration::from_secs(60),
+        },
+        readiness_poll: Duration::from_millis(50),
+        ..LocalConfig::default()
+    };
+    tune(&mut config);
+    let engine = LocalEngine::new(config).unwrap();
+    Fixture { dir, engine }
+}
+
+impl Fixture {
+    fn template(&self, app: &str, ptype: &str, release: u32, command: &str) -> ProcessTemplate {
+        ProcessTemplate {
+            app: app.to_string(),
+            ptype: ptype.to_string(),
+            release,
+            hash: drycc_model::naming::template_hash(app, ptype, release, 0),
+            command: command.to_string(),
+            env: [("MARK".to_string(), self.dir.path().display().to_string())]
+                .into_iter()
+                .collect(),
+            workdir: self.dir.path().to_path_buf(),
+            image: None,
+            grace_period: Duration::from_secs(5),
+            readiness: None,
+            liveness: None,
+            cpu_millis: None,
+            memory_bytes: None,
+        }
+    }
+
+    async fn apply(&self, template: &ProcessTemplate, replicas: u32) {
+        self.engine
+            .apply(Deployment {
+                template: template.clone(),
+                replicas,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Wait until `done` holds for the app's processes, re-checking on
+    /// every change; panic with the last snapshot at the deadline.
+    async fn wait_for(
+        &self,
+        app: &str,
+        what: &str,
+        done: impl Fn(&[ProcessStatus]) -> bool,
+    ) -> Vec<ProcessStatus> {
+        let deadline = Instant::now() + DEADLINE;
+        let mut changes = self.engine.changes();
+        loop {
+            changes.borrow_and_update();
+            let procs = self.engine.processes(app).await.unwrap();
+            if done(&procs) {
+                return procs;
+            }
+            if timeout_at(deadline, changes.changed()).await.is_err() {
+                panic!("timed out waiting for {what}; processes: {procs:#?}");
+            }
+        }
+    }
+}
+
+fn up(procs: &[ProcessStatus], ptype: &str) -> usize {
+    procs
+        .iter()
+        .filter(|p| p.ptype == ptype && p.state == ProcessState::Up && p.ready)
+        .count()
+}
+
+fn pid_gone(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None) == Err(Errno::ESRCH)
+}
+
+/// Members of a process group that are alive (zombies waiting for init to
+/// reap them are dead already).
+fn live_members(pgid: u32) -> Vec<u32> {
+    let mut members = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // fields[0] is the state (field 3), fields[2] the pgid (field 5).
+        if fields.get(2) == Some(&pgid.to_string().as_str()) && fields.first() != Some(&"Z") {
+            members.push(pid);
+        }
+    }
+    members
+}
+
+async fn wait_group_dead(pgid: u32) {
+    let deadline = Instant::now() + DEADLINE;
+    while !live_members(pgid).is_empty() {
+        assert!(Instant::now() < deadline, "group {pgid} still alive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+async fn wait_file_exists(path: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_file(path: &Path) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_scales_up_and_down_and_is_up_only_when_listening() {
+    let f = fixture();
+    // The pause makes the window between "spawned" and "listening" wide.
+    let web = f.template("scaly", "web", 1, &format!("sleep 2; {PYTHON_WEB}"));
+    f.apply(&web, 3).await;
+    let starting = f
+        .wait_for("scaly", "3 spawned, not listening yet", |p| {
+            p.len() == 3 && p.iter().all(|p| p.pid.is_some())
+        })
+        .await;
+    assert!(starting
+        .iter()
+        .any(|p| p.state == ProcessState::Starting && !p.ready));
+    let procs = f.wait_for("scaly", "3 up", |p| up(p, "web") == 3).await;
+    let mut ports = HashSet::new();
+    for p in &procs {
+        let port = p.port.unwrap();
+        assert!(ports.insert(port), "ports must differ");
+        // Up means listening.
+        std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(p.name.starts_with(&format!("scaly-web-{}-", web.hash)));
+        assert_eq!(p.restarts, 0);
+    }
+    let mut sorted = procs.clone();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(sorted, procs, "sorted by type then name");
+
+    f.apply(&web, 1).await;
+    let left = f.wait_for("scaly", "1 left", |p| p.len() == 1).await;
+    assert_eq!(up(&left, "web"), 1);
+    for p in procs.iter().filter(|p| p.name != left[0].name) {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_down_stops_the_newest_with_sigterm() {
+    let f = fixture();
+    let worker = f.template(
+        "victims",
+        "worker",
+        1,
+        r#"trap 'echo term > "$MARK/$HOSTNAME"; exit 0' TERM; touch "$MARK/ready-$HOSTNAME"; while :; do sleep 0.1; done"#,
+    );
+    let mut names = Vec::new();
+    for n in 1..=3 {
+        f.apply(&worker, n).await;
+        let procs = f
+            .wait_for("victims", "one more up", |p| up(p, "worker") == n as usize)
+            .await;
+        let new: Vec<String> = procs
+            .iter()
+            .map(|p| p.name.clone())
+            .filter(|n| !names.contains(n))
+            .collect();
+        assert_eq!(new.len(), 1);
+        // Up comes with the spawn; the trap needs the shell to get there.
+        wait_file_exists(&f.dir.path().join(format!("ready-{}", new[0]))).await;
+        names.extend(new);
+    }
+    f.apply(&worker, 1).await;
+    let left = f.wait_for("victims", "1 left", |p| p.len() == 1).await;
+    assert_eq!(left[0].name, names[0], "the oldest stays");
+    for victim in &names[1..] {
+        assert_eq!(wait_file(&f.dir.path().join(victim)).await.trim(), "term");
+    }
+    assert!(!f.dir.path().join(&names[0]).exists());
+    f.engine.shutdown().await;
+    // Shutdown is graceful too.
+    assert_eq!(
+        wait_file(&f.dir.path().join(&names[0])).await.trim(),
+        "term"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let f = fixture();
+    let mut stubborn = f.template("stubborn", "worker", 1, "trap '' TERM; sleep 100");
+    stubborn.grace_period = Duration::from_secs(1);
+    f.apply(&stubborn, 1).await;
+    let procs = f.wait_for("stubborn", "up", |p| up(p, "worker") == 1).await;
+    let pgid = procs[0].pid.unwrap();
+    // sh and its sleep child, both in the group.
+    let deadline = Instant::now() + DEADLINE;
+    while live_members(pgid).len() < 2 {
+        assert!(Instant::now() < deadline, "sleep never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f.apply(&stubborn, 0).await;
+    let terminating = f.engine.processes("stubborn").await.unwrap();
+    assert_eq!(terminating.len(), 1);
+    assert_eq!(terminating[0].state, ProcessState::Terminating);
+    assert!(!terminating[0].ready);
+    f.wait_for("stubborn", "gone", |p| p.is_empty()).await;
+    wait_group_dead(pgid).await;
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_backs_off_keeps_the_name_and_counts_restarts() {
+    let f = fixture();
+    let crashy = f.template("crashy", "worker", 1, "echo boom; exit 3");
+    f.apply(&crashy, 1).await;
+    let first = f.wait_for("crashy", "a process", |p| p.len() == 1).await;
+    let name = first[0].name.clone();
+    let seen_crashed = Arc::new(Mutex::new(false));
+    let seen = Arc::clone(&seen_crashed);
+    let procs = f
+        .wait_for("crashy", "3 restarts", move |p| {
+            if p.iter().any(|p| p.state == ProcessState::Crashed) {
+                *seen.lock().unwrap() = true;
+            }
+            p.len() == 1 && p[0].restarts >= 3
+        })
+        .await;
+    assert!(*seen_crashed.lock().unwrap());
+    assert_eq!(procs[0].name, name, "a crash restart keeps the name");
+    assert_eq!(procs[0].last_exit.as_deref(), Some("exited with code 3"));
+    let logs = f.engine.logs("crashy", 100).await.unwrap();
+    assert!(
+        logs.iter()
+            .filter(|l| l.source == name && l.text == "boom")
+            .count()
+            >= 3
+    );
+    assert!(logs
+        .iter()
+        .any(|l| l.source == "controller" && l.text.contains("crashed")));
+    f.engine.shutdown().await;
+}
+
+/// Record the lowest number of ready web processes seen on any change.
+fn sample_ready(f: &Fixture, app: &str) -> (Arc<Mutex<usize>>, tokio::task::JoinHandle<()>) {
+    let min = Arc::new(Mutex::new(usize::MAX));
+    let (engine, app, record) = (Arc::clone(&f.engine), app.to_string(), Arc::clone(&min));
+    let task = tokio::spawn(async move {
+        let mut changes = engine.changes();
+        loop {
+            changes.borrow_and_update();
+            let procs = engine.processes(&app).await.unwrap();
+            let ready = up(&procs, "web");
+            {
+                let mut min = record.lock().unwrap();
+                *min = (*min).min(ready);
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    (min, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_change_rolls_without_losing_ready_processes() {
+    let f = fixture();
+    let v1 = f.template("rolling", "web", 1, PYTHON_WEB);
+    f.apply(&v1, 2).await;
+    let old = f.wait_for("rolling", "v1 up", |p| up(p, "web") == 2).await;
+    let (min_ready, sampler) = sample_ready(&f, "rolling");
+    let v2 = f.template("rolling", "web", 2, PYTHON_WEB);
+    assert_ne!(v1.hash, v2.hash);
+    let deployment = Deployment {
+        template: v2.clone(),
+        replicas: 2,
+    };
+    f.engine.apply(deployment.clone()).await.unwrap();
+    let new = f
+        .wait_for("rolling", "v2 rolled out", |p| is_converged(&deployment, p))
+        .await;
+    sampler.abort();
+    assert!(
+        *min_ready.lock().unwrap() >= 2,
+        "max unavailable 0: never fewer ready than desired"
+    );
+    assert!(new.iter().all(|p| p.release == 2 && p.hash == v2.hash));
+    for p in &old {
+        assert!(!new.iter().any(|n| n.name == p.name));
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_process_replaces_it_under_a_new_name() {
+    let f = fixture();
+    let web = f.template("restarty", "web", 1, PYTHON_WEB);
+    f.apply(&web, 1).await;
+    let before = f.wait_for("restarty", "up", |p| up(p, "web") == 1).await;
+    let (old_name, old_pid) = (before[0].name.clone(), before[0].pid.unwrap());
+    let (min_ready, sampler) = sample_ready(&f, "restarty");
+    f.engine
+        .restart_process("restarty", &old_name)
+        .await
+        .unwrap();
+    let after = f
+        .wait_for("restarty", "the replacement alone", |p| {
+            p.len() == 1 && p[0].name != old_name && up(p, "web") == 1
+        })
+        .await;
+    sampler.abort();
+    assert!(*min_ready.lock().unwrap() >= 1, "capacity never dropped");
+    assert_eq!(after[0].restarts, 0);
+    assert!(after[0]
+        .name
+        .starts_with(&format!("restarty-web-{}-", web.hash)));
+    assert!(pid_gone(old_pid), "the old process is gone");
+    assert!(matches!(
+        f.engine
+            .restart_process("restarty", "restarty-web-nope")
+            .await,
+        Err(EngineError::ProcessNotFound(_))
+    ));
+    f.engine.shutdown().await;
+}
+
+/// Collect an exec session's output until its exit code.
+async fn finish(session: &mut drycc_engine::ExecSession) -> (String, String, i32) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match timeout_at(deadline, session.output.recv()).await {
+            Ok(Some(ExecOutput::Stdout(b))) => out.extend_from_slice(&b),
+            Ok(Some(ExecOutput::Stderr(b))) => err.extend_from_slice(&b),
+            Ok(Some(ExecOutput::Exit(code))) => {
+                let rest = timeout_at(deadline, session.output.recv()).await;
+                assert!(
+                    matches!(rest, Ok(None)),
+                    "Exit is the last message: {rest:?}"
+                );
+                return (
+                    String::from_utf8_lossy(&out).into_owned(),
+                    String::from_utf8_lossy(&err).into_owned(),
+                    code,
+                );
+            }
+            Ok(None) => panic!("output ended without an exit code"),
+            Err(_) => panic!(
+                "exec did not finish; output so far: {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+}
+
+/// Read tty output until it contains `needle`.
+async fn read_until(session: &mut drycc_engine::ExecSession, needle: &str) -> String {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        match timeout_at(deadline, session.output.recv()).await {
+            Ok(Some(ExecOutput::Stdout(b))) => out.extend_from_slice(&b),
+            other => panic!(
+                "waiting for {needle:?}: {other:?}; so far {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+fn request(words: &[&str], tty: bool, stdin: bool) -> ExecRequest {
+    ExecRequest {
+        command: argv(words),
+        tty,
+        stdin,
+        size: tty.then_some((100, 30)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_runs_commands_in_the_process_environment() {
+    let f = fixture();
+    let worker = f.template("execy", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 1).await;
+    let procs = f.wait_for("execy", "up", |p| up(p, "worker") == 1).await;
+    let (name, port) = (procs[0].name.clone(), procs[0].port.unwrap());
+    let engine = &f.engine;
+
+    let mut s = engine
+        .exec("execy", &name, request(&["date"], false, false))
+        .await
+        .unwrap();
+    let (out, _, code) = finish(&mut s).await;
+    assert_eq!(code, 0);
+    assert!(!out.trim().is_empty());
+
+    let mut s = engine
+        .exec(
+            "execy",
+            &name,
+            request(&["sh", "-c", "exit 3"], false, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(finish(&mut s).await.2, 3);
+
+    let mut s = engine
+        .exec(
+            "execy",
+            &name,
+            request(&["sh", "-c", "kill -9 $$"], false, false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(finish(&mut s).await.2, 128 + 9);
+
+    let script = "echo $PORT $HOSTNAME $MARK; pwd; echo err >&2";
+    let mut s = engine
+        .exec("execy", &name, request(&["sh", "-c", script], false, false))
+        .await
+        .unwrap();
+    let (out, err, code) = finish(&mut s).await;
+    assert_eq!(code, 0);
+    let dir = f.dir.path().display().to_string();
+    let cwd = std::fs::canonicalize(f.dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(out, format!("{port} {name} {dir}\n{cwd}\n"));
+    assert_eq!(err, "err\n");
+
+    // Pipes: stdin in, end of file, output back.
+    let mut s = engine
+        .exec("execy", &name, request(&["cat"], false, true))
+        .await
+        .unwrap();
+    s.input
+        .send(ExecInput::Stdin(Bytes::from_static(b"abc")))
+        .await
+        .unwrap();
+    s.input.send(ExecInput::Eof).await.unwrap();
+    assert_eq!(finish(&mut s).await, ("abc".to_string(), String::new(), 0));
+
+    // A terminal: echo, size, resize, end of file.
+    let mut s = engine
+        .exec("execy", &name, request(&["cat"], true, true))
+        .await
+        .unwrap();
+    s.input
+        .send(ExecInput::Stdin(Bytes::from_static(b"hello\n")))
+        .await
+        .unwrap();
+    let echoed = read_until(&mut s, "hello").await;
+    assert!(echoed.contains("hello"));
+    s.input.send(ExecInput::Eof).await.unwrap();
+    assert_eq!(finish(&mut s).await.2, 0);
+
+    let mut s = engine
+        .exec(
+            "execy",
+            &name,
+            request(
+                &["sh", "-c", "stty size; read x; stty size; test -t 0"],
+                true,
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+    read_until(&mut s, "30 100").await;
+    s.input
+        .send(ExecInput::Resize {
+            width: 120,
+            height: 40,
+        })
+        .await
+        .unwrap();
+    s.input
+        .send(ExecInput::Stdin(Bytes::from_static(b"go\n")))
+        .await
+        .unwrap();
+    read_until(&mut s, "40 120").await;
+    assert_eq!(finish(&mut s).await.2, 0);
+
+    // Dropping the session kills what it runs.
+    let mut s = engine
+        .exec(
+            "execy",
+            &name,
+            request(&["sh", "-c", "echo $$; exec sleep 100"], false, false),
+        )
+        .await
+        .unwrap();
+    let pid: u32 = match s.output.recv().await {
+        Some(ExecOutput::Stdout(b)) => String::from_utf8_lossy(&b).trim().parse().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    drop(s);
+    wait_group_dead(pid).await;
+
+    assert!(matches!(
+        engine
+            .exec(
+                "execy",
+                "execy-worker-nope",
+                request(&["date"], false, false)
+            )
+            .await,
+        Err(EngineError::ProcessNotFound(_))
+    ));
+    assert!(matches!(
+        engine
+            .exec("execy", &name, request(&[], false, false))
+            .await,
+        Err(EngineError::Invalid(_))
+    ));
+    assert!(matches!(
+        engine
+            .exec("execy", &name, request(&["/no/such/program"], false, false))
+            .await,
+        Err(EngineError::Invalid(_))
+    ));
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_refuses_a_process_that_is_not_running() {
+    let f = fixture_with(|c| {
+        // Long enough to see the crash and ask in between.
+        c.crash_backoff.initial = Duration::from_secs(30);
+        c.crash_backoff.cap = Duration::from_secs(30);
+    });
+    let crashy = f.template("crashexec", "worker", 1, "exit 1");
+    f.apply(&crashy, 1).await;
+    let procs = f
+        .wait_for("crashexec", "crashed", |p| {
+            p.len() == 1 && p[0].state == ProcessState::Crashed
+        })
+        .await;
+    match f
+        .engine
+        .exec(
+            "crashexec",
+            &procs[0].name,
+            request(&["date"], false, false),
+        )
+        .await
+    {
+        Err(EngineError::Invalid(message)) => assert!(message.contains("not running")),
+        other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
+    }
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_decide_readiness_and_liveness() {
+    let f = fixture();
+    let probe = |action| Probe {
+        action,
+        initial_delay: Duration::ZERO,
+        period: Duration::from_millis(50),
+        timeout: Duration::from_secs(1),
+        failure_threshold: 1,
+    };
+    // Exec readiness on a worker: up only once the file exists.
+    let mut gated = f.template("probing", "worker", 1, "exec sleep 600");
+    gated.readiness = Some(probe(ProbeAction::Exec {
+        command: argv(&["sh", "-c", "test -f \"$MARK/go-$HOSTNAME\""]),
+    }));
+    f.apply(&gated, 1).await;
+    let procs = f
+        .wait_for("probing", "spawned", |p| p.len() == 1 && p[0].pid.is_some())
+        .await;
+    assert_eq!(procs[0].state, ProcessState::Starting);
+    std::fs::write(f.dir.path().join(format!("go-{}", procs[0].name)), "").unwrap();
+    f.wait_for("probing", "ready", |p| up(p, "worker") == 1)
+        .await;
+
+    // HTTP readiness on a web process.
+    let mut web = f.template("probing", "web", 1, PYTHON_WEB);
+    web.readiness = Some(probe(ProbeAction::Http {
+        path: "/".to_string(),
+        port: None,
+    }));
+    f.apply(&web, 1).await;
+    f.wait_for("probing", "web ready", |p| up(p, "web") == 1)
+        .await;
+
+    // A failing liveness probe restarts the process.
+    let mut sick = f.template("probing", "sick", 1, "exec sleep 600");
+    sick.grace_period = Duration::from_secs(1);
+    sick.liveness = Some(probe(ProbeAction::Tcp { port: Some(1) }));
+    f.apply(&sick, 1).await;
+    let procs = f
+        .wait_for("probing", "a liveness restart", |p| {
+            p.iter().any(|p| p.ptype == "sick" && p.restarts >= 1)
+        })
+        .await;
+    let sick = procs.iter().find(|p| p.ptype == "sick").unwrap();
+    assert_eq!(sick.last_exit.as_deref(), Some("liveness probe failed"));
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_bounded_per_app_and_followable() {
+    let f = fixture_with(|c| c.log_lines_per_app = 5);
+    let mut follow = f.engine.follow_logs();
+    let chatty = f.template(
+        "chatty",
+        "worker",
+        1,
+        "for i in 1 2 3 4 5 6 7 8; do echo line $i; done; echo oops >&2; exec sleep 600",
+    );
+    f.apply(&chatty, 1).await;
+    let procs = f.wait_for("chatty", "up", |p| up(p, "worker") == 1).await;
+    let name = procs[0].name.clone();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let line = timeout_at(deadline, follow.recv()).await.unwrap().unwrap();
+        if line.text == "oops" {
+            assert_eq!(line.source, name);
+            assert_eq!(line.app, "chatty");
+            break;
+        }
+    }
+    f.engine.log_event("chatty", "deployed v1").await;
+    let logs = f.engine.logs("chatty", 100).await.unwrap();
+    let texts: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["line 6", "line 7", "line 8", "oops", "deployed v1"]);
+    assert_eq!(logs[4].source, "controller");
+    assert_eq!(f.engine.logs("chatty", 2).await.unwrap().len(), 2);
+    assert!(f.engine.logs("nobody", 2).await.unwrap().is_empty());
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_type_or_an_app_stops_its_processes() {
+    let f = fixture();
+    let web = f.template("removal", "web", 1, PYTHON_WEB);
+    let worker = f.template("removal", "worker", 1, "exec sleep 600");
+    f.apply(&web, 1).await;
+    f.apply(&worker, 2).await;
+    let procs = f
+        .wait_for("removal", "all up", |p| {
+            up(p, "web") == 1 && up(p, "worker") == 2
+        })
+        .await;
+    f.engine.remove_type("removal", "worker").await.unwrap();
+    let left = f
+        .wait_for("removal", "workers gone", |p| {
+            p.iter().all(|p| p.ptype == "web")
+        })
+        .await;
+    assert_eq!(up(&left, "web"), 1);
+    f.engine.log_event("removal", "bye").await;
+    f.engine.remove_app("removal").await.unwrap();
+    f.wait_for("removal", "all gone", |p| p.is_empty()).await;
+    for p in &procs {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    assert!(f.engine.logs("removal", 10).await.unwrap().is_empty());
+    f.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_no_process_and_no_pid_file() {
+    let f = fixture();
+    let web = f.template("closing", "web", 1, PYTHON_WEB);
+    let worker = f.template(
+        "closing",
+        "worker",
+        1,
+        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+    );
+    f.apply(&web, 2).await;
+    f.apply(&worker, 3).await;
+    let procs = f
+        .wait_for("closing", "all up", |p| {
+            up(p, "web") == 2 && up(p, "worker") == 3
+        })
+        .await;
+    let run_dir = f.engine.config().run_dir.clone();
+    let pid_files = |dir: &PathBuf| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+            .count()
+    };
+    assert_eq!(pid_files(&run_dir), 5);
+    f.engine.shutdown().await;
+    assert!(f.engine.processes("closing").await.unwrap().is_empty());
+    for p in &procs {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    assert_eq!(pid_files(&run_dir), 0);
+    assert!(matches!(
+        f.engine
+            .apply(Deployment {
+                template: web,
+                replicas: 1
+            })
+            .await,
+        Err(EngineError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_engine_kills_the_orphans_of_a_crashed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let spawn_leaked = || {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sleep")
+            .arg("100")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    // What a crashed controller leaves: a live group and its pid file.
+    let mut orphan = spawn_leaked();
+    let pid = orphan.id();
+    std::fs::write(
+        run_dir.join("leaky-web-bcdfghjkl-bcdfg.pid"),
+        format!("{pid} {}\n", start_time(pid)),
+    )
+    .unwrap();
+    // A pid file whose pid now belongs to another process (other start
+    // time) must not kill that process.
+    let mut bystander = spawn_leaked();
+    let bystander_pid = bystander.id();
+    std::fs::write(
+        run_dir.join("leaky-web-bcdfghjkl-cdfgh.pid"),
+        format!("{bystander_pid} {}\n", start_time(bystander_pid) + 1),
+    )
+    .unwrap();
+
+    let engine = LocalEngine::new(LocalConfig {
+        run_dir: run_dir.clone(),
+        ..LocalConfig::default()
+    })
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || orphan.wait().unwrap())
+        .await
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "the orphan was killed");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander lives"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    let left: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .collect();
+    assert!(left.is_empty(), "stale pid files are removed");
+
+    // One run directory, one engine.
+    assert!(LocalEngine::new(LocalConfig {
+        run_dir: run_dir.clone(),
+        ..LocalConfig::default()
+    })
+    .is_err());
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_engine_kills_its_processes() {
+    let f = fixture();
+    let worker = f.template("dropped", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 2).await;
+    let procs = f.wait_for("dropped", "up", |p| up(p, "worker") == 2).await;
+    let Fixture { dir, engine } = f;
+    drop(engine);
+    for p in &procs {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_deployments_are_refused() {
+    let f = fixture();
+    let mut bad = f.template("invalid", "web", 1, "   ");
+    assert!(matches!(
+        f.engine
+            .apply(Deployment {
+                template: bad.clone(),
+                replicas: 1
+            })
+            .await,
+        Err(EngineError::Invalid(_))
+    ));
+    bad.command = "exec sleep 1".to_string();
+    bad.ptype = String::new();
+    assert!(f
+        .engine
+        .apply(Deployment {
+            template: bad,
+            replicas: 1
+        })
+        .await
+        .is_err());
+    f.engine.shutdown().await;
+}
