@@ -234,9 +234,9 @@ pub struct Settings {
 /// `{"autoscale": {"web": {...} | null}}`: a rule per type, `null` unsets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SettingsUpdate {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<BTreeMap<String, Option<Value>>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routable: Option<bool>,
 }
 

@@ -1,1 +1,52 @@
-fn main() {}
+//! `drycc-controller`: REST API, state, reconciler, git receiver and router
+//! in one process. Started with no flags it is a complete platform on one
+//! machine (SQLite state, native processes, router on `*.localhost`).
+
+mod api;
+mod auth;
+mod deploy;
+mod error;
+mod git;
+mod server;
+mod settings;
+mod state;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = settings::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("Error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(settings::Command::GitHook) => runtime.block_on(git::hook::run()),
+        None => {
+            init_tracing();
+            runtime.block_on(server::run(cli.settings)).map(|()| 0)
+        }
+    };
+    match result {
+        Ok(0) => std::process::ExitCode::SUCCESS,
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRYCC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -163,12 +163,24 @@ mod tests {
 
     #[test]
     fn hosts_map_to_apps() {
-        assert_eq!(app_from_host("myapp.localhost", "localhost").as_deref(), Some("myapp"));
-        assert_eq!(app_from_host("myapp.localhost:8080", "localhost").as_deref(), Some("myapp"));
-        assert_eq!(app_from_host("MyApp.LocalHost.", "localhost").as_deref(), Some("myapp"));
+        assert_eq!(
+            app_from_host("myapp.localhost", "localhost").as_deref(),
+            Some("myapp")
+        );
+        assert_eq!(
+            app_from_host("myapp.localhost:8080", "localhost").as_deref(),
+            Some("myapp")
+        );
+        assert_eq!(
+            app_from_host("MyApp.LocalHost.", "localhost").as_deref(),
+            Some("myapp")
+        );
         assert_eq!(app_from_host("a.b.localhost", "localhost"), None);
         assert_eq!(app_from_host("localhost", "localhost"), None);
         assert_eq!(app_from_host("myapp.example.com", "localhost"), None);
-        assert_eq!(app_from_host("myapp.example.com", "example.com").as_deref(), Some("myapp"));
+        assert_eq!(
+            app_from_host("myapp.example.com", "example.com").as_deref(),
+            Some("myapp")
+        );
     }
 }

@@ -1,0 +1,98 @@
+//! `/v2/apps/`: create, list, show, destroy.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use drycc_api_types::{AppCreateRequest, List};
+use drycc_model::app::{generate_app_name, validate_app_name};
+
+use super::{paginate, Page};
+use crate::auth::{app_for, may_access, Access, AuthUser};
+use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::state::{timestamp, Shared};
+
+pub fn app_view(app: &drycc_store::App) -> drycc_api_types::App {
+    drycc_api_types::App {
+        uuid: app.uuid.clone(),
+        id: app.id.clone(),
+        owner: app.owner.clone(),
+        structure: app.structure.clone(),
+        created: timestamp(&app.created),
+        updated: timestamp(&app.updated),
+    }
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<drycc_api_types::App>>> {
+    let mut visible = Vec::new();
+    for app in state.store.list_apps().await? {
+        if may_access(&state, &user, &app).await? {
+            visible.push(app_view(&app));
+        }
+    }
+    Ok(Json(paginate(visible, &page)))
+}
+
+pub async fn create(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<drycc_api_types::App>)> {
+    let requested = optional_json::<AppCreateRequest>(&body)?.id;
+    let app = match requested {
+        Some(id) => {
+            validate_app_name(&id).map_err(|e| ApiError::bad_request(format!("id: {e}")))?;
+            state.store.create_app(&id, &user.username).await?
+        }
+        None => create_with_generated_name(&state, &user.username).await?,
+    };
+    Ok((StatusCode::CREATED, Json(app_view(&app))))
+}
+
+async fn create_with_generated_name(state: &Shared, owner: &str) -> ApiResult<drycc_store::App> {
+    for attempt in 0..20 {
+        let name = generate_app_name(&mut rand::thread_rng(), attempt);
+        match state.store.create_app(&name, owner).await {
+            Ok(app) => return Ok(app),
+            Err(drycc_store::StoreError::Conflict(_)) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "Could not find a free app name; pass one explicitly.",
+    ))
+}
+
+pub async fn show(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<drycc_api_types::App>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    Ok(Json(app_view(&app)))
+}
+
+pub async fn destroy(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let lock = state.app_lock(&app.id);
+    let _guard = lock.lock().await;
+    state.engine.remove_app(&app.id).await?;
+    state.store.delete_app(&app.id).await?;
+    for dir in [
+        state.repos_dir().join(format!("{}.git", app.id)),
+        state.slugs_dir().join(&app.id),
+    ] {
+        if let Err(error) = tokio::fs::remove_dir_all(&dir).await {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %dir.display(), %error, "Could not remove app data.");
+            }
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,122 @@
+//! `/v2/auth/*`: register, login, whoami, logout.
+
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use drycc_api_types::{LoginRequest, RegisterRequest, TokenResponse};
+
+use crate::auth::{hash_password, new_token, token_hash, verify_password, AuthUser};
+use crate::error::{ApiError, ApiResult, Json};
+use crate::settings::RegistrationMode;
+use crate::state::{timestamp, Shared};
+
+const MAX_USERNAME: usize = 150;
+const MAX_PASSWORD: usize = 1024;
+
+pub fn user_view(user: &drycc_store::User) -> drycc_api_types::User {
+    drycc_api_types::User {
+        id: user.id.clone(),
+        username: user.username.clone(),
+        email: user.email.clone(),
+        is_superuser: user.is_superuser,
+        date_joined: timestamp(&user.created),
+    }
+}
+
+/// `GET /v2/`: clients probe it to recognise a controller; it needs a token.
+pub async fn probe(_user: AuthUser) -> StatusCode {
+    StatusCode::OK
+}
+
+fn validate_username(username: &str) -> ApiResult<()> {
+    let ok = !username.is_empty()
+        && username.len() <= MAX_USERNAME
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@.+-_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "username: enter a valid username of at most {MAX_USERNAME} characters: letters, digits and @/./+/-/_ only."
+        )))
+    }
+}
+
+pub async fn register(
+    State(state): State<Shared>,
+    Json(request): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<drycc_api_types::User>)> {
+    validate_username(&request.username)?;
+    if request.password.is_empty() || request.password.len() > MAX_PASSWORD {
+        return Err(ApiError::bad_request(format!(
+            "password: a password of 1 to {MAX_PASSWORD} bytes is required."
+        )));
+    }
+    let email = request.email.unwrap_or_default();
+    if email.len() > 254 || (!email.is_empty() && !email.contains('@')) {
+        return Err(ApiError::bad_request("email: enter a valid email address."));
+    }
+    let first = state.store.user_count().await? == 0;
+    if !first {
+        match state.settings.registration_mode {
+            RegistrationMode::Enabled => {}
+            RegistrationMode::AdminOnly => {
+                return Err(ApiError::forbidden_with(
+                    "Registration is limited to administrators.",
+                ))
+            }
+            RegistrationMode::Disabled => {
+                return Err(ApiError::forbidden_with("User registration is disabled."))
+            }
+        }
+    }
+    let hash = hash_password(&request.password)?;
+    let user = state
+        .store
+        .create_user(&request.username, &email, &hash)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user_view(&user))))
+}
+
+pub async fn login(
+    State(state): State<Shared>,
+    Json(request): Json<LoginRequest>,
+) -> ApiResult<Json<TokenResponse>> {
+    let invalid = || ApiError::bad_request("Unable to log in with provided credentials.");
+    let user = state
+        .store
+        .user_by_name(&request.username)
+        .await?
+        .ok_or_else(invalid)?;
+    let hash = user.password_hash.clone();
+    let password = request.password;
+    // argon2 is deliberately slow: keep it off the async workers.
+    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    if !valid {
+        return Err(invalid());
+    }
+    let (token, hash) = new_token();
+    state.store.create_token(&user.id, &hash).await?;
+    Ok(Json(TokenResponse { token }))
+}
+
+pub async fn whoami(AuthUser(user): AuthUser) -> Json<drycc_api_types::User> {
+    Json(user_view(&user))
+}
+
+pub async fn logout(
+    State(state): State<Shared>,
+    AuthUser(_user): AuthUser,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let token = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap_or_default();
+    state.store.delete_token(&token_hash(token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

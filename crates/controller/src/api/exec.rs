@@ -1,0 +1,152 @@
+//! `WS /v2/apps/<id>/pods/<name>/exec/`: run a command in a process's
+//! environment, with Kubernetes' channel framing (see api.md).
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use drycc_api_types::{channel, ExecStart, ExecStatus, TerminalSize};
+use drycc_engine::{ExecInput, ExecOutput, ExecRequest};
+
+use crate::auth::{app_for, Access, AuthUser};
+use crate::error::ApiResult;
+use crate::state::Shared;
+
+pub async fn exec(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, name)): Path<(String, String)>,
+    upgrade: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    if !state
+        .engine
+        .processes(&app.id)
+        .await?
+        .iter()
+        .any(|p| p.name == name)
+    {
+        return Err(crate::error::ApiError::not_found(format!(
+            "process {name} not found"
+        )));
+    }
+    Ok(upgrade.on_upgrade(move |socket| session(state, app.id, name, socket)))
+}
+
+fn frame(channel: u8, data: &[u8]) -> Message {
+    let mut bytes = Vec::with_capacity(data.len() + 1);
+    bytes.push(channel);
+    bytes.extend_from_slice(data);
+    Message::Binary(bytes.into())
+}
+
+async fn fail(mut socket: WebSocket, message: String) {
+    let _ = socket
+        .send(frame(channel::STDERR, message.as_bytes()))
+        .await;
+    let status = ExecStatus {
+        status: "Failure".into(),
+        reason: Some("BadRequest".into()),
+        details: None,
+    };
+    let _ = socket
+        .send(frame(
+            channel::STATUS,
+            &serde_json::to_vec(&status).unwrap_or_default(),
+        ))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
+}
+
+async fn session(state: Shared, app: String, name: String, mut socket: WebSocket) {
+    let start = match socket.recv().await {
+        Some(Ok(Message::Text(text))) => serde_json::from_str::<ExecStart>(&text),
+        Some(Ok(Message::Binary(bytes))) => serde_json::from_slice::<ExecStart>(&bytes),
+        _ => return,
+    };
+    let start = match start {
+        Ok(start) if !start.command.is_empty() => start,
+        Ok(_) => return fail(socket, "command: at least one word is required".into()).await,
+        Err(error) => {
+            return fail(
+                socket,
+                format!("invalid first frame: {error}; expected {{\"command\": [..], \"tty\": bool, \"stdin\": bool}}"),
+            )
+            .await
+        }
+    };
+    let request = ExecRequest {
+        command: start.command,
+        tty: start.tty,
+        stdin: start.stdin,
+        size: None,
+    };
+    let mut session = match state.engine.exec(&app, &name, request).await {
+        Ok(session) => session,
+        Err(error) => return fail(socket, error.to_string()).await,
+    };
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            output = session.output.recv() => match output {
+                Some(ExecOutput::Stdout(data)) => {
+                    if socket.send(frame(channel::STDOUT, &data)).await.is_err() { return; }
+                }
+                Some(ExecOutput::Stderr(data)) => {
+                    if socket.send(frame(channel::STDERR, &data)).await.is_err() { return; }
+                }
+                Some(ExecOutput::Exit(code)) => {
+                    let status = serde_json::to_vec(&ExecStatus::from_exit_code(code)).unwrap_or_default();
+                    let _ = socket.send(frame(channel::STATUS, &status)).await;
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    return;
+                }
+                None => {
+                    let _ = socket.send(Message::Close(Some(CloseFrame { code: 1011, reason: "exec ended without a status".into() }))).await;
+                    return;
+                }
+            },
+            incoming = socket.recv(), if stdin_open => match incoming {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let Some(input) = parse_input(&bytes) {
+                        if session.input.send(input).await.is_err() { stdin_open = false; }
+                    }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(input) = parse_input(text.as_bytes()) {
+                        if session.input.send(input).await.is_err() { stdin_open = false; }
+                    }
+                }
+                Some(Ok(_)) => {}
+                // The client went away: closing stdin lets the command end.
+                Some(Err(_)) | None => {
+                    let _ = session.input.send(ExecInput::Eof).await;
+                    stdin_open = false;
+                }
+            },
+        }
+    }
+}
+
+/// A client frame: channel 0 with data (empty = end of stdin) or 4 with a
+/// terminal size. Anything else is ignored.
+fn parse_input(bytes: &[u8]) -> Option<ExecInput> {
+    let (&channel_byte, data) = bytes.split_first()?;
+    match channel_byte {
+        channel::STDIN if data.is_empty() => Some(ExecInput::Eof),
+        channel::STDIN => Some(ExecInput::Stdin(Bytes::copy_from_slice(data))),
+        channel::RESIZE => {
+            let size: TerminalSize = serde_json::from_slice(data).ok()?;
+            Some(ExecInput::Resize {
+                width: size.width,
+                height: size.height,
+            })
+        }
+        _ => None,
+    }
+}

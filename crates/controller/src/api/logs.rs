@@ -1,0 +1,137 @@
+//! `/v2/apps/<id>/logs`: the app's recent log lines (GET) or a follow
+//! stream (WebSocket).
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header::{CONTENT_TYPE, UPGRADE};
+use axum::response::{IntoResponse, Response};
+use drycc_api_types::LogsStart;
+use drycc_engine::LogLine;
+
+use crate::auth::{app_for, Access, AuthUser};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{timestamp, Shared};
+
+/// Lines returned when the client does not ask for a number.
+const DEFAULT_LINES: usize = 100;
+/// Upper bound of one request, whatever the client asks.
+const MAX_LINES: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+pub struct LogQuery {
+    log_lines: Option<String>,
+    process: Option<String>,
+}
+
+pub fn format_line(line: &LogLine) -> String {
+    format!(
+        "{} {}[{}]: {}",
+        timestamp(&line.time),
+        line.app,
+        line.source,
+        line.text
+    )
+}
+
+pub async fn logs(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+    request: Request,
+) -> ApiResult<Response> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    if request.headers().contains_key(UPGRADE) {
+        let upgrade = WebSocketUpgrade::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let state = state.clone();
+        return Ok(upgrade.on_upgrade(move |socket| follow(state, app.id, socket)));
+    }
+    let lines = match query.log_lines.as_deref() {
+        None | Some("") => DEFAULT_LINES,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "log_lines: \"{}\" is not a number of lines",
+                text.chars().take(20).collect::<String>()
+            ))
+        })?,
+    }
+    .min(MAX_LINES);
+    let text = recent(&state, &app.id, lines, query.process.as_deref()).await?;
+    Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+}
+
+async fn recent(
+    state: &Shared,
+    app: &str,
+    lines: usize,
+    process: Option<&str>,
+) -> ApiResult<String> {
+    // Filtering by process happens after the tail, so read the whole ring.
+    let all = state.engine.logs(app, usize::MAX).await?;
+    let selected: Vec<&LogLine> = all
+        .iter()
+        .filter(|l| process.is_none_or(|p| l.source == p))
+        .collect();
+    let skip = selected.len().saturating_sub(lines);
+    let mut text = String::new();
+    for line in &selected[skip..] {
+        text.push_str(&format_line(line));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+async fn follow(state: Shared, app: String, mut socket: WebSocket) {
+    let start: LogsStart = match socket.recv().await {
+        Some(Ok(Message::Text(text))) => match serde_json::from_str(&text) {
+            Ok(start) => start,
+            Err(error) => {
+                let _ = socket
+                    .send(Message::Text(
+                        format!("invalid first frame: {error}").into(),
+                    ))
+                    .await;
+                return;
+            }
+        },
+        _ => return,
+    };
+    // Subscribe before reading the backlog so no line falls in between.
+    let mut live = state.engine.follow_logs();
+    let lines = start.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
+    if let Ok(text) = recent(&state, &app, lines, start.process.as_deref()).await {
+        for line in text.lines() {
+            if socket
+                .send(Message::Text(line.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    if !start.follow {
+        let _ = socket.send(Message::Close(None)).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            line = live.recv() => match line {
+                Ok(line) if line.app == app && start.process.as_deref().is_none_or(|p| p == line.source) => {
+                    if socket.send(Message::Text(format_line(&line).into())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            },
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The REST API (Drycc v2 shapes): one module per resource.
+
+mod apps;
+mod auth;
+mod config;
+mod exec;
+mod logs;
+mod perms;
+mod pods;
+mod releases;
+mod settings;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::error::ApiError;
+use crate::state::Shared;
+
+/// Largest JSON body the API accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router(state: Shared) -> Router {
+    let v2 = Router::new()
+        .route("/", get(auth::probe))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/whoami", get(auth::whoami))
+        .route("/auth/logout", post(auth::logout))
+        .route("/apps", get(apps::list).post(apps::create))
+        .route("/apps/{app}", get(apps::show).delete(apps::destroy))
+        .route(
+            "/apps/{app}/builds",
+            get(releases::list_builds).post(releases::create_build),
+        )
+        .route("/apps/{app}/releases", get(releases::list))
+        .route("/apps/{app}/releases/rollback", post(releases::rollback))
+        .route("/apps/{app}/releases/{version}", get(releases::show))
+        .route("/apps/{app}/config", get(config::show).post(config::update))
+        .route("/apps/{app}/scale", post(pods::scale))
+        .route("/apps/{app}/ptypes/scale", post(pods::scale))
+        .route("/apps/{app}/pods", get(pods::list))
+        .route("/apps/{app}/pods/restart", post(pods::restart_all))
+        .route("/apps/{app}/pods/{target}", get(pods::list_type))
+        .route(
+            "/apps/{app}/pods/{target}/restart",
+            post(pods::restart_type),
+        )
+        .route("/apps/{app}/pods/{target}/describe", get(pods::describe))
+        .route("/apps/{app}/pods/{target}/exec", get(exec::exec))
+        .route(
+            "/apps/{app}/pods/{target}/{name}/restart",
+            post(pods::restart_one),
+        )
+        .route("/apps/{app}/logs", get(logs::logs))
+        .route(
+            "/apps/{app}/settings",
+            get(settings::show).post(settings::update),
+        )
+        .route("/apps/{app}/perms", get(perms::list).post(perms::create))
+        .route(
+            "/apps/{app}/perms/{user}",
+            axum::routing::delete(perms::delete),
+        );
+
+    Router::new()
+        .route("/healthz", get(|| async { "OK" }))
+        .route("/readiness", get(|| async { "OK" }))
+        .nest("/v2", v2)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("drycc_api_version"),
+            HeaderValue::from_static(drycc_api_types::API_VERSION),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("drycc_platform_version"),
+            HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::new(StatusCode::NOT_FOUND, "Not found.")
+}
+
+/// `?limit=&offset=` of list endpoints.
+#[derive(serde::Deserialize, Default)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+pub fn paginate<T>(items: Vec<T>, page: &Page) -> drycc_api_types::List<T> {
+    let count = items.len();
+    let offset = page.offset.unwrap_or(0);
+    let limit = page.limit.unwrap_or(100).max(1);
+    let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+    drycc_api_types::List {
+        count,
+        next: None,
+        previous: None,
+        results,
+    }
+}

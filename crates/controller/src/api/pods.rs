@@ -1,0 +1,307 @@
+//! `/v2/apps/<id>/scale/`, `/pods/...`: the formation and its processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drycc_api_types::{ContainerDescription, Pod, PodDescription, PodList, RestartRequest};
+use drycc_engine::ProcessStatus;
+use drycc_model::scale::{validate_scale, ScaleContext};
+use serde_json::Value;
+
+use crate::auth::{app_for, Access, AuthUser};
+use crate::deploy::{deployments, wait_converged};
+use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::state::{timestamp, AppState, Shared};
+
+pub fn pod_view(process: &ProcessStatus) -> Pod {
+    Pod {
+        name: process.name.clone(),
+        release: format!("v{}", process.release),
+        ptype: process.ptype.clone(),
+        state: process.state.to_string(),
+        started: timestamp(&process.started),
+        ready: if process.ready { "1/1" } else { "0/1" }.into(),
+        restarts: process.restarts,
+    }
+}
+
+async fn pod_list(state: &AppState, app: &str, ptype: Option<&str>) -> ApiResult<PodList> {
+    let results: Vec<Pod> = state
+        .engine
+        .processes(app)
+        .await?
+        .iter()
+        .filter(|p| ptype.is_none_or(|t| p.ptype == t))
+        .map(pod_view)
+        .collect();
+    Ok(PodList {
+        count: results.len(),
+        results,
+    })
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PodList>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    Ok(Json(pod_list(&state, &app.id, None).await?))
+}
+
+pub async fn list_type(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, ptype)): Path<(String, String)>,
+) -> ApiResult<Json<PodList>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    Ok(Json(pod_list(&state, &app.id, Some(&ptype)).await?))
+}
+
+/// Autoscale rules of the app as (min, max) per type.
+async fn autoscaled(state: &AppState, app: &str) -> ApiResult<BTreeMap<String, (u32, u32)>> {
+    let settings = state.store.get_settings(app).await?;
+    Ok(settings
+        .autoscale
+        .iter()
+        .filter_map(|(ptype, rule)| {
+            let rule: drycc_api_types::AutoscaleRule = serde_json::from_value(rule.clone()).ok()?;
+            Some((ptype.clone(), (rule.min, rule.max)))
+        })
+        .collect())
+}
+
+pub async fn scale(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(request): Json<Value>,
+) -> ApiResult<StatusCode> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let request = request.as_object().ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid scaling format: expected an object of process types to counts, e.g. {\"web\": 2}",
+        )
+    })?;
+    let lock = state.app_lock(&app.id);
+    let _guard = lock.lock().await;
+    let release = state.store.last_good_release(&app.id).await?;
+    let types: Option<BTreeSet<String>> = release
+        .as_ref()
+        .and_then(|r| r.build.as_ref())
+        .map(|b| b.procfile.keys().cloned().collect());
+    let autoscaled = autoscaled(&state, &app.id).await?;
+    let context = ScaleContext {
+        types: types.as_ref(),
+        max_per_type: state.settings.max_processes_per_type,
+        autoscaled: &autoscaled,
+    };
+    let counts = validate_scale(request, &context).map_err(scale_error)?;
+    let Some(release) = release else {
+        return Err(ApiError::bad_request(
+            "No build associated with this release",
+        ));
+    };
+    apply_structure(&state, &app.id, &release, &counts).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn scale_error(error: drycc_model::scale::ScaleError) -> ApiError {
+    use drycc_model::scale::ScaleError;
+    let message = error.to_string();
+    match error {
+        ScaleError::UnknownType(_) => ApiError::not_found(message),
+        ScaleError::Autoscaled { .. } => ApiError::conflict(message),
+        _ => ApiError::bad_request(message),
+    }
+}
+
+/// Store the new counts, apply them and wait for convergence. The caller
+/// holds the app lock.
+pub async fn apply_structure(
+    state: &AppState,
+    app_id: &str,
+    release: &drycc_store::Release,
+    counts: &BTreeMap<String, u32>,
+) -> ApiResult<()> {
+    let mut app = state
+        .store
+        .get_app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+    app.structure
+        .extend(counts.iter().map(|(k, v)| (k.clone(), *v)));
+    state.store.set_structure(app_id, &app.structure).await?;
+    let changed: Vec<_> = deployments(state, &app, release)
+        .into_iter()
+        .filter(|d| counts.contains_key(&d.template.ptype))
+        .collect();
+    for deployment in &changed {
+        state.engine.apply(deployment.clone()).await?;
+    }
+    wait_converged(
+        state,
+        app_id,
+        &changed,
+        &BTreeSet::new(),
+        state.settings.deploy_timeout(),
+    )
+    .await
+    .map_err(ApiError::unavailable)
+}
+
+pub async fn restart_all(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<PodList>> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let request: RestartRequest = optional_json(&body)?;
+    let types: Option<BTreeSet<String>> = request.types.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
+    restart_types(&state, &app.id, types).await?;
+    Ok(Json(pod_list(&state, &app.id, None).await?))
+}
+
+pub async fn restart_type(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, ptype)): Path<(String, String)>,
+) -> ApiResult<Json<PodList>> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    restart_types(&state, &app.id, Some(BTreeSet::from([ptype]))).await?;
+    Ok(Json(pod_list(&state, &app.id, None).await?))
+}
+
+/// A rolling restart: bump the types' restart generation so their template
+/// hash changes, then let the engine roll them one at a time.
+async fn restart_types(
+    state: &AppState,
+    app_id: &str,
+    types: Option<BTreeSet<String>>,
+) -> ApiResult<()> {
+    let lock = state.app_lock(app_id);
+    let _guard = lock.lock().await;
+    let release = state
+        .store
+        .last_good_release(app_id)
+        .await?
+        .filter(|r| r.build.is_some())
+        .ok_or_else(|| ApiError::bad_request("No build associated with this release"))?;
+    let known: BTreeSet<String> = release
+        .build
+        .as_ref()
+        .map(|b| b.procfile.keys().cloned().collect())
+        .unwrap_or_default();
+    let types = match types {
+        Some(types) => {
+            if let Some(unknown) = types.iter().find(|t| !known.contains(*t)) {
+                return Err(ApiError::not_found(format!(
+                    "Container type {unknown} does not exist in application"
+                )));
+            }
+            types
+        }
+        None => known,
+    };
+    let list: Vec<String> = types.iter().cloned().collect();
+    let app = state.store.bump_restart_generation(app_id, &list).await?;
+    let selected: Vec<_> = deployments(state, &app, &release)
+        .into_iter()
+        .filter(|d| types.contains(&d.template.ptype))
+        .collect();
+    for deployment in &selected {
+        state.engine.apply(deployment.clone()).await?;
+    }
+    wait_converged(
+        state,
+        app_id,
+        &selected,
+        &BTreeSet::new(),
+        state.settings.deploy_timeout(),
+    )
+    .await
+    .map_err(ApiError::unavailable)
+}
+
+pub async fn restart_one(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, ptype, name)): Path<(String, String, String)>,
+) -> ApiResult<Json<PodList>> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let processes = state.engine.processes(&app.id).await?;
+    let process = processes
+        .iter()
+        .find(|p| p.name == name && p.ptype == ptype)
+        .ok_or_else(|| ApiError::not_found(format!("process {name} not found")))?;
+    let old_name = process.name.clone();
+    let mut changes = state.engine.changes();
+    state.engine.restart_process(&app.id, &old_name).await?;
+    // Done when the old process is gone and the type is back at capacity.
+    let deadline = tokio::time::Instant::now() + state.settings.deploy_timeout();
+    let expected = processes
+        .iter()
+        .filter(|p| p.ptype == ptype && p.ready)
+        .count();
+    loop {
+        changes.borrow_and_update();
+        let now = state.engine.processes(&app.id).await?;
+        let ready = now.iter().filter(|p| p.ptype == ptype && p.ready).count();
+        if !now.iter().any(|p| p.name == old_name) && ready >= expected {
+            break;
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(ApiError::unavailable(format!("process {old_name} was not replaced within the deploy timeout")));
+            }
+        }
+    }
+    Ok(Json(pod_list(&state, &app.id, None).await?))
+}
+
+pub async fn describe(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, name)): Path<(String, String)>,
+) -> ApiResult<Json<PodDescription>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    let processes = state.engine.processes(&app.id).await?;
+    let process = processes
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("process {name} not found")))?;
+    let mut detail = BTreeMap::new();
+    detail.insert(
+        process.state.to_string(),
+        serde_json::json!({
+            "startedAt": timestamp(&process.started),
+            "lastExit": process.last_exit,
+        }),
+    );
+    let container = ContainerDescription {
+        container: process.ptype.clone(),
+        image: process.image.clone().unwrap_or_default(),
+        command: vec!["sh".into(), "-c".into()],
+        args: vec![process.command.clone()],
+        state: detail,
+        ready: process.ready,
+        restart_count: process.restarts,
+        pid: process.pid,
+        port: process.port,
+        release: format!("v{}", process.release),
+    };
+    Ok(Json(PodDescription {
+        count: 1,
+        results: vec![container],
+    }))
+}

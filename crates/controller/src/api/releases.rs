@@ -1,0 +1,178 @@
+//! `/v2/apps/<id>/builds/` and `/releases/`: list, show, create build, roll back.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use drycc_api_types::{BuildCreateRequest, List, RollbackRequest, RollbackResponse};
+use drycc_store::{BuildRef, NewConfig};
+
+use super::{paginate, Page};
+use crate::auth::{app_for, Access, AuthUser};
+use crate::deploy::{self, ReleaseChange};
+use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::state::{timestamp, Shared};
+
+pub fn build_view(build: &drycc_store::Build) -> drycc_api_types::Build {
+    drycc_api_types::Build {
+        uuid: build.uuid.clone(),
+        app: build.app.clone(),
+        owner: build.owner.clone(),
+        image: build.image.clone(),
+        stack: build.stack.clone(),
+        sha: build.sha.clone(),
+        procfile: build.procfile.clone(),
+        dockerfile: build.dockerfile.clone(),
+        created: timestamp(&build.created),
+        updated: timestamp(&build.updated),
+    }
+}
+
+pub fn release_view(release: &drycc_store::Release) -> drycc_api_types::Release {
+    drycc_api_types::Release {
+        uuid: release.uuid.clone(),
+        app: release.app.clone(),
+        owner: release.owner.clone(),
+        version: release.version,
+        summary: release.summary.clone(),
+        build: release.build.as_ref().map(|b| b.uuid.clone()),
+        config: release.config.uuid.clone(),
+        failed: release.failed,
+        exception: release.exception.clone(),
+        created: timestamp(&release.created),
+        updated: timestamp(&release.updated),
+    }
+}
+
+pub async fn list_builds(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<drycc_api_types::Build>>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    let builds = state.store.list_builds(&app.id).await?;
+    Ok(Json(paginate(
+        builds.iter().map(build_view).collect(),
+        &page,
+    )))
+}
+
+/// `POST /builds/`: an image build. Images run through a Docker engine,
+/// which the native engine does not have.
+pub async fn create_build(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(request): Json<BuildCreateRequest>,
+) -> ApiResult<(StatusCode, Json<drycc_api_types::Build>)> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    if request.image.trim().is_empty() {
+        return Err(ApiError::bad_request("image: this field may not be blank."));
+    }
+    if let Some(procfile) = &request.procfile {
+        for ptype in procfile.keys() {
+            let line = format!("{ptype}: x");
+            drycc_procfile::parse(&line)
+                .map_err(|e| ApiError::bad_request(format!("procfile: {e}")))?;
+        }
+    }
+    let _ = (&state, &app);
+    Err(ApiError::unavailable(
+        "Image builds run on the Docker engine, which is not reachable: start a Docker daemon (or set DOCKER_HOST) and try again.",
+    ))
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<List<drycc_api_types::Release>>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    let releases = state.store.list_releases(&app.id).await?;
+    Ok(Json(paginate(
+        releases.iter().map(release_view).collect(),
+        &page,
+    )))
+}
+
+fn parse_version(text: &str) -> ApiResult<u32> {
+    text.strip_prefix('v').unwrap_or(text).parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid release version \"{}\": use vN, e.g. v3",
+            text.chars().take(20).collect::<String>()
+        ))
+    })
+}
+
+pub async fn show(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<Json<drycc_api_types::Release>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    let version = parse_version(&version)?;
+    let release = state
+        .store
+        .release(&app.id, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Release v{version} not found.")))?;
+    Ok(Json(release_view(&release)))
+}
+
+pub async fn rollback(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<RollbackResponse>)> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let request: RollbackRequest = optional_json(&body)?;
+    let latest = state.store.latest_release(&app.id).await?;
+    let target = match &request.version {
+        None | Some(serde_json::Value::Null) => i64::from(latest.version) - 1,
+        Some(value) => value
+            .as_i64()
+            .or_else(|| {
+                value
+                    .as_str()
+                    .and_then(|s| s.trim_start_matches('v').parse().ok())
+            })
+            .ok_or_else(|| ApiError::bad_request("version: a valid integer is required."))?,
+    };
+    if target < 0 {
+        return Err(ApiError::bad_request("version cannot be below 0"));
+    }
+    if target <= 1 {
+        return Err(ApiError::bad_request(
+            "Cannot roll back to initial release.",
+        ));
+    }
+    let target = u32::try_from(target)
+        .map_err(|_| ApiError::bad_request("version: a valid integer is required."))?;
+    let release = state
+        .store
+        .release(&app.id, target)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("Release v{target} not found.")))?;
+    if release.failed {
+        return Err(ApiError::bad_request("Cannot roll back to failed release."));
+    }
+    let structure = release.build.as_ref().map(|build| {
+        let types = build.procfile.keys().cloned().collect();
+        drycc_model::scale::structure_after_deploy(&app.structure, &types)
+    });
+    let change = ReleaseChange {
+        owner: user.username.clone(),
+        summary: format!("{} rolled back to v{}", user.username, target),
+        build: BuildRef::Keep(release.build.as_ref().map(|b| b.uuid.clone())),
+        config: NewConfig::from(&release.config),
+        structure,
+    };
+    let created = deploy::release(&state, &app.id, change, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RollbackResponse {
+            version: created.version,
+        }),
+    ))
+}

@@ -1,0 +1,136 @@
+//! `/v2/apps/<id>/settings/`: autoscale rules and routability. Settings
+//! create no release. Enforcement of autoscale rules belongs to the
+//! autoscaler; here they are validated, stored, and the type is brought into
+//! `[min, max]` at once.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drycc_api_types::{AutoscaleRule, SettingsUpdate};
+use serde_json::Value;
+
+use crate::api::pods::apply_structure;
+use crate::auth::{app_for, Access, AuthUser};
+use crate::error::{ApiError, ApiResult, Json};
+use crate::state::{timestamp, Shared};
+
+pub fn settings_view(settings: &drycc_store::Settings) -> drycc_api_types::Settings {
+    drycc_api_types::Settings {
+        uuid: settings.uuid.clone(),
+        app: settings.app.clone(),
+        owner: settings.owner.clone(),
+        autoscale: settings
+            .autoscale
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), serde_json::from_value(v.clone()).ok()?)))
+            .collect(),
+        routable: settings.routable,
+        created: timestamp(&settings.created),
+        updated: timestamp(&settings.updated),
+    }
+}
+
+pub async fn show(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Json<drycc_api_types::Settings>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    Ok(Json(settings_view(
+        &state.store.get_settings(&app.id).await?,
+    )))
+}
+
+fn parse_rule(ptype: &str, value: &Value) -> ApiResult<AutoscaleRule> {
+    let field = |name: &str| -> ApiResult<u32> {
+        value
+            .get(name)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "autoscale: {ptype}: \"{name}\" must be a positive integer, e.g. {{\"min\": 3, \"max\": 8, \"cpu_percent\": 75}}"
+                ))
+            })
+    };
+    let rule = AutoscaleRule {
+        min: field("min")?,
+        max: field("max")?,
+        cpu_percent: field("cpu_percent")?,
+    };
+    if rule.min < 1 || rule.min > rule.max {
+        return Err(ApiError::bad_request(format!(
+            "autoscale: {ptype}: min and max must satisfy 1 <= min <= max (got min {}, max {})",
+            rule.min, rule.max
+        )));
+    }
+    if rule.cpu_percent < 1 {
+        return Err(ApiError::bad_request(format!(
+            "autoscale: {ptype}: cpu_percent must be at least 1"
+        )));
+    }
+    Ok(rule)
+}
+
+pub async fn update(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path(id): Path<String>,
+    Json(update): Json<SettingsUpdate>,
+) -> ApiResult<(StatusCode, Json<drycc_api_types::Settings>)> {
+    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let lock = state.app_lock(&app.id);
+    let _guard = lock.lock().await;
+    let current = state.store.get_settings(&app.id).await?;
+    let release = state.store.last_good_release(&app.id).await?;
+    let mut autoscale = current.autoscale.clone();
+    let mut clamp = BTreeMap::new();
+    if let Some(rules) = &update.autoscale {
+        for (ptype, rule) in rules {
+            match rule {
+                None | Some(Value::Null) => {
+                    autoscale.remove(ptype);
+                }
+                Some(value) => {
+                    let rule = parse_rule(ptype, value)?;
+                    let release = release
+                        .as_ref()
+                        .filter(|r| {
+                            r.build
+                                .as_ref()
+                                .is_some_and(|b| b.procfile.contains_key(ptype))
+                        })
+                        .ok_or_else(|| {
+                            ApiError::not_found(format!(
+                                "Container type {ptype} does not exist in application"
+                            ))
+                        })?;
+                    if !release.config.cpu.contains_key(ptype) {
+                        return Err(ApiError::bad_request(format!(
+                            "autoscale: {ptype} has no CPU limit; utilisation is measured against it: run `drycc limits:set --cpu {ptype}=<value>` first"
+                        )));
+                    }
+                    let count = app.structure.get(ptype).copied().unwrap_or(0);
+                    clamp.insert(ptype.clone(), count.clamp(rule.min, rule.max));
+                    autoscale.insert(
+                        ptype.clone(),
+                        serde_json::to_value(rule).map_err(ApiError::internal)?,
+                    );
+                }
+            }
+        }
+    }
+    let settings = state
+        .store
+        .put_settings(&app.id, &user.username, &autoscale, update.routable)
+        .await?;
+    let counts: BTreeMap<String, u32> = clamp
+        .into_iter()
+        .filter(|(ptype, count)| app.structure.get(ptype) != Some(count))
+        .collect();
+    if let (Some(release), false) = (release, counts.is_empty()) {
+        apply_structure(&state, &app.id, &release, &counts).await?;
+    }
+    Ok((StatusCode::CREATED, Json(settings_view(&settings))))
+}

@@ -1,0 +1,108 @@
+//! Passwords, tokens, the authenticated-user extractor and app permissions.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use drycc_store::{App, User};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::Shared;
+
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(ApiError::internal)
+}
+
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new random token (256 bits, hex) and the hash that the store keeps.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The user behind `Authorization: token <key>`.
+pub struct AuthUser(pub User);
+
+impl FromRequestParts<Shared> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authentication credentials were not provided.")
+            })?;
+        let token = header
+            .strip_prefix("token ")
+            .or_else(|| header.strip_prefix("Token "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("Invalid token header. Use `Authorization: token <key>`.")
+            })?;
+        user_for_token(state, token).await.map(AuthUser)
+    }
+}
+
+pub async fn user_for_token(state: &Shared, token: &str) -> ApiResult<User> {
+    state
+        .store
+        .user_by_token_hash(&token_hash(token))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Invalid token."))
+}
+
+/// What a request wants to do with an app.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// The app, if `user` may access it; else 404 for reads (the app's
+/// existence is not revealed) and 403 for writes.
+pub async fn app_for(state: &Shared, user: &User, id: &str, access: Access) -> ApiResult<App> {
+    let app = state
+        .store
+        .get_app(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+    if may_access(state, user, &app).await? {
+        return Ok(app);
+    }
+    match access {
+        Access::Read => Err(ApiError::not_found("No App matches the given query.")),
+        Access::Write => Err(ApiError::forbidden()),
+    }
+}
+
+pub async fn may_access(state: &Shared, user: &User, app: &App) -> ApiResult<bool> {
+    Ok(user.is_superuser
+        || app.owner == user.username
+        || state.store.has_perm(&app.id, &user.username).await?)
+}

@@ -1,0 +1,410 @@
+//! Rollouts: turn a release and the app's structure into engine
+//! deployments, apply them, and wait until the engine has converged.
+//!
+//! The API writes desired state to the store and then calls in here; only
+//! this module tells the engine what to run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use drycc_engine::{is_converged, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate};
+use drycc_model::naming::template_hash;
+use drycc_model::state::ProcessState;
+use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::{timestamp, AppState};
+
+/// The engine deployments of one release under the app's structure.
+pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deployment> {
+    let Some(build) = &release.build else {
+        return Vec::new();
+    };
+    let config = &release.config;
+    let mut env: BTreeMap<String, String> = config.values.clone();
+    env.insert("DRYCC_APP".into(), app.id.clone());
+    env.insert("WORKFLOW_RELEASE".into(), format!("v{}", release.version));
+    env.insert("WORKFLOW_RELEASE_SUMMARY".into(), release.summary.clone());
+    env.insert(
+        "WORKFLOW_RELEASE_CREATED_AT".into(),
+        timestamp(&release.created),
+    );
+    if !build.sha.is_empty() {
+        env.insert("SOURCE_VERSION".into(), build.sha.clone());
+    }
+    let workdir = state.slugs_dir().join(&app.id).join(&build.sha);
+    build
+        .procfile
+        .iter()
+        .map(|(ptype, command)| {
+            let generation = app.restart_generations.get(ptype).copied().unwrap_or(0);
+            let grace = config
+                .termination_grace_period
+                .get(ptype)
+                .map(|secs| Duration::from_secs(*secs))
+                .unwrap_or_else(|| state.settings.default_grace());
+            let probes = config.healthcheck.get(ptype);
+            let template = ProcessTemplate {
+                app: app.id.clone(),
+                ptype: ptype.clone(),
+                release: release.version,
+                hash: template_hash(&app.id, ptype, release.version, generation),
+                command: command.clone(),
+                env: env.clone(),
+                workdir: workdir.clone(),
+                image: None,
+                grace_period: grace,
+                readiness: probes
+                    .and_then(|p| p.get("readinessProbe"))
+                    .and_then(probe_from_json),
+                liveness: probes
+                    .and_then(|p| p.get("livenessProbe"))
+                    .and_then(probe_from_json),
+                cpu_millis: config
+                    .cpu
+                    .get(ptype)
+                    .and_then(|v| drycc_model::limits::parse_cpu(v).ok())
+                    .map(|q| q.limit),
+                memory_bytes: config
+                    .memory
+                    .get(ptype)
+                    .and_then(|v| drycc_model::limits::parse_memory(v).ok())
+                    .map(|q| q.limit),
+            };
+            Deployment {
+                template,
+                replicas: app.structure.get(ptype).copied().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+/// A Kubernetes probe object (`{"tcpSocket": {"port": 5000}, "periodSeconds": 5}`)
+/// as the engine's `Probe`; `None` for shapes the config validation refuses.
+pub fn probe_from_json(value: &serde_json::Value) -> Option<Probe> {
+    let seconds = |key: &str, default: u64| {
+        Duration::from_secs(value.get(key).and_then(|v| v.as_u64()).unwrap_or(default))
+    };
+    let port = |action: &serde_json::Value| {
+        action
+            .get("port")
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+    };
+    let action = if let Some(http) = value.get("httpGet") {
+        ProbeAction::Http {
+            path: http
+                .get("path")
+                .and_then(|p| p.as_str())
+                .unwrap_or("/")
+                .to_string(),
+            port: port(http),
+        }
+    } else if let Some(tcp) = value.get("tcpSocket") {
+        ProbeAction::Tcp { port: port(tcp) }
+    } else if let Some(exec) = value.get("exec") {
+        let command = exec
+            .get("command")?
+            .as_array()?
+            .iter()
+            .map(|c| c.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()?;
+        ProbeAction::Exec { command }
+    } else {
+        return None;
+    };
+    Some(Probe {
+        action,
+        initial_delay: seconds("initialDelaySeconds", 0),
+        period: seconds("periodSeconds", 1),
+        timeout: seconds("timeoutSeconds", 1),
+        failure_threshold: value
+            .get("failureThreshold")
+            .and_then(|v| v.as_u64())
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(3),
+    })
+}
+
+/// Apply the deployments of `release`, remove types that are no longer
+/// part of it, and wait for convergence of the `types` given (all when `None`).
+pub async fn roll_out(
+    state: &AppState,
+    app: &App,
+    release: &Release,
+    types: Option<&BTreeSet<String>>,
+) -> Result<(), String> {
+    let deployments = deployments(state, app, release);
+    let wanted: BTreeSet<String> = deployments
+        .iter()
+        .map(|d| d.template.ptype.clone())
+        .collect();
+    let selected: Vec<Deployment> = deployments
+        .into_iter()
+        .filter(|d| types.is_none_or(|t| t.contains(&d.template.ptype)))
+        .collect();
+    for deployment in &selected {
+        state
+            .engine
+            .apply(deployment.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let running = state
+        .engine
+        .processes(&app.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stale: BTreeSet<String> = running
+        .iter()
+        .filter(|p| !wanted.contains(&p.ptype))
+        .map(|p| p.ptype.clone())
+        .collect();
+    for ptype in &stale {
+        state
+            .engine
+            .remove_type(&app.id, ptype)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    wait_converged(
+        state,
+        &app.id,
+        &selected,
+        &stale,
+        state.settings.deploy_timeout(),
+    )
+    .await
+}
+
+/// Wait until every deployment has exactly its replicas ready and every
+/// process of `removed` types is gone. On timeout, the reason names the
+/// processes that are not ready and their state.
+pub async fn wait_converged(
+    state: &AppState,
+    app: &str,
+    deployments: &[Deployment],
+    removed: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut changes = state.engine.changes();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        changes.borrow_and_update();
+        let processes = state
+            .engine
+            .processes(app)
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = deployments.iter().all(|d| is_converged(d, &processes))
+            && !processes.iter().any(|p| removed.contains(&p.ptype));
+        if done {
+            return Ok(());
+        }
+        // The fallback tick covers readiness probes, which may pass without
+        // a state change of their own being published yet.
+        let tick = tokio::time::sleep(Duration::from_millis(250));
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tick => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(not_converged_reason(deployments, &processes, timeout));
+            }
+        }
+    }
+}
+
+fn not_converged_reason(
+    deployments: &[Deployment],
+    processes: &[ProcessStatus],
+    timeout: Duration,
+) -> String {
+    let mut problems = Vec::new();
+    for deployment in deployments {
+        let current: Vec<&ProcessStatus> = processes
+            .iter()
+            .filter(|p| p.ptype == deployment.template.ptype && p.hash == deployment.template.hash)
+            .collect();
+        let ready = current.iter().filter(|p| p.ready).count();
+        if ready < deployment.replicas as usize {
+            let mut line = format!(
+                "{}: {} of {} processes ready",
+                deployment.template.ptype, ready, deployment.replicas
+            );
+            for process in current.iter().filter(|p| !p.ready) {
+                let detail = match (&process.state, &process.last_exit) {
+                    (ProcessState::Crashed, Some(exit)) => format!("crashed ({exit})"),
+                    (state, _) => state.to_string(),
+                };
+                line.push_str(&format!("; {} is {}", process.name, detail));
+            }
+            problems.push(line);
+        }
+    }
+    if problems.is_empty() {
+        problems.push("old processes did not stop".into());
+    }
+    format!(
+        "processes did not become ready within {} s: {}",
+        timeout.as_secs(),
+        problems.join(", ")
+    )
+}
+
+/// Why a deploy failed.
+#[derive(Debug)]
+pub enum DeployError {
+    /// Nothing was created (bad input, store error).
+    Rejected(ApiError),
+    /// The release `version` was created but did not roll out; it is marked
+    /// failed and the previous release runs again.
+    Failed { version: u32, reason: String },
+}
+
+impl From<ApiError> for DeployError {
+    fn from(error: ApiError) -> Self {
+        DeployError::Rejected(error)
+    }
+}
+
+impl From<drycc_store::StoreError> for DeployError {
+    fn from(error: drycc_store::StoreError) -> Self {
+        DeployError::Rejected(error.into())
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(error: DeployError) -> ApiError {
+        match error {
+            DeployError::Rejected(error) => error,
+            DeployError::Failed { version, reason } => {
+                ApiError::bad_request(format!("release v{version} failed: {reason}"))
+            }
+        }
+    }
+}
+
+/// What a new release changes.
+pub struct ReleaseChange {
+    pub owner: String,
+    pub summary: String,
+    pub build: BuildRef,
+    pub config: NewConfig,
+    /// The structure to apply with the release (deploys); `None` keeps it.
+    pub structure: Option<BTreeMap<String, u32>>,
+}
+
+/// Create the next release and roll it out. On a failed rollout the release
+/// stays, marked failed with the reason, and the previous good release (and
+/// structure) is applied again.
+pub async fn release(
+    state: &AppState,
+    app_id: &str,
+    change: ReleaseChange,
+    progress: Option<&mpsc::Sender<String>>,
+) -> Result<Release, DeployError> {
+    let lock = state.app_lock(app_id);
+    let _guard = lock.lock().await;
+    let before = state
+        .store
+        .get_app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+    let previous = state.store.last_good_release(app_id).await?;
+    let release = state
+        .store
+        .create_release(
+            app_id,
+            NewRelease {
+                owner: change.owner,
+                summary: change.summary,
+                build: change.build,
+                config: change.config,
+                structure: change.structure,
+            },
+        )
+        .await?;
+    let app = state
+        .store
+        .get_app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+    say(
+        progress,
+        format!(
+            "-----> Rolling out v{}: {}",
+            release.version, release.summary
+        ),
+    )
+    .await;
+    state
+        .engine
+        .log_event(
+            app_id,
+            &format!("{} (v{})", release.summary, release.version),
+        )
+        .await;
+    match roll_out(state, &app, &release, None).await {
+        Ok(()) => Ok(release),
+        Err(reason) => {
+            tracing::warn!(app = app_id, version = release.version, %reason, "Release failed to roll out.");
+            state
+                .store
+                .mark_release_failed(app_id, release.version, &reason)
+                .await?;
+            state
+                .engine
+                .log_event(app_id, &format!("v{} failed: {reason}", release.version))
+                .await;
+            state.store.set_structure(app_id, &before.structure).await?;
+            if let Some(previous) = previous {
+                let restored = App {
+                    structure: before.structure.clone(),
+                    ..app
+                };
+                if let Err(error) = roll_back_to(state, &restored, &previous).await {
+                    tracing::warn!(app = app_id, %error, "The previous release did not come back.");
+                }
+            }
+            Err(DeployError::Failed {
+                version: release.version,
+                reason,
+            })
+        }
+    }
+}
+
+/// Re-apply a known-good release without waiting for the full deploy timeout.
+async fn roll_back_to(state: &AppState, app: &App, release: &Release) -> Result<(), String> {
+    for deployment in deployments(state, app, release) {
+        state
+            .engine
+            .apply(deployment)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn say(progress: Option<&mpsc::Sender<String>>, line: String) {
+    if let Some(progress) = progress {
+        // A client that went away must not stop the deploy.
+        let _ = progress.send(line).await;
+    }
+}
+
+/// Bring every app back to its formation (controller start).
+pub async fn restore_all(state: &AppState) -> ApiResult<()> {
+    for app in state.store.list_apps().await? {
+        let Some(release) = state.store.last_good_release(&app.id).await? else {
+            continue;
+        };
+        for deployment in deployments(state, &app, &release) {
+            if let Err(error) = state.engine.apply(deployment).await {
+                tracing::warn!(app = %app.id, %error, "Could not restore the formation.");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! The git receiver: smart HTTP served by git's own `git http-backend`,
+//! a pre-receive hook that hands pushed commits to the controller, and the
+//! build that turns a checkout into a release.
+
+pub mod build;
+pub mod cgi;
+pub mod hook;
+
+/// Environment variables passed from the controller, through git, to the hook.
+pub const ENV_HOOK_URL: &str = "DRYCC_HOOK_URL";
+pub const ENV_HOOK_SECRET: &str = "DRYCC_HOOK_SECRET";
+pub const ENV_APP: &str = "DRYCC_HOOK_APP";
+pub const ENV_USER: &str = "DRYCC_HOOK_USER";
+pub const ENV_SLUGS_DIR: &str = "DRYCC_HOOK_SLUGS_DIR";
+/// Header carrying the hook secret to the internal build endpoint.
+pub const SECRET_HEADER: &str = "x-drycc-hook-secret";
+/// Last line of the build stream: the hook's exit status.
+pub const RESULT_OK: &str = "DRYCC-RESULT ok";
+pub const RESULT_FAILED: &str = "DRYCC-RESULT failed";

@@ -1,0 +1,146 @@
+//! Start-up and graceful shutdown of the controller.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, post};
+use axum::Router;
+use drycc_engine::local::{LocalConfig, LocalEngine};
+use drycc_engine::Engine;
+use drycc_store::Store;
+use rand::RngCore;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::settings::{EngineKind, Settings};
+use crate::state::{AppState, Shared};
+
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.engine == EngineKind::Kubernetes {
+        anyhow::bail!(
+            "the kubernetes engine is not available in this build yet; use --engine local"
+        );
+    }
+    let data_dir = settings.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store = Store::open(&settings.database_url())
+        .await
+        .context("cannot open the state store")?;
+    let engine: Arc<dyn Engine> = LocalEngine::new(LocalConfig {
+        run_dir: data_dir.join("run"),
+        log_lines_per_app: settings.log_lines,
+        crash_backoff: drycc_engine::local::BackoffPolicy {
+            initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
+            ..Default::default()
+        },
+        ..LocalConfig::default()
+    })
+    .context("cannot start the local engine")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let state: Shared = Arc::new(AppState::new(
+        store,
+        engine.clone(),
+        settings.clone(),
+        data_dir.clone(),
+        format!("http://{address}"),
+        hex::encode(secret),
+    ));
+    crate::deploy::restore_all(&state)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot restore the formation: {}", e.detail))?;
+
+    let router_task = start_router(&state).await?;
+
+    let git = Router::new()
+        .route("/git/{repo}/{*rest}", any(crate::git::cgi::serve))
+        .route("/internal/git/build", post(crate::git::build::build))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state.clone());
+    let app = crate::api::router(state.clone()).merge(git);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    if let Some((stop, task)) = router_task {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    tracing::info!("Stopping every process before exit.");
+    engine.shutdown().await;
+    state.store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Ready `web` processes of an app, as the router needs them.
+struct EngineBackends(Shared);
+
+#[async_trait::async_trait]
+impl drycc_router::Backends for EngineBackends {
+    async fn web_backends(&self, app: &str) -> Option<Vec<std::net::SocketAddr>> {
+        let state = &self.0;
+        state.store.get_app(app).await.ok()??;
+        let processes = state.engine.processes(app).await.ok()?;
+        Some(
+            processes
+                .iter()
+                .filter(|p| {
+                    p.ptype == "web" && p.ready && p.state == drycc_engine::ProcessState::Up
+                })
+                .filter_map(|p| p.port)
+                .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                .collect(),
+        )
+    }
+}
+
+type RouterTask = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+async fn start_router(state: &Shared) -> anyhow::Result<Option<RouterTask>> {
+    let listen = state.settings.router_listen.trim();
+    if listen.eq_ignore_ascii_case("off") || listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {listen} for the router (DRYCC_ROUTER_LISTEN=off disables it)"
+            )
+        })?;
+    let router = drycc_router::Router::new(
+        state.settings.domain.clone(),
+        Arc::new(EngineBackends(state.clone())),
+    );
+    tracing::info!(address = %listen, domain = %state.settings.domain, "Router listening.");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(router.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Some((stop, task)))
+}

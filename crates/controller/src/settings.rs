@@ -1,0 +1,116 @@
+//! Controller settings: every flag has an environment variable twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "drycc-controller",
+    version,
+    about = "The Drycc platform controller: REST API, state, reconciler, git receiver and router in one process"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Debug, Subcommand)]
+pub enum Command {
+    /// Run as git's pre-receive hook (installed in every app repository).
+    #[command(hide = true)]
+    GitHook,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    Local,
+    Kubernetes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RegistrationMode {
+    Enabled,
+    AdminOnly,
+    Disabled,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Settings {
+    /// REST API and git endpoint.
+    #[arg(long, env = "DRYCC_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// The HTTP router (`off` disables it).
+    #[arg(long, env = "DRYCC_ROUTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub router_listen: String,
+    /// Apps answer on `<app>.<domain>`.
+    #[arg(long, env = "DRYCC_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+    /// SQLite file, checkouts, logs, runtime state.
+    #[arg(long, env = "DRYCC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://...` for PostgreSQL; SQLite in the data dir by default.
+    #[arg(long, env = "DRYCC_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(long, env = "DRYCC_ENGINE", value_enum, default_value = "local")]
+    pub engine: EngineKind,
+    #[arg(
+        long,
+        env = "DRYCC_REGISTRATION_MODE",
+        value_enum,
+        default_value = "enabled"
+    )]
+    pub registration_mode: RegistrationMode,
+    /// Upper bound of one scale value.
+    #[arg(long, env = "DRYCC_MAX_PROCESSES_PER_TYPE", default_value_t = 100)]
+    pub max_processes_per_type: u32,
+    /// Seconds a rollout may take to become ready.
+    #[arg(long, env = "DRYCC_DEPLOY_TIMEOUT", default_value_t = 120)]
+    pub deploy_timeout: u64,
+    /// Seconds between SIGTERM and SIGKILL, unless the type has its own.
+    #[arg(long, env = "DRYCC_TERMINATION_GRACE_PERIOD", default_value_t = 30)]
+    pub termination_grace_period: u64,
+    /// First crash back-off in seconds (doubles up to 300 s).
+    #[arg(long, env = "DRYCC_CRASH_BACKOFF", default_value_t = 10.0)]
+    pub crash_backoff: f64,
+    /// Log lines kept per app.
+    #[arg(long, env = "DRYCC_LOG_LINES", default_value_t = 1000)]
+    pub log_lines: usize,
+}
+
+impl Settings {
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("drycc");
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/drycc")
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) if !url.is_empty() => url.clone(),
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir().join("drycc.db").display()
+            ),
+        }
+    }
+
+    pub fn deploy_timeout(&self) -> Duration {
+        Duration::from_secs(self.deploy_timeout)
+    }
+
+    pub fn default_grace(&self) -> Duration {
+        Duration::from_secs(self.termination_grace_period)
+    }
+}

@@ -1,0 +1,399 @@
+//! The real `drycc` binary against a real controller, command by command
+//! through "Managing Application Processes" of the Drycc docs, plus an
+//! interactive `ps:exec -it` under a pseudo-terminal.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{fixture_repo, Controller};
+
+/// `drycc` is built next to `drycc-controller` by `cargo test --workspace`.
+fn drycc_bin() -> PathBuf {
+    let controller = PathBuf::from(env!("CARGO_BIN_EXE_drycc-controller"));
+    let path = controller.with_file_name("drycc");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build -p drycc-cli`) first",
+        path.display()
+    );
+    path
+}
+
+struct Cli {
+    home: tempfile::TempDir,
+    cwd: PathBuf,
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Cli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(drycc_bin());
+        command
+            .args(args)
+            .current_dir(&self.cwd)
+            .env("HOME", self.home.path())
+            .env("NO_COLOR", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env_remove("DRYCC_PROFILE")
+            .env_remove("DRYCC_DRINK_OF_CHOICE");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("drycc runs");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert_eq!(
+            output.code, 0,
+            "drycc {args:?} failed:\n{}\n{}",
+            output.stdout, output.stderr
+        );
+        output.stdout
+    }
+}
+
+fn git(dir: &Path, args: &[&str], home: &Path) -> (bool, String) {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Rows of a `ps` table after checking its header: (name, release, state, type).
+fn ps_rows(table: &str) -> Vec<(String, String, String, String)> {
+    let mut lines = table.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "RELEASE", "STATE", "TYPE", "STARTED"],
+        "{table}"
+    );
+    lines
+        .map(|line| {
+            assert!(
+                line.contains("    "),
+                "columns are separated by 4 spaces: {line:?}"
+            );
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells.len(), 5, "{line}");
+            assert!(
+                cells[4].ends_with("UTC") && cells[4].len() == 22,
+                "STARTED like 2023-12-08T02:25:00UTC: {line}"
+            );
+            (
+                cells[0].into(),
+                cells[1].into(),
+                cells[2].into(),
+                cells[3].into(),
+            )
+        })
+        .collect()
+}
+
+fn count(rows: &[(String, String, String, String)], ptype: &str) -> usize {
+    rows.iter().filter(|r| r.3 == ptype && r.2 == "up").count()
+}
+
+/// `Scaling processes... but first, coffee!`, `done in Ns`, a blank line, the table.
+fn scaled(output: &str, verb: &str) -> Vec<(String, String, String, String)> {
+    let mut lines = output.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{verb} processes... but first, coffee!").as_str()),
+        "{output}"
+    );
+    let done = lines.next().unwrap_or_default();
+    assert!(
+        done.starts_with("done in ") && done.ends_with('s'),
+        "{output}"
+    );
+    assert_eq!(lines.next(), Some(""), "{output}");
+    ps_rows(&lines.collect::<Vec<_>>().join("\n"))
+}
+
+#[test]
+fn managing_application_processes_walkthrough() {
+    let controller = Controller::start(&[]);
+    let repo = fixture_repo("webapp");
+    let cli = Cli {
+        home: tempfile::tempdir().expect("home"),
+        cwd: repo.path().to_path_buf(),
+    };
+
+    // No config yet: a clear message.
+    let output = cli.run(&["ps"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stderr
+            .contains("client configuration file not found at: "),
+        "{}",
+        output.stderr
+    );
+    assert!(output
+        .stderr
+        .contains("Are you logged in? Use 'drycc login' or 'drycc register' to get started"));
+
+    let out = cli.ok(&[
+        "register",
+        &controller.url,
+        "--username=walker",
+        "--password=walk-pass",
+        "--email=w@example.com",
+    ]);
+    assert!(out.contains("Logged in as walker"), "{out}");
+    assert!(out.contains("Configuration file written to "), "{out}");
+    assert_eq!(
+        cli.ok(&["whoami"]).trim(),
+        format!("You are walker at {}", controller.url)
+    );
+
+    // create, then git push drycc main (the credential helper supplies the token).
+    let app = "walk-through";
+    let out = cli.ok(&["create", app]);
+    assert!(
+        out.contains(&format!("Creating Application... done, created {app}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Git remote drycc successfully created for app {app}."
+        )),
+        "{out}"
+    );
+    let (_, remote) = git(
+        repo.path(),
+        &["remote", "get-url", "drycc"],
+        cli.home.path(),
+    );
+    assert_eq!(
+        remote.trim(),
+        format!("{}/git/{app}.git", controller.url),
+        "no token in the remote URL"
+    );
+    let (ok, pushed) = git(repo.path(), &["push", "drycc", "main"], cli.home.path());
+    assert!(ok, "git push drycc main:\n{pushed}\n{}", controller.log());
+    assert!(pushed.contains("done, v2"), "{pushed}");
+    let token_files: Vec<String> = walk_files(repo.path())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|t| t.contains("\"token\"") || t.contains("password="))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(
+        token_files.is_empty(),
+        "the token must not be written into the repository: {token_files:?}"
+    );
+
+    // drycc ps: one web process.
+    let rows = ps_rows(&cli.ok(&["ps"]));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_str(), rows[0].3.as_str()),
+        ("v2", "up", "web")
+    );
+
+    let rows = scaled(&cli.ok(&["scale", "sleeper=1", "-a", app]), "Scaling");
+    assert_eq!((count(&rows, "web"), count(&rows, "sleeper")), (1, 1));
+    let rows = scaled(&cli.ok(&["scale", "web=5"]), "Scaling");
+    assert_eq!(count(&rows, "web"), 5);
+    let rows = scaled(&cli.ok(&["scale", "web=3"]), "Scaling");
+    assert_eq!((count(&rows, "web"), rows.len()), (3, 4));
+    let rows = scaled(&cli.ok(&["scale", "sleeper=0"]), "Scaling");
+    assert_eq!((count(&rows, "web"), count(&rows, "sleeper")), (3, 0));
+
+    // ps:exec <name> -- date
+    let name = rows[0].0.clone();
+    let output = cli.run(&["ps:exec", &name, "--", "date"]);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stdout.contains("UTC"),
+        "date prints the time: {}",
+        output.stdout
+    );
+    let output = cli.run(&["ps:exec", &name, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(output.code, 3);
+
+    // ps:restart <name>: the name changes.
+    let rows = scaled(&cli.ok(&["ps:restart", &name]), "Restarting");
+    assert_eq!(count(&rows, "web"), 3);
+    assert!(!rows.iter().any(|r| r.0 == name), "{name} was replaced");
+    // ps:restart web: every name changes.
+    let before: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let rows = scaled(&cli.ok(&["ps:restart", "web"]), "Restarting");
+    assert_eq!(count(&rows, "web"), 3);
+    assert!(rows.iter().all(|r| !before.contains(&r.0)));
+
+    // limits, then autoscale.
+    let out = cli.ok(&["limits:set", "--cpu", "web=500m"]);
+    assert!(out.starts_with("Applying limits... done"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["web", "500m", "unlimited"]),
+        "{out}"
+    );
+    let out = cli.ok(&[
+        "autoscale:set",
+        "web",
+        "--min=3",
+        "--max=8",
+        "--cpu-percent=75",
+    ]);
+    assert_eq!(
+        out.trim(),
+        format!("Applying autoscale settings for process type web on {app}... done")
+    );
+    let out = cli.ok(&["autoscale:list"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["UUID", "TYPE", "PERCENT", "MIN", "MAX"]
+    );
+    let cells: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(cells.len(), 5);
+    assert_eq!(&cells[1..], ["web", "75", "3", "8"]);
+    assert_eq!(cells[0].len(), 36, "a UUID: {}", cells[0]);
+    let output = cli.run(&["scale", "web=4"]);
+    assert_eq!(output.code, 1, "scaling an autoscaled type is refused");
+    assert!(output.stderr.starts_with("Error: "), "{}", output.stderr);
+    let out = cli.ok(&["autoscale:unset", "web"]);
+    assert_eq!(
+        out.trim(),
+        format!("Removing autoscale for process type web on {app}... done")
+    );
+    assert_eq!(
+        cli.ok(&["autoscale:list"]).trim(),
+        "No autoscale rules found."
+    );
+
+    // Argument errors: exit 1, the pattern message.
+    let output = cli.run(&["scale", "web"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stderr
+            .contains("'web' does not match the pattern 'type=num', ex: web=2"),
+        "{}",
+        output.stderr
+    );
+    let output = cli.run(&["no-such-command"]);
+    assert_eq!(output.code, 1);
+
+    // The app answers through the router.
+    let routed = reqwest::blocking::Client::new()
+        .get(format!("{}/", controller.router_url))
+        .header("Host", format!("{app}.localhost"))
+        .send()
+        .and_then(|r| r.text())
+        .expect("router answers");
+    assert!(
+        routed.starts_with("hello from walk-through-web-"),
+        "{routed}"
+    );
+
+    // Interactive: ps:exec -it -- sh under a pseudo-terminal.
+    let rows = ps_rows(&cli.ok(&["ps"]));
+    interactive_exec(&cli, &rows[0].0);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+fn interactive_exec(cli: &Cli, name: &str) {
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let slave = || Stdio::from(pty.slave.try_clone().expect("slave fd"));
+    let mut child = cli
+        .command(&["ps:exec", name, "-it", "--", "sh"])
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .expect("drycc ps:exec -it");
+    let mut master = std::fs::File::from(pty.master);
+    // Read the terminal on a thread so the child never blocks on output.
+    let mut reader = master.try_clone().expect("master fd");
+    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    master
+        .write_all(b"echo hi; exit 4\n")
+        .expect("type into the terminal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let status = loop {
+        while let Ok(chunk) = receiver.try_recv() {
+            seen.extend(chunk);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "interactive exec did not finish: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(pty.slave);
+    while let Ok(chunk) = receiver.recv_timeout(Duration::from_millis(200)) {
+        seen.extend(chunk);
+    }
+    let text = String::from_utf8_lossy(&seen).replace('\r', "");
+    assert!(
+        text.lines().any(|l| l.trim() == "hi"),
+        "`hi` on its own line: {text:?}"
+    );
+    assert_eq!(status.code(), Some(4), "{text:?}");
+    let _ = master.as_raw_fd();
+}
