@@ -4,6 +4,9 @@
 //! Timestamps travel as strings in `%Y-%m-%dT%H:%M:%SZ` (UTC); this crate
 //! keeps them as `String` so that it needs no time library.
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -5,6 +5,9 @@
 //! per topic ([`commands`]). Errors print `Error: <message>` on stderr and
 //! exit with 1; `ps:exec` exits with the remote command's code.
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod app;
 mod argv;
 mod cli;

@@ -2,6 +2,9 @@
 //! in one process. Started with no flags it is a complete platform on one
 //! machine (SQLite state, native processes, router on `*.localhost`).
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod api;
 mod auth;
 mod deploy;

@@ -9,6 +9,9 @@
 //! No engine-specific type leaks out of its module: the controller only sees
 //! the types defined here.
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod local;
 
 use std::collections::BTreeMap;

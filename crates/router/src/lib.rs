@@ -3,6 +3,9 @@
 //! it asks a [`Backends`] for the addresses of ready web processes on every
 //! request, so a process taken out of service stops receiving traffic at once.
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -69,6 +69,9 @@
 //! fresh database per test (dropped afterwards). `scripts/test-postgres.sh`
 //! starts a throwaway local PostgreSQL cluster and does exactly that.
 
+// Input from users, files and the network must never panic the program.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod apps;
 mod codec;
 mod error;
