@@ -236,6 +236,46 @@ fn bad_input_is_refused_and_changes_nothing() {
     );
     assert!(!ok, "another user cannot push");
 
+    // Sharing: a granted user can read and write; revoked, 404 again.
+    assert_eq!(
+        api.post(
+            &format!("/v2/apps/{app}/perms/"),
+            json!({"username": "nobody-here"})
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        api.post(
+            &format!("/v2/apps/{app}/perms/"),
+            json!({"username": "mallory"})
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        api.get(&format!("/v2/apps/{app}/perms/")).body["users"],
+        json!(["mallory"])
+    );
+    assert_eq!(other.get(&format!("/v2/apps/{app}/")).status, 200);
+    assert_eq!(other.get(&format!("/v2/apps/{app}/pods/")).status, 200);
+    assert_eq!(
+        other
+            .post(
+                &format!("/v2/apps/{app}/perms/"),
+                json!({"username": "mallory"})
+            )
+            .status,
+        403,
+        "only the owner shares"
+    );
+    assert_eq!(
+        api.request("DELETE", &format!("/v2/apps/{app}/perms/mallory/"), None)
+            .status,
+        204
+    );
+    assert_eq!(other.get(&format!("/v2/apps/{app}/")).status, 404);
+
     // Bad rollbacks.
     for (body, message) in [
         (json!({"version": -1}), "version cannot be below 0"),

@@ -323,8 +323,22 @@ fn managing_application_processes_walkthrough() {
         "{routed}"
     );
 
-    // Interactive: ps:exec -it -- sh under a pseudo-terminal.
     let rows = ps_rows(&cli.ok(&["ps"]));
+    // Logs: the app's lines with the process name, and one process's lines.
+    let logs = cli.ok(&["logs", "-n", "200"]);
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&format!("{app}[walk-through-web-")) && l.contains("listening on")),
+        "{logs}"
+    );
+    let web = &rows[0].0;
+    let own = cli.ok(&["ps:logs", web, "-n", "10"]);
+    assert!(
+        !own.is_empty() && own.lines().all(|l| l.contains(&format!("[{web}]"))),
+        "{own}"
+    );
+
+    // Interactive: ps:exec -it -- sh under a pseudo-terminal.
     interactive_exec(&cli, &rows[0].0);
 }
 
