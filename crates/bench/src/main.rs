@@ -4,7 +4,8 @@
 //!
 //! Usage: `cargo run --release -p drycc-bench` (builds and uses
 //! `target/release/drycc-controller`, or `$DRYCC_CONTROLLER_BIN`).
-//! `DRYCC_BENCH_COUNT` changes the count (default 500).
+//! `DRYCC_BENCH_COUNT` changes the count (default 500), `DRYCC_BENCH_ROUNDS`
+//! the number of rounds (default 5).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -71,7 +72,23 @@ fn run(args: &[&str], dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `median (min .. max)` in seconds.
+fn summary(times: &mut [Duration]) -> String {
+    times.sort();
+    let secs = |d: Option<&Duration>| d.map_or(0.0, Duration::as_secs_f64);
+    format!(
+        "median {:.3} s (min {:.3} s, max {:.3} s)",
+        secs(times.get(times.len() / 2)),
+        secs(times.first()),
+        secs(times.last())
+    )
+}
+
 fn main() -> Result<()> {
+    let rounds: u32 = std::env::var("DRYCC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let count: u32 = std::env::var("DRYCC_BENCH_COUNT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -101,6 +118,7 @@ fn main() -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let fresh = rss_kib(pid)?;
     let post =
         |path: &str, token: Option<&str>, body: Value| -> Result<reqwest::blocking::Response> {
             let mut request = client.post(format!("{url}{path}")).json(&body);
@@ -149,49 +167,62 @@ fn main() -> Result<()> {
         repo.path(),
     )?;
 
+    // Let the push's work settle before reading the idle size.
     std::thread::sleep(Duration::from_millis(500));
     let idle = rss_kib(pid)?;
-    let started = Instant::now();
-    let answer = post(
-        "/v2/apps/bench-app/scale/",
-        Some(&token),
-        json!({"worker": count}),
-    )?;
-    let up_time = started.elapsed();
-    if answer.status().as_u16() != 204 {
-        bail!("scale up answered {}: {}", answer.status(), answer.text()?);
+    let scale = |n: u32| -> Result<Duration> {
+        let started = Instant::now();
+        let answer = post(
+            "/v2/apps/bench-app/scale/",
+            Some(&token),
+            json!({"worker": n}),
+        )?;
+        let took = started.elapsed();
+        if answer.status().as_u16() != 204 {
+            bail!(
+                "scale to {n} answered {}: {}",
+                answer.status(),
+                answer.text()?
+            );
+        }
+        Ok(took)
+    };
+    let (mut ups, mut downs, mut at_count) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..rounds {
+        ups.push(scale(count)?);
+        let pods: Value = client
+            .get(format!("{url}/v2/apps/bench-app/pods/"))
+            .header("Authorization", format!("token {token}"))
+            .send()?
+            .json()?;
+        let up = pods["results"]
+            .as_array()
+            .map_or(0, |p| p.iter().filter(|p| p["state"] == "up").count());
+        if up != count as usize {
+            bail!("only {up} of {count} processes up after the scale answered");
+        }
+        at_count = at_count.max(rss_kib(pid)?);
+        downs.push(scale(0)?);
     }
-    let pods: Value = client
-        .get(format!("{url}/v2/apps/bench-app/pods/"))
-        .header("Authorization", format!("token {token}"))
-        .send()?
-        .json()?;
-    let up = pods["results"]
-        .as_array()
-        .map_or(0, |p| p.iter().filter(|p| p["state"] == "up").count());
-    let at_count = rss_kib(pid)?;
-    let started = Instant::now();
-    let answer = post(
-        "/v2/apps/bench-app/scale/",
-        Some(&token),
-        json!({"worker": 0}),
-    )?;
-    let down_time = started.elapsed();
-    if answer.status().as_u16() != 204 {
-        bail!("scale down answered {}", answer.status());
-    }
-    println!("processes up after the scale request: {up}/{count}");
+    println!("{rounds} rounds of one scale request 0 -> {count} -> 0 (worker: exec sleep 600)");
     println!(
-        "scale 0 -> {count} (request until all up): {:.3} s",
-        up_time.as_secs_f64()
+        "scale 0 -> {count}, request until all up: {}",
+        summary(&mut ups)
     );
     println!(
-        "scale {count} -> 0 (request until all gone): {:.3} s",
-        down_time.as_secs_f64()
+        "scale {count} -> 0, request until all gone: {}",
+        summary(&mut downs)
     );
-    println!("controller RSS idle: {:.1} MiB", idle as f64 / 1024.0);
     println!(
-        "controller RSS at {count} processes: {:.1} MiB",
+        "controller RSS just started: {:.1} MiB",
+        fresh as f64 / 1024.0
+    );
+    println!(
+        "controller RSS idle (after login and a push): {:.1} MiB",
+        idle as f64 / 1024.0
+    );
+    println!(
+        "controller RSS at {count} processes (largest seen): {:.1} MiB",
         at_count as f64 / 1024.0
     );
     drop(controller);

@@ -178,6 +178,10 @@ pub async fn roll_out(
     .await
 }
 
+/// How long a waiter lets a burst of engine changes settle before it reads
+/// the process list again.
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// Wait until every deployment has exactly its replicas ready and every
 /// process of `removed` types is gone. On timeout, the reason names the
 /// processes that are not ready and their state.
@@ -206,7 +210,11 @@ pub async fn wait_converged(
         // a state change of their own being published yet.
         let tick = tokio::time::sleep(Duration::from_millis(250));
         tokio::select! {
-            _ = changes.changed() => {}
+            _ = changes.changed() => {
+                // Hundreds of processes starting at once change state in a
+                // burst: read the list once per burst, not once per change.
+                tokio::time::sleep(COALESCE).await;
+            }
             _ = tick => {}
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(not_converged_reason(deployments, &processes, timeout));

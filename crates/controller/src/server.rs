@@ -29,7 +29,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .context("cannot open the state store")?;
     let engine: Arc<dyn Engine> = LocalEngine::new(LocalConfig {
-        run_dir: data_dir.join("run"),
+        run_dir: settings.run_dir(),
         log_lines_per_app: settings.log_lines,
         crash_backoff: drycc_engine::local::BackoffPolicy {
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),

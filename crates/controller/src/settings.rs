@@ -53,6 +53,10 @@ pub struct Settings {
     /// SQLite file, checkouts, logs, runtime state.
     #[arg(long, env = "DRYCC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Pid files of running processes (default: on tmpfs, one directory per
+    /// data dir, since a file is written and removed for every process).
+    #[arg(long, env = "DRYCC_RUN_DIR")]
+    pub run_dir: Option<PathBuf>,
     /// `postgres://...` for PostgreSQL; SQLite in the data dir by default.
     #[arg(long, env = "DRYCC_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -94,6 +98,17 @@ impl Settings {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
         home.join(".local/share/drycc")
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.run_dir {
+            return dir.clone();
+        }
+        use sha2::Digest;
+        let data_dir = self.data_dir();
+        let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+        let uid = nix::unistd::getuid().as_raw();
+        drycc_engine::local::default_run_dir(uid).join(hex::encode(&digest[..8]))
     }
 
     pub fn database_url(&self) -> String {

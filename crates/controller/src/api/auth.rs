@@ -71,7 +71,7 @@ pub async fn register(
             }
         }
     }
-    let hash = hash_password(&request.password)?;
+    let hash = hash_password(request.password).await?;
     let user = state
         .store
         .create_user(&request.username, &email, &hash)
@@ -92,9 +92,7 @@ pub async fn login(
     let hash = user.password_hash.clone();
     let password = request.password;
     // argon2 is deliberately slow: keep it off the async workers.
-    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
+    let valid = verify_password(password, hash).await?;
     if !valid {
         return Err(invalid());
     }

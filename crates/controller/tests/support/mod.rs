@@ -59,6 +59,7 @@ impl Controller {
             .env("DRYCC_LISTEN", format!("127.0.0.1:{port}"))
             .env("DRYCC_ROUTER_LISTEN", format!("127.0.0.1:{router_port}"))
             .env("DRYCC_DATA_DIR", self.data_dir.path())
+            .env("DRYCC_RUN_DIR", self.data_dir.path().join("run"))
             .env("DRYCC_TERMINATION_GRACE_PERIOD", "5")
             .env("DRYCC_DEPLOY_TIMEOUT", "30")
             .env("DRYCC_CRASH_BACKOFF", "0.2")
