@@ -206,6 +206,11 @@ pub async fn wait_converged(
         if done {
             return Ok(());
         }
+        // A new process that keeps crashing will not become ready in time:
+        // say so now instead of at the end of the deploy timeout.
+        if let Some(reason) = crash_loop_reason(deployments, &processes) {
+            return Err(reason);
+        }
         // The fallback tick covers readiness probes, which may pass without
         // a state change of their own being published yet.
         let tick = tokio::time::sleep(Duration::from_millis(250));
@@ -221,6 +226,30 @@ pub async fn wait_converged(
             }
         }
     }
+}
+
+/// Restarts after which a new process counts as crash-looping.
+const CRASH_LOOP_RESTARTS: u32 = 2;
+
+fn crash_loop_reason(deployments: &[Deployment], processes: &[ProcessStatus]) -> Option<String> {
+    let looping: Vec<String> = processes
+        .iter()
+        .filter(|p| {
+            !p.ready
+                && p.restarts >= CRASH_LOOP_RESTARTS
+                && deployments.iter().any(|d| {
+                    d.replicas > 0 && d.template.ptype == p.ptype && d.template.hash == p.hash
+                })
+        })
+        .map(|p| {
+            let exit = p.last_exit.as_deref().unwrap_or("exited");
+            format!(
+                "{} is crashing ({exit}; restarted {} times)",
+                p.name, p.restarts
+            )
+        })
+        .collect();
+    (!looping.is_empty()).then(|| format!("processes keep crashing: {}", looping.join(", ")))
 }
 
 fn not_converged_reason(
@@ -415,4 +444,68 @@ pub async fn restore_all(state: &AppState) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn deployment(ptype: &str, hash: &str, replicas: u32) -> Deployment {
+        Deployment {
+            template: ProcessTemplate {
+                app: "app".into(),
+                ptype: ptype.into(),
+                release: 2,
+                hash: hash.into(),
+                command: "true".into(),
+                env: Default::default(),
+                workdir: PathBuf::from("/"),
+                image: None,
+                grace_period: Duration::from_secs(1),
+                readiness: None,
+                liveness: None,
+                cpu_millis: None,
+                memory_bytes: None,
+            },
+            replicas,
+        }
+    }
+
+    fn process(ptype: &str, hash: &str, restarts: u32, ready: bool) -> ProcessStatus {
+        ProcessStatus {
+            name: format!("app-{ptype}-{hash}-bcdfg"),
+            app: "app".into(),
+            ptype: ptype.into(),
+            release: 2,
+            hash: hash.into(),
+            state: if ready {
+                ProcessState::Up
+            } else {
+                ProcessState::Crashed
+            },
+            started: chrono::Utc::now(),
+            ready,
+            restarts,
+            pid: None,
+            port: None,
+            last_exit: Some("exited with code 1".into()),
+            command: "true".into(),
+            image: None,
+        }
+    }
+
+    #[test]
+    fn crash_loops_of_awaited_processes_fail_fast() {
+        let wanted = [deployment("worker", "h1", 1)];
+        assert!(crash_loop_reason(&wanted, &[process("worker", "h1", 1, false)]).is_none());
+        let reason = crash_loop_reason(&wanted, &[process("worker", "h1", 2, false)]).unwrap();
+        assert!(reason
+            .contains("app-worker-h1-bcdfg is crashing (exited with code 1; restarted 2 times)"));
+        // Ready again, another template, or a type being scaled to 0: no.
+        assert!(crash_loop_reason(&wanted, &[process("worker", "h1", 5, true)]).is_none());
+        assert!(crash_loop_reason(&wanted, &[process("worker", "old", 5, false)]).is_none());
+        let removing = [deployment("worker", "h1", 0)];
+        assert!(crash_loop_reason(&removing, &[process("worker", "h1", 5, false)]).is_none());
+    }
 }

@@ -107,6 +107,45 @@ fn bad_input_is_refused_and_changes_nothing() {
         );
     }
 
+    // Autoscale rules are validated; a type without a CPU limit is refused.
+    for (rule, message) in [
+        (
+            json!({"web": {"min": 1, "max": 3, "cpu_percent": 50}}),
+            "drycc limits:set --cpu web=<value>",
+        ),
+        (
+            json!({"sleeper": {"min": 3, "max": 2, "cpu_percent": 50}}),
+            "1 <= min <= max",
+        ),
+        (
+            json!({"sleeper": {"min": 0, "max": 2, "cpu_percent": 50}}),
+            "1 <= min <= max",
+        ),
+        (
+            json!({"sleeper": {"min": 1, "max": 2, "cpu_percent": 0}}),
+            "cpu_percent must be at least 1",
+        ),
+        (
+            json!({"sleeper": {"min": 1, "max": 2}}),
+            "\"cpu_percent\" must be a positive integer",
+        ),
+        (
+            json!({"nope": {"min": 1, "max": 2, "cpu_percent": 5}}),
+            "Container type nope does not exist",
+        ),
+    ] {
+        let answer = api.post(
+            &format!("/v2/apps/{app}/settings/"),
+            json!({"autoscale": rule}),
+        );
+        assert!(
+            answer.status == 400 || answer.status == 404,
+            "{rule}: {}",
+            answer.text
+        );
+        assert!(detail(&answer).contains(message), "{rule}: {}", answer.text);
+    }
+
     // An autoscaled type refuses manual scaling with 409.
     let limits = api.post(
         &format!("/v2/apps/{app}/config/"),

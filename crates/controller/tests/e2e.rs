@@ -98,11 +98,21 @@ fn push_scale_restart_exec_and_config() {
         json!({"web": 1, "sleeper": 0, "stubborn": 0, "crasher": 0})
     );
 
+    // Follow the app's log over the WebSocket while a sleeper starts.
+    let follower = support::follow_logs(&api, app);
+
     // sleeper=1, then web=5, web=3 (two get SIGTERM), sleeper=0.
     scale(&api, app, json!({"sleeper": 1}));
     let pods = api.pods(app);
     assert_eq!(count_up(&pods, "sleeper"), 1);
     assert_eq!(count_up(&pods, "web"), 1);
+    let followed = follower.join().expect("log follower");
+    assert!(
+        followed
+            .iter()
+            .any(|l| l.contains(&format!("{app}[{app}-sleeper-")) && l.ends_with("]: sleeping")),
+        "the followed log shows the sleeper's output: {followed:#?}"
+    );
     scale(&api, app, json!({"web": 5}));
     let five = api.pods_of(app, "web");
     assert_eq!(five.len(), 5);
@@ -209,7 +219,7 @@ fn push_scale_restart_exec_and_config() {
     // A type that exits at once: crashed, with growing restarts. Like a
     // Kubernetes pod without a probe it counts as ready once started, so
     // the scale may converge before the first crash (204) or, if the crash
-    // comes first, answer 503 naming it.
+    // comes first, answer 503 as soon as it is seen crash-looping.
     let answer = api.post(&format!("/v2/apps/{app}/scale/"), json!({"crasher": 1}));
     match answer.status {
         204 => {}

@@ -424,3 +424,62 @@ pub fn exec(
         )
     })
 }
+
+/// Follow the app's log over the WebSocket (no backlog) until a line of a
+/// `sleeper` process arrives or 60 s pass; returns the lines seen.
+pub fn follow_logs(api: &Api, app: &str) -> std::thread::JoinHandle<Vec<String>> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let url = format!(
+        "{}/v2/apps/{app}/logs",
+        api.url.replacen("http://", "ws://", 1)
+    );
+    let token = api.token.clone().unwrap_or_default();
+    let marker = format!("[{app}-sleeper-");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut request = url.into_client_request().expect("ws request");
+            request.headers_mut().insert(
+                "Authorization",
+                format!("token {token}").parse().expect("header"),
+            );
+            let (mut socket, _) = tokio_tungstenite::connect_async(request)
+                .await
+                .expect("ws connect");
+            socket
+                .send(Message::Text(
+                    json!({"lines": 0, "follow": true}).to_string().into(),
+                ))
+                .await
+                .expect("first frame");
+            let _ = ready_tx.send(());
+            let mut lines = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let next = tokio::time::timeout_at(deadline, socket.next()).await;
+                match next {
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        let done = text.contains(&marker);
+                        lines.push(text.to_string());
+                        if done {
+                            break;
+                        }
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    _ => break,
+                }
+            }
+            lines
+        })
+    });
+    // The subscription exists before the caller makes the sleeper log.
+    let _ = ready_rx.recv_timeout(Duration::from_secs(30));
+    handle
+}
