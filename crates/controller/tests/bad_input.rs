@@ -45,6 +45,29 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(detail(&answer), "Invalid token.");
 
     api.login("owner", "pass-word-1");
+
+    // Every response, errors included, carries the API version headers.
+    for path in ["/v2/", "/v2/apps/", "/healthz", "/no/such/path"] {
+        let response =
+            reqwest::blocking::get(format!("{}{path}", controller.url)).expect("request");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            header("DRYCC_API_VERSION").as_deref(),
+            Some("2.3"),
+            "{path}"
+        );
+        assert_eq!(
+            header("DRYCC_PLATFORM_VERSION").as_deref(),
+            Some(env!("CARGO_PKG_VERSION")),
+            "{path}"
+        );
+    }
     let app = "bad-input-app";
     assert_eq!(api.post("/v2/apps/", json!({"id": app})).status, 201);
 
@@ -68,6 +91,59 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert!(api.get(&format!("/v2/apps/{app}/builds/")).body["results"]
         .as_array()
         .is_some_and(|b| b.is_empty()));
+
+    // Every grammar rule of the Procfile rejects the push with its message.
+    for (procfile, message) in [
+        ("web:\n", "line 1, column 5: no command after ':'"),
+        (
+            ": echo hi\n",
+            "line 1, column 1: missing process type before ':'",
+        ),
+        ("web echo hi\n", "line 1, column 4: no ':' on this line"),
+        (
+            "we b: echo\n",
+            "line 1, column 3: invalid process type \"we b\"",
+        ),
+        (
+            "web.1: echo\n",
+            "line 1, column 4: invalid process type \"web.1\"",
+        ),
+        (
+            "web: a\nweb: b\n",
+            "line 2, column 1: duplicate process type \"web\": already defined on line 1",
+        ),
+        ("Web_1: echo\n", "did you mean \"web-1\"?"),
+        (
+            "run: echo\n",
+            "process type \"run\" is reserved for one-off commands",
+        ),
+        ("# only a comment\n", "Procfile declares no process types"),
+    ] {
+        std::fs::write(bad.path().join("Procfile"), procfile).expect("write Procfile");
+        support::git(
+            bad.path(),
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.com",
+                "commit",
+                "-qam",
+                "next",
+            ],
+        );
+        let (ok, output) = push(bad.path(), &controller.url, app, "owner", &token);
+        assert!(!ok, "{procfile:?} must reject the push:\n{output}");
+        assert!(
+            output.contains(message),
+            "{procfile:?}: expected {message:?} in:\n{output}"
+        );
+    }
+    assert_eq!(
+        api.get(&format!("/v2/apps/{app}/releases/")).body["count"],
+        1,
+        "no release from a bad Procfile"
+    );
 
     // A good push, then the baseline.
     let good = fixture_repo("webapp");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{fixture_repo, Controller};
+use support::{example_repo, Controller};
 
 /// `drycc` is built next to `drycc-controller` by `cargo test --workspace`.
 fn drycc_bin() -> PathBuf {
@@ -144,7 +144,8 @@ fn scaled(output: &str, verb: &str) -> Vec<(String, String, String, String)> {
 #[test]
 fn managing_application_processes_walkthrough() {
     let controller = Controller::start(&[]);
-    let repo = fixture_repo("webapp");
+    // The README's example app, with the README's commands.
+    let repo = example_repo();
     let cli = Cli {
         home: tempfile::tempdir().expect("home"),
         cwd: repo.path().to_path_buf(),
@@ -311,15 +312,25 @@ fn managing_application_processes_walkthrough() {
     let output = cli.run(&["no-such-command"]);
     assert_eq!(output.code, 1);
 
-    // The app answers through the router.
-    let routed = reqwest::blocking::Client::new()
-        .get(format!("{}/", controller.router_url))
-        .header("Host", format!("{app}.localhost"))
-        .send()
-        .and_then(|r| r.text())
-        .expect("router answers");
+    // The app answers through the router, with the README's curl (curl
+    // resolves *.localhost to loopback by itself).
+    let port = controller
+        .router_url
+        .rsplit(':')
+        .next()
+        .expect("router port");
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            &format!("http://{app}.localhost:{port}/"),
+        ])
+        .output()
+        .expect("curl runs");
+    let routed = String::from_utf8_lossy(&curl.stdout);
     assert!(
-        routed.starts_with("hello from walk-through-web-"),
+        routed.starts_with("Hello from walk-through-web-"),
         "{routed}"
     );
 

@@ -288,11 +288,21 @@ impl Api {
 
 /// Copy a fixture app into a fresh git repository with one commit on main.
 pub fn fixture_repo(name: &str) -> tempfile::TempDir {
+    repo_from(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+}
+
+/// The README's example app (`examples/hello`) in a fresh repository.
+pub fn example_repo() -> tempfile::TempDir {
+    repo_from(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello"))
+}
+
+fn repo_from(source: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    for entry in std::fs::read_dir(&source).expect("fixture") {
+    for entry in std::fs::read_dir(source).expect("fixture") {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
     }
