@@ -35,6 +35,7 @@ pub enum EngineKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RegistrationMode {
     Enabled,
+    #[value(name = "admin_only", alias = "admin-only")]
     AdminOnly,
     Disabled,
 }

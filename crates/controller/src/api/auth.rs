@@ -45,6 +45,7 @@ fn validate_username(username: &str) -> ApiResult<()> {
 
 pub async fn register(
     State(state): State<Shared>,
+    headers: HeaderMap,
     Json(request): Json<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::User>)> {
     validate_username(&request.username)?;
@@ -62,9 +63,11 @@ pub async fn register(
         match state.settings.registration_mode {
             RegistrationMode::Enabled => {}
             RegistrationMode::AdminOnly => {
-                return Err(ApiError::forbidden_with(
-                    "Registration is limited to administrators.",
-                ))
+                if !registered_by_admin(&state, &headers).await {
+                    return Err(ApiError::forbidden_with(
+                        "Registration is limited to administrators: an admin's token must authorise it.",
+                    ));
+                }
             }
             RegistrationMode::Disabled => {
                 return Err(ApiError::forbidden_with("User registration is disabled."))
@@ -77,6 +80,20 @@ pub async fn register(
         .create_user(&request.username, &email, &hash)
         .await?;
     Ok((StatusCode::CREATED, Json(user_view(&user))))
+}
+
+/// Whether the request carries the token of an admin (`admin_only` mode).
+async fn registered_by_admin(state: &Shared, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("token "))
+    else {
+        return false;
+    };
+    crate::auth::user_for_token(state, token.trim())
+        .await
+        .is_ok_and(|user| user.is_superuser)
 }
 
 pub async fn login(
