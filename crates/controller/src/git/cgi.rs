@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::{ENV_APP, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_SLUGS_DIR, ENV_USER};
+use super::{ENV_APP, ENV_HOOK_EXE, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_SLUGS_DIR, ENV_USER};
 use crate::auth::{app_for, user_for_token, Access};
 use crate::state::Shared;
 
@@ -108,17 +108,16 @@ async fn ensure_repository(dir: &FsPath) -> std::io::Result<()> {
             return Err(std::io::Error::other("git config failed"));
         }
     }
-    let exe = std::env::current_exe()?;
     let hook = dir.join("hooks").join("pre-receive");
-    let script = format!(
-        "#!/bin/sh\nexec '{}' git-hook\n",
-        exe.display().to_string().replace('\'', "'\\''")
-    );
-    // Rewritten every time: the controller binary may have moved.
-    tokio::fs::create_dir_all(dir.join("hooks")).await?;
-    tokio::fs::write(&hook, script).await?;
-    use std::os::unix::fs::PermissionsExt;
-    tokio::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).await?;
+    if tokio::fs::metadata(&hook).await.is_err() {
+        // The controller passes its own executable in the environment, so
+        // the hook never names a path that a rebuild or upgrade can move.
+        let script = format!("#!/bin/sh\nexec \"${ENV_HOOK_EXE}\" git-hook\n");
+        tokio::fs::create_dir_all(dir.join("hooks")).await?;
+        tokio::fs::write(&hook, script).await?;
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).await?;
+    }
     Ok(())
 }
 
@@ -154,6 +153,8 @@ async fn run_backend(
         .env("GIT_PROTOCOL", header("git-protocol"))
         .env("REMOTE_USER", user)
         .env("REMOTE_ADDR", "127.0.0.1")
+        // The running binary, even if its file was replaced since it started.
+        .env(ENV_HOOK_EXE, format!("/proc/{}/exe", std::process::id()))
         .env(ENV_HOOK_URL, &state.api_url)
         .env(ENV_HOOK_SECRET, &state.hook_secret)
         .env(ENV_APP, app)

@@ -8,6 +8,7 @@ pub mod hook;
 
 /// Environment variables passed from the controller, through git, to the hook.
 pub const ENV_HOOK_URL: &str = "DRYCC_HOOK_URL";
+pub const ENV_HOOK_EXE: &str = "DRYCC_HOOK_EXE";
 pub const ENV_HOOK_SECRET: &str = "DRYCC_HOOK_SECRET";
 pub const ENV_APP: &str = "DRYCC_HOOK_APP";
 pub const ENV_USER: &str = "DRYCC_HOOK_USER";
