@@ -182,6 +182,35 @@ pub async fn roll_out(
 /// the process list again.
 const COALESCE: Duration = Duration::from_millis(5);
 
+/// Apply the deployments of `types` (scale, restart) and wait until they
+/// have converged; other types are left alone.
+pub async fn apply_types(
+    state: &AppState,
+    app: &App,
+    release: &Release,
+    types: &BTreeSet<String>,
+) -> Result<(), String> {
+    let selected: Vec<Deployment> = deployments(state, app, release)
+        .into_iter()
+        .filter(|d| types.contains(&d.template.ptype))
+        .collect();
+    for deployment in &selected {
+        state
+            .engine
+            .apply(deployment.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    wait_converged(
+        state,
+        &app.id,
+        &selected,
+        &BTreeSet::new(),
+        state.settings.deploy_timeout(),
+    )
+    .await
+}
+
 /// Wait until every deployment has exactly its replicas ready and every
 /// process of `removed` types is gone. On timeout, the reason names the
 /// processes that are not ready and their state.

@@ -120,18 +120,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         ("# only a comment\n", "Procfile declares no process types"),
     ] {
         std::fs::write(bad.path().join("Procfile"), procfile).expect("write Procfile");
-        support::git(
-            bad.path(),
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.com",
-                "commit",
-                "-qam",
-                "next",
-            ],
-        );
+        support::commit_all(bad.path(), "next");
         let (ok, output) = push(bad.path(), &controller.url, app, "owner", &token);
         assert!(!ok, "{procfile:?} must reject the push:\n{output}");
         assert!(

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::{fixture_repo, git, push, Api, Controller};
+use support::{commit_all, fixture_repo, push, Api, Controller};
 
 #[test]
 fn a_release_that_never_becomes_ready_fails_and_keeps_the_old_processes() {
@@ -27,18 +27,7 @@ fn a_release_that_never_becomes_ready_fails_and_keeps_the_old_processes() {
         "web: exec sleep 900\nsleeper: sleep 900\n",
     )
     .expect("write");
-    git(
-        repo.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@example.com",
-            "commit",
-            "-qam",
-            "broken web",
-        ],
-    );
+    commit_all(repo.path(), "broken web");
     let (ok, output) = push(repo.path(), &controller.url, app, "carol", &token);
     assert!(
         !ok,

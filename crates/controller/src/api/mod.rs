@@ -72,6 +72,7 @@ pub fn router(state: Shared) -> Router {
         .nest("/v2", v2)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("drycc_api_version"),
             HeaderValue::from_static(drycc_api_types::API_VERSION),
@@ -81,6 +82,35 @@ pub fn router(state: Shared) -> Router {
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         ))
         .with_state(state)
+}
+
+/// Bodies up to this size are read and dropped before a 413, so that the
+/// client, still sending, gets the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// A declared `Content-Length` over the limit gets a clear 413 at once.
+async fn refuse_oversized(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) else {
+        return next.run(request).await;
+    };
+    if length <= DRAIN_LIMIT {
+        let mut body = request.into_body().into_data_stream();
+        use futures::StreamExt;
+        while let Some(Ok(_)) = body.next().await {}
+    }
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Request body too large: at most {MAX_BODY_BYTES} bytes are accepted."),
+    )
+    .into_response()
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -10,7 +10,7 @@ use drycc_model::scale::{validate_scale, ScaleContext};
 use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::deploy::{deployments, wait_converged};
+use crate::deploy::apply_types;
 use crate::error::{optional_json, ApiError, ApiResult, Json};
 use crate::state::{timestamp, AppState, Shared};
 
@@ -133,22 +133,10 @@ pub async fn apply_structure(
     app.structure
         .extend(counts.iter().map(|(k, v)| (k.clone(), *v)));
     state.store.set_structure(app_id, &app.structure).await?;
-    let changed: Vec<_> = deployments(state, &app, release)
-        .into_iter()
-        .filter(|d| counts.contains_key(&d.template.ptype))
-        .collect();
-    for deployment in &changed {
-        state.engine.apply(deployment.clone()).await?;
-    }
-    wait_converged(
-        state,
-        app_id,
-        &changed,
-        &BTreeSet::new(),
-        state.settings.deploy_timeout(),
-    )
-    .await
-    .map_err(ApiError::unavailable)
+    let types: BTreeSet<String> = counts.keys().cloned().collect();
+    apply_types(state, &app, release, &types)
+        .await
+        .map_err(ApiError::unavailable)
 }
 
 pub async fn restart_all(
@@ -213,22 +201,9 @@ async fn restart_types(
     };
     let list: Vec<String> = types.iter().cloned().collect();
     let app = state.store.bump_restart_generation(app_id, &list).await?;
-    let selected: Vec<_> = deployments(state, &app, &release)
-        .into_iter()
-        .filter(|d| types.contains(&d.template.ptype))
-        .collect();
-    for deployment in &selected {
-        state.engine.apply(deployment.clone()).await?;
-    }
-    wait_converged(
-        state,
-        app_id,
-        &selected,
-        &BTreeSet::new(),
-        state.settings.deploy_timeout(),
-    )
-    .await
-    .map_err(ApiError::unavailable)
+    apply_types(state, &app, &release, &types)
+        .await
+        .map_err(ApiError::unavailable)
 }
 
 pub async fn restart_one(

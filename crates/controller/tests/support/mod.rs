@@ -307,9 +307,15 @@ fn repo_from(source: &Path) -> tempfile::TempDir {
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
     }
     git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(dir.path(), &["add", "."]);
+    commit_all(dir.path(), "init");
+    dir
+}
+
+/// Commit every change in the work tree.
+pub fn commit_all(dir: &Path, message: &str) {
+    git(dir, &["add", "-A"]);
     git(
-        dir.path(),
+        dir,
         &[
             "-c",
             "user.name=t",
@@ -317,10 +323,9 @@ fn repo_from(source: &Path) -> tempfile::TempDir {
             "user.email=t@example.com",
             "commit",
             "-qm",
-            "init",
+            message,
         ],
     );
-    dir
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {
