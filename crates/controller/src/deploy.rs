@@ -34,6 +34,11 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
         env.insert("SOURCE_VERSION".into(), build.sha.clone());
     }
     let workdir = state.slugs_dir().join(&app.id).join(&build.sha);
+    let container_port = config
+        .values
+        .get("PORT")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(CONTAINER_PORT);
     build
         .procfile
         .iter()
@@ -57,10 +62,12 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 grace_period: grace,
                 readiness: probes
                     .and_then(|p| p.get("readinessProbe"))
-                    .and_then(probe_from_json),
+                    .and_then(probe_from_json)
+                    .map(|probe| native_port(probe, container_port)),
                 liveness: probes
                     .and_then(|p| p.get("livenessProbe"))
-                    .and_then(probe_from_json),
+                    .and_then(probe_from_json)
+                    .map(|probe| native_port(probe, container_port)),
                 cpu_millis: config
                     .cpu
                     .get(ptype)
@@ -78,6 +85,25 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
             }
         })
         .collect()
+}
+
+/// The port a container app listens on unless its config sets `PORT`.
+pub const CONTAINER_PORT: u16 = 5000;
+
+/// Native processes share the host network, so each listens on its own
+/// `PORT` instead of the container port: a probe aimed at the container
+/// port (`healthchecks:set readinessProbe httpGet 5000`) checks the
+/// process's own `PORT`. Any other port is checked as given.
+fn native_port(mut probe: Probe, container_port: u16) -> Probe {
+    match &mut probe.action {
+        ProbeAction::Tcp { port } | ProbeAction::Http { port, .. } => {
+            if *port == Some(container_port) {
+                *port = None;
+            }
+        }
+        ProbeAction::Exec { .. } => {}
+    }
+    probe
 }
 
 /// A Kubernetes probe object (`{"tcpSocket": {"port": 5000}, "periodSeconds": 5}`)
