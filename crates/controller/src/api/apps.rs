@@ -1,13 +1,13 @@
 //! `/v2/apps/`: create, list, show, destroy.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{AppCreateRequest, List};
 use drycc_model::app::{generate_app_name, validate_app_name};
 
 use super::{paginate, Page};
 use crate::auth::{app_for, may_access, Access, AuthUser};
-use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
 use crate::state::{timestamp, Shared};
 
 pub fn app_view(app: &drycc_store::App) -> drycc_api_types::App {

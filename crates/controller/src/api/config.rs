@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::ConfigUpdate;
 use drycc_store::{BuildRef, NewConfig};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
 use crate::deploy::{self, ReleaseChange};
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, Shared};
 
 /// The longest grace period a type may ask for (one hour).

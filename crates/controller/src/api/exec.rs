@@ -1,24 +1,31 @@
 //! `WS /v2/apps/<id>/pods/<name>/exec/`: run a command in a process's
 //! environment, with Kubernetes' channel framing (see api.md).
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
 use drycc_api_types::{channel, ExecStart, ExecStatus, TerminalSize};
 use drycc_engine::{ExecInput, ExecOutput, ExecRequest};
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::error::ApiResult;
+use crate::error::{ApiResult, Path};
 use crate::state::Shared;
 
 pub async fn exec(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path((id, name)): Path<(String, String)>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        crate::error::ApiError::bad_request(format!(
+            "exec is a WebSocket endpoint: connect with `Upgrade: websocket` ({})",
+            rejection.body_text()
+        ))
+    })?;
     if !state
         .engine
         .processes(&app.id)

@@ -2,14 +2,14 @@
 //! stream (WebSocket).
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{CONTENT_TYPE, UPGRADE};
 use axum::response::{IntoResponse, Response};
 use drycc_api_types::LogsStart;
 use drycc_engine::LogLine;
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, Path, Query};
 use crate::state::{timestamp, Shared};
 
 /// Lines returned when the client does not ask for a number.

@@ -71,6 +71,7 @@ pub fn router(state: Shared) -> Router {
         .route("/readiness", get(|| async { "OK" }))
         .nest("/v2", v2)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(refuse_oversized))
         .layer(SetResponseHeaderLayer::overriding(
@@ -111,6 +112,13 @@ async fn refuse_oversized(
         format!("Request body too large: at most {MAX_BODY_BYTES} bytes are accepted."),
     )
     .into_response()
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("Method \"{method}\" not allowed."),
+    )
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -1,11 +1,11 @@
 //! `/v2/apps/<id>/perms/`: sharing an app with other users.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{PermRequest, Perms};
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::Shared;
 
 pub async fn list(

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{ContainerDescription, Pod, PodDescription, PodList, RestartRequest};
 use drycc_engine::ProcessStatus;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
 use crate::deploy::apply_types;
-use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::error::{optional_json, ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, AppState, Shared};
 
 pub fn pod_view(process: &ProcessStatus) -> Pod {

@@ -1,6 +1,6 @@
 //! `/v2/apps/<id>/builds/` and `/releases/`: list, show, create build, roll back.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{BuildCreateRequest, List, RollbackRequest, RollbackResponse};
 use drycc_store::{BuildRef, NewConfig};
@@ -8,7 +8,7 @@ use drycc_store::{BuildRef, NewConfig};
 use super::{paginate, Page};
 use crate::auth::{app_for, Access, AuthUser};
 use crate::deploy::{self, ReleaseChange};
-use crate::error::{optional_json, ApiError, ApiResult, Json};
+use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
 use crate::state::{timestamp, Shared};
 
 pub fn build_view(build: &drycc_store::Build) -> drycc_api_types::Build {

@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{AutoscaleRule, SettingsUpdate};
 use serde_json::Value;
 
 use crate::api::pods::apply_structure;
 use crate::auth::{app_for, Access, AuthUser};
-use crate::error::{ApiError, ApiResult, Json};
+use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, Shared};
 
 pub fn settings_view(settings: &drycc_store::Settings) -> drycc_api_types::Settings {
