@@ -393,6 +393,13 @@ fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(detail(&answer), message);
     }
 
+    // Lists page with links.
+    let page = api.get(&format!("/v2/apps/{app}/releases/?limit=1&offset=1"));
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(page.body["next"], format!("/v2/apps/{app}/releases?limit=1&offset=2"));
+    assert_eq!(page.body["previous"], format!("/v2/apps/{app}/releases?limit=1&offset=0"));
+
     // Nothing changed.
     assert_eq!(snapshot(&api, app), baseline);
     assert!(

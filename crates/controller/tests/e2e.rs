@@ -269,4 +269,23 @@ fn push_scale_restart_exec_and_config() {
         None,
     );
     assert_eq!(out, "hi v4\n");
+
+    // A type that disappears from the Procfile is scaled to 0 and removed;
+    // existing counts are kept.
+    std::fs::write(
+        repo.path().join("Procfile"),
+        "web: exec python3 server.py\n",
+    )
+    .expect("write");
+    support::commit_all(repo.path(), "only web");
+    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
+    assert!(ok, "{output}");
+    assert!(output.contains("done, v5"), "{output}");
+    let structure = api.get(&format!("/v2/apps/{app}/")).body["structure"].clone();
+    assert_eq!(structure, json!({"web": 3}));
+    let pods = api.pods(app);
+    assert_eq!(pods.len(), 3, "{pods:#?}");
+    assert!(pods
+        .iter()
+        .all(|p| p["type"] == "web" && p["release"] == "v5" && p["state"] == "up"));
 }

@@ -25,6 +25,7 @@ pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Query(page): Query<Page>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> ApiResult<Json<List<drycc_api_types::App>>> {
     let mut visible = Vec::new();
     for app in state.store.list_apps().await? {
@@ -32,7 +33,7 @@ pub async fn list(
             visible.push(app_view(&app));
         }
     }
-    Ok(Json(paginate(visible, &page)))
+    Ok(Json(paginate(visible, &page, uri.path())))
 }
 
 pub async fn create(

@@ -132,15 +132,43 @@ pub struct Page {
     pub offset: Option<usize>,
 }
 
-pub fn paginate<T>(items: Vec<T>, page: &Page) -> drycc_api_types::List<T> {
+/// One page of `items`, with `next`/`previous` links relative to `path`.
+pub fn paginate<T>(items: Vec<T>, page: &Page, path: &str) -> drycc_api_types::List<T> {
     let count = items.len();
     let offset = page.offset.unwrap_or(0);
-    let limit = page.limit.unwrap_or(100).max(1);
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let link = |offset: usize| format!("{path}?limit={limit}&offset={offset}");
+    let next = (offset.saturating_add(limit) < count).then(|| link(offset + limit));
+    let previous = (offset > 0).then(|| link(offset.saturating_sub(limit)));
     let results: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
     drycc_api_types::List {
         count,
-        next: None,
-        previous: None,
+        next,
+        previous,
         results,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_link_to_their_neighbours() {
+        let page = |limit, offset| Page {
+            limit: Some(limit),
+            offset: Some(offset),
+        };
+        let list = paginate((0..5).collect(), &page(2, 0), "/v2/apps");
+        assert_eq!((list.count, list.results), (5, vec![0, 1]));
+        assert_eq!(list.next.as_deref(), Some("/v2/apps?limit=2&offset=2"));
+        assert_eq!(list.previous, None);
+        let list = paginate((0..5).collect(), &page(2, 4), "/v2/apps");
+        assert_eq!(list.results, vec![4]);
+        assert_eq!(list.next, None);
+        assert_eq!(list.previous.as_deref(), Some("/v2/apps?limit=2&offset=2"));
+        let list = paginate((0..5).collect::<Vec<i32>>(), &page(0, usize::MAX), "/x");
+        assert!(list.results.is_empty());
+        assert_eq!(list.next, None);
     }
 }

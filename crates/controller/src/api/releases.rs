@@ -47,12 +47,14 @@ pub async fn list_builds(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Query(page): Query<Page>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> ApiResult<Json<List<drycc_api_types::Build>>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
     let builds = state.store.list_builds(&app.id).await?;
     Ok(Json(paginate(
         builds.iter().map(build_view).collect(),
         &page,
+        uri.path(),
     )))
 }
 
@@ -86,12 +88,14 @@ pub async fn list(
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Query(page): Query<Page>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> ApiResult<Json<List<drycc_api_types::Release>>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
     let releases = state.store.list_releases(&app.id).await?;
     Ok(Json(paginate(
         releases.iter().map(release_view).collect(),
         &page,
+        uri.path(),
     )))
 }
 
