@@ -212,6 +212,8 @@ pub async fn restart_one(
     Path((id, ptype, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<PodList>> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
+    let lock = state.app_lock(&app.id);
+    let _guard = lock.lock().await;
     let processes = state.engine.processes(&app.id).await?;
     let process = processes
         .iter()
