@@ -397,8 +397,14 @@ fn bad_input_is_refused_and_changes_nothing() {
     let page = api.get(&format!("/v2/apps/{app}/releases/?limit=1&offset=1"));
     assert_eq!(page.status, 200);
     assert_eq!(page.body["results"].as_array().map(Vec::len), Some(1));
-    assert_eq!(page.body["next"], format!("/v2/apps/{app}/releases?limit=1&offset=2"));
-    assert_eq!(page.body["previous"], format!("/v2/apps/{app}/releases?limit=1&offset=0"));
+    assert_eq!(
+        page.body["next"],
+        format!("/v2/apps/{app}/releases?limit=1&offset=2")
+    );
+    assert_eq!(
+        page.body["previous"],
+        format!("/v2/apps/{app}/releases?limit=1&offset=0")
+    );
 
     // Nothing changed.
     assert_eq!(snapshot(&api, app), baseline);
