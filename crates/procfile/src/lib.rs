@@ -346,6 +346,3 @@ impl<'t> Parser<'t> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

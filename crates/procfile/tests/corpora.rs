@@ -6,30 +6,10 @@
 //! `_`, leading `-`, `//` comments, or skip unparsable lines), the test asserts
 //! our behaviour and a comment says what theirs is.
 
-use drycc_procfile::{parse, NameProblem, ParseError, ParseErrorKind, Procfile, WarningKind};
+mod common;
 
-fn ok(text: &str) -> Procfile {
-    parse(text).unwrap_or_else(|e| panic!("expected {text:?} to parse, got:\n{e}"))
-}
-
-fn errors(text: &str) -> Vec<ParseError> {
-    match parse(text) {
-        Ok(p) => panic!("expected {text:?} to fail, got {p:?}"),
-        Err(e) => e.into_vec(),
-    }
-}
-
-fn one_error(text: &str) -> ParseError {
-    let mut all = errors(text);
-    assert_eq!(all.len(), 1, "expected one error for {text:?}, got {all:?}");
-    all.remove(0)
-}
-
-fn pairs(p: &Procfile) -> Vec<(&str, &str)> {
-    p.iter()
-        .map(|e| (e.name.as_str(), e.command.as_str()))
-        .collect()
-}
+use common::*;
+use drycc_procfile::{NameProblem, ParseError, ParseErrorKind, WarningKind};
 
 fn suggestion(err: &ParseError) -> Option<&str> {
     match &err.kind {

@@ -1,41 +1,11 @@
 //! One test (or a few) per sentence of the grammar in the crate docs and in
 //! the spec (process-model.md, "Procfile grammar").
 
-use super::*;
+mod common;
 
-fn ok(text: &str) -> Procfile {
-    parse(text).unwrap_or_else(|e| panic!("expected {text:?} to parse, got:\n{e}"))
-}
-
-fn errors(text: &str) -> Vec<ParseError> {
-    match parse(text) {
-        Ok(p) => panic!("expected {text:?} to fail, got {p:?}"),
-        Err(e) => e.into_vec(),
-    }
-}
-
-fn one_error(text: &str) -> ParseError {
-    let mut all = errors(text);
-    assert_eq!(all.len(), 1, "expected one error for {text:?}, got {all:?}");
-    all.remove(0)
-}
-
-fn pairs(p: &Procfile) -> Vec<(&str, &str)> {
-    p.iter()
-        .map(|e| (e.name.as_str(), e.command.as_str()))
-        .collect()
-}
-
-fn invalid_name(err: &ParseError) -> (&str, &NameProblem, Option<&str>) {
-    match &err.kind {
-        ParseErrorKind::InvalidName {
-            name,
-            problem,
-            suggestion,
-        } => (name, problem, suggestion.as_deref()),
-        other => panic!("expected InvalidName, got {other:?}"),
-    }
-}
+use common::*;
+use drycc_procfile::*;
+use std::collections::BTreeMap;
 
 // "One entry a line: `<type>: <command>`."
 
