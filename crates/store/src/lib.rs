@@ -66,7 +66,7 @@
 //! `cargo test -p drycc-store` runs every behaviour test against a SQLite
 //! file in a temporary directory and, when `DRYCC_TEST_DATABASE_URL` is a
 //! `postgres://` URL of a role that may `CREATE DATABASE`, again against a
-//! fresh database per test (dropped afterwards). `scripts/test-postgres.sh`
+//! fresh database per test (dropped afterwards). `scripts/with-postgres.sh`
 //! starts a throwaway local PostgreSQL cluster and does exactly that.
 
 // Input from users, files and the network must never panic the program.

@@ -18,12 +18,70 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// A database of its own on the PostgreSQL server named by
+/// `DRYCC_TEST_DATABASE_URL`, dropped with the controller.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+impl TestDatabase {
+    fn create(admin_url: &str) -> TestDatabase {
+        use sqlx::Connection;
+        let name = format!("drycc_ctl_{}", uuid::Uuid::new_v4().simple());
+        block_on(async {
+            let mut admin = sqlx::PgConnection::connect(admin_url)
+                .await
+                .expect("connect to DRYCC_TEST_DATABASE_URL");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
+        });
+        let (server, _) = admin_url
+            .rsplit_once('/')
+            .expect("a postgres:// URL with a database");
+        TestDatabase {
+            admin_url: admin_url.to_string(),
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        block_on(async {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut admin)
+                .await;
+            }
+        });
+    }
+}
+
 pub struct Controller {
     pub child: Option<Child>,
     pub url: String,
     pub router_url: String,
     pub data_dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    /// PostgreSQL instead of SQLite when DRYCC_TEST_DATABASE_URL is set.
+    pub database: Option<TestDatabase>,
 }
 
 impl Controller {
@@ -38,6 +96,10 @@ impl Controller {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            database: std::env::var("DRYCC_TEST_DATABASE_URL")
+                .ok()
+                .filter(|url| !url.is_empty())
+                .map(|url| TestDatabase::create(&url)),
         };
         controller.spawn();
         controller
@@ -64,7 +126,13 @@ impl Controller {
             .env("DRYCC_DEPLOY_TIMEOUT", "30")
             .env("DRYCC_CRASH_BACKOFF", "0.2")
             .env("DRYCC_LOG", "info")
-            .env_remove("DRYCC_DATABASE_URL")
+            .env(
+                "DRYCC_DATABASE_URL",
+                self.database
+                    .as_ref()
+                    .map(|d| d.url.as_str())
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the drycc-store test suite against a throwaway PostgreSQL cluster:
-# initdb into a temporary directory, listen on 127.0.0.1 only, run
-# `cargo test -p drycc-store` with DRYCC_TEST_DATABASE_URL set, stop and
-# remove the cluster on exit.
+# Runs a command against a throwaway PostgreSQL cluster: initdb into a
+# temporary directory, listen on 127.0.0.1 only, run the command with
+# DRYCC_TEST_DATABASE_URL set (tests create a database each under it), stop
+# and remove the cluster on exit.
+#
+#   bash scripts/with-postgres.sh cargo test -p drycc-store
 #
 # Needs the PostgreSQL server binaries (Debian: `apt-get install -y postgresql`).
 # Run from anywhere inside the workspace. As root, the server runs as the
-# `postgres` user (initdb refuses root). Extra arguments go to `cargo test`.
+# `postgres` user (initdb refuses root).
 #
 #   PGPORT   port to listen on (default 55432)
 #   PGBIN    directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
@@ -15,7 +17,7 @@ set -euo pipefail
 port="${PGPORT:-55432}"
 bin="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 if [[ -z "$bin" || ! -x "$bin/initdb" ]]; then
-    echo "test-postgres: no PostgreSQL server binaries found (apt-get install -y postgresql)" >&2
+    echo "with-postgres: no PostgreSQL server binaries found (apt-get install -y postgresql)" >&2
     exit 1
 fi
 
@@ -41,4 +43,4 @@ as_db_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $data" start
 
 export DRYCC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
-cargo test -p drycc-store "$@"
+"$@"
