@@ -270,6 +270,30 @@ fn push_scale_restart_exec_and_config() {
     );
     assert_eq!(out, "hi v4\n");
 
+    // Another branch is stored but not deployed.
+    let host = controller.url.trim_start_matches("http://");
+    let remote = format!("http://alice:{token}@{host}/git/{app}.git");
+    let (ok, output) = {
+        let out = std::process::Command::new("git")
+            .args(["push", &remote, "main:feature"])
+            .current_dir(repo.path())
+            .output()
+            .expect("git push");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("Pushed to refs/heads/feature: only main or master deploy"),
+        "{output}"
+    );
+    assert_eq!(
+        api.get(&format!("/v2/apps/{app}/releases/")).body["count"],
+        4
+    );
+
     // A type that disappears from the Procfile is scaled to 0 and removed;
     // existing counts are kept.
     std::fs::write(

@@ -41,6 +41,10 @@ pub async fn run() -> anyhow::Result<i32> {
         let deployable = reference == "refs/heads/main" || reference == "refs/heads/master";
         if deployable && new != ZERO_SHA {
             deploy = Some(new.to_string());
+        } else if !deployable {
+            eprintln!(
+                "-----> Pushed to {reference}: only main or master deploy; skipping the build."
+            );
         }
     }
     let Some(sha) = deploy else {
