@@ -82,6 +82,14 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(user_view(&user))))
 }
 
+/// A hash of a random password, verified against when no such user exists.
+async fn unknown_user_hash() -> ApiResult<String> {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_try_init(|| hash_password(crate::auth::new_token().0))
+        .await
+        .cloned()
+}
+
 /// Whether the request carries the token of an admin (`admin_only` mode).
 async fn registered_by_admin(state: &Shared, headers: &HeaderMap) -> bool {
     let Some(token) = headers
@@ -101,18 +109,15 @@ pub async fn login(
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
     let invalid = || ApiError::bad_request("Unable to log in with provided credentials.");
-    let user = state
-        .store
-        .user_by_name(&request.username)
-        .await?
-        .ok_or_else(invalid)?;
-    let hash = user.password_hash.clone();
-    let password = request.password;
-    // argon2 is deliberately slow: keep it off the async workers.
-    let valid = verify_password(password, hash).await?;
-    if !valid {
-        return Err(invalid());
-    }
+    let user = state.store.user_by_name(&request.username).await?;
+    // An unknown name costs the same argon2 work as a wrong password, so
+    // the answer's timing does not tell which names exist.
+    let hash = match &user {
+        Some(user) => user.password_hash.clone(),
+        None => unknown_user_hash().await?,
+    };
+    let valid = verify_password(request.password, hash).await?;
+    let user = user.filter(|_| valid).ok_or_else(invalid)?;
     let (token, hash) = new_token();
     state.store.create_token(&user.id, &hash).await?;
     Ok(Json(TokenResponse { token }))
