@@ -153,30 +153,27 @@ pub fn probe_from_json(value: &serde_json::Value) -> Option<Probe> {
     })
 }
 
-/// Apply the deployments of `release`, remove types that are no longer
-/// part of it, and wait for convergence of the `types` given (all when `None`).
-pub async fn roll_out(
-    state: &AppState,
-    app: &App,
-    release: &Release,
-    types: Option<&BTreeSet<String>>,
-) -> Result<(), String> {
-    let deployments = deployments(state, app, release);
-    let wanted: BTreeSet<String> = deployments
-        .iter()
-        .map(|d| d.template.ptype.clone())
-        .collect();
-    let selected: Vec<Deployment> = deployments
-        .into_iter()
-        .filter(|d| types.is_none_or(|t| t.contains(&d.template.ptype)))
-        .collect();
-    for deployment in &selected {
+/// Hand every deployment to the engine (which converges on its own).
+async fn apply_all(state: &AppState, deployments: &[Deployment]) -> Result<(), String> {
+    for deployment in deployments {
         state
             .engine
             .apply(deployment.clone())
             .await
             .map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+/// Apply every deployment of `release`, remove types that are no longer
+/// part of it, and wait for convergence.
+pub async fn roll_out(state: &AppState, app: &App, release: &Release) -> Result<(), String> {
+    let deployments = deployments(state, app, release);
+    let wanted: BTreeSet<&str> = deployments
+        .iter()
+        .map(|d| d.template.ptype.as_str())
+        .collect();
+    apply_all(state, &deployments).await?;
     let running = state
         .engine
         .processes(&app.id)
@@ -184,7 +181,7 @@ pub async fn roll_out(
         .map_err(|e| e.to_string())?;
     let stale: BTreeSet<String> = running
         .iter()
-        .filter(|p| !wanted.contains(&p.ptype))
+        .filter(|p| !wanted.contains(p.ptype.as_str()))
         .map(|p| p.ptype.clone())
         .collect();
     for ptype in &stale {
@@ -197,7 +194,7 @@ pub async fn roll_out(
     wait_converged(
         state,
         &app.id,
-        &selected,
+        &deployments,
         &stale,
         state.settings.deploy_timeout(),
     )
@@ -220,13 +217,7 @@ pub async fn apply_types(
         .into_iter()
         .filter(|d| types.contains(&d.template.ptype))
         .collect();
-    for deployment in &selected {
-        state
-            .engine
-            .apply(deployment.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    apply_all(state, &selected).await?;
     wait_converged(
         state,
         &app.id,
@@ -237,16 +228,29 @@ pub async fn apply_types(
     .await
 }
 
-/// Wait until every deployment has exactly its replicas ready and every
-/// process of `removed` types is gone. On timeout, the reason names the
-/// processes that are not ready and their state.
-pub async fn wait_converged(
+/// What a waiter makes of the current process list.
+pub enum Verdict {
+    Done,
+    Pending,
+    Failed(String),
+}
+
+/// Why [`wait_for`] stopped without `Done`.
+pub enum WaitError {
+    /// The check failed; its reason.
+    Failed(String),
+    /// The deadline passed; the last process list seen.
+    TimedOut(Vec<ProcessStatus>),
+}
+
+/// Re-read the app's processes on every engine change (and on a slow tick)
+/// until `check` says `Done` or `Failed`, or `timeout` passes.
+pub async fn wait_for(
     state: &AppState,
     app: &str,
-    deployments: &[Deployment],
-    removed: &BTreeSet<String>,
     timeout: Duration,
-) -> Result<(), String> {
+    mut check: impl FnMut(&[ProcessStatus]) -> Verdict,
+) -> Result<(), WaitError> {
     let mut changes = state.engine.changes();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -255,16 +259,11 @@ pub async fn wait_converged(
             .engine
             .processes(app)
             .await
-            .map_err(|e| e.to_string())?;
-        let done = deployments.iter().all(|d| is_converged(d, &processes))
-            && !processes.iter().any(|p| removed.contains(&p.ptype));
-        if done {
-            return Ok(());
-        }
-        // A new process that keeps crashing will not become ready in time:
-        // say so now instead of at the end of the deploy timeout.
-        if let Some(reason) = crash_loop_reason(deployments, &processes) {
-            return Err(reason);
+            .map_err(|e| WaitError::Failed(e.to_string()))?;
+        match check(&processes) {
+            Verdict::Done => return Ok(()),
+            Verdict::Failed(reason) => return Err(WaitError::Failed(reason)),
+            Verdict::Pending => {}
         }
         // The fallback tick covers readiness probes, which may pass without
         // a state change of their own being published yet.
@@ -277,10 +276,40 @@ pub async fn wait_converged(
             }
             _ = tick => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(not_converged_reason(deployments, &processes, timeout));
+                return Err(WaitError::TimedOut(processes));
             }
         }
     }
+}
+
+/// Wait until every deployment has exactly its replicas ready and every
+/// process of `removed` types is gone. On timeout, the reason names the
+/// processes that are not ready and their state.
+pub async fn wait_converged(
+    state: &AppState,
+    app: &str,
+    deployments: &[Deployment],
+    removed: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let result = wait_for(state, app, timeout, |processes| {
+        let done = deployments.iter().all(|d| is_converged(d, processes))
+            && !processes.iter().any(|p| removed.contains(&p.ptype));
+        if done {
+            return Verdict::Done;
+        }
+        // A new process that keeps crashing will not become ready in time:
+        // say so now instead of at the end of the deploy timeout.
+        match crash_loop_reason(deployments, processes) {
+            Some(reason) => Verdict::Failed(reason),
+            None => Verdict::Pending,
+        }
+    })
+    .await;
+    result.map_err(|error| match error {
+        WaitError::Failed(reason) => reason,
+        WaitError::TimedOut(last) => not_converged_reason(deployments, &last, timeout),
+    })
 }
 
 /// Restarts after which a new process counts as crash-looping.
@@ -437,7 +466,7 @@ pub async fn release(
             &format!("{} (v{})", release.summary, release.version),
         )
         .await;
-    match roll_out(state, &app, &release, None).await {
+    match roll_out(state, &app, &release).await {
         Ok(()) => Ok(release),
         Err(reason) => {
             tracing::warn!(app = app_id, version = release.version, %reason, "Release failed to roll out.");
@@ -469,14 +498,7 @@ pub async fn release(
 
 /// Re-apply a known-good release without waiting for the full deploy timeout.
 async fn roll_back_to(state: &AppState, app: &App, release: &Release) -> Result<(), String> {
-    for deployment in deployments(state, app, release) {
-        state
-            .engine
-            .apply(deployment)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    apply_all(state, &deployments(state, app, release)).await
 }
 
 async fn say(progress: Option<&mpsc::Sender<String>>, line: String) {

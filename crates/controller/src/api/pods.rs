@@ -10,7 +10,7 @@ use drycc_model::scale::{validate_scale, ScaleContext};
 use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::deploy::apply_types;
+use crate::deploy::{apply_types, wait_for, Verdict};
 use crate::error::{optional_json, ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, AppState, Shared};
 
@@ -220,29 +220,26 @@ pub async fn restart_one(
         .find(|p| p.name == name && p.ptype == ptype)
         .ok_or_else(|| ApiError::not_found(format!("process {name} not found")))?;
     let old_name = process.name.clone();
-    let mut changes = state.engine.changes();
     state.engine.restart_process(&app.id, &old_name).await?;
     // Done when the old process is gone and the type is back at capacity.
-    let deadline = tokio::time::Instant::now() + state.settings.deploy_timeout();
     let expected = processes
         .iter()
         .filter(|p| p.ptype == ptype && p.ready)
         .count();
-    loop {
-        changes.borrow_and_update();
-        let now = state.engine.processes(&app.id).await?;
+    wait_for(&state, &app.id, state.settings.deploy_timeout(), |now| {
         let ready = now.iter().filter(|p| p.ptype == ptype && p.ready).count();
         if !now.iter().any(|p| p.name == old_name) && ready >= expected {
-            break;
+            Verdict::Done
+        } else {
+            Verdict::Pending
         }
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(ApiError::unavailable(format!("process {old_name} was not replaced within the deploy timeout")));
-            }
-        }
-    }
+    })
+    .await
+    .map_err(|_| {
+        ApiError::unavailable(format!(
+            "process {old_name} was not replaced within the deploy timeout"
+        ))
+    })?;
     Ok(Json(pod_list(&state, &app.id, None).await?))
 }
 
