@@ -117,12 +117,12 @@ pub async fn app_for(state: &Shared, user: &User, id: &str, access: Access) -> A
         .store
         .get_app(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+        .ok_or_else(ApiError::app_not_found)?;
     if may_access(state, user, &app).await? {
         return Ok(app);
     }
     match access {
-        Access::Read => Err(ApiError::not_found("No App matches the given query.")),
+        Access::Read => Err(ApiError::app_not_found()),
         Access::Write => Err(ApiError::forbidden()),
     }
 }

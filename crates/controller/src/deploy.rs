@@ -431,7 +431,7 @@ pub async fn release(
         .store
         .get_app(app_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+        .ok_or_else(ApiError::app_not_found)?;
     let previous = state.store.last_good_release(app_id).await?;
     let release = state
         .store
@@ -450,7 +450,7 @@ pub async fn release(
         .store
         .get_app(app_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+        .ok_or_else(ApiError::app_not_found)?;
     say(
         progress,
         format!(

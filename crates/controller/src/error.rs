@@ -28,6 +28,10 @@ impl ApiError {
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, detail)
     }
+    /// The one answer for an app that does not exist or may not be seen.
+    pub fn app_not_found() -> ApiError {
+        ApiError::not_found("No App matches the given query.")
+    }
     pub fn forbidden() -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,

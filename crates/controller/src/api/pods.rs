@@ -129,7 +129,7 @@ pub async fn apply_structure(
         .store
         .get_app(app_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("No App matches the given query."))?;
+        .ok_or_else(ApiError::app_not_found)?;
     app.structure
         .extend(counts.iter().map(|(k, v)| (k.clone(), *v)));
     state.store.set_structure(app_id, &app.structure).await?;
