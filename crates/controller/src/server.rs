@@ -76,8 +76,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let _ = stop.send(());
         let _ = task.await;
     }
-    tracing::info!("Stopping every process before exit.");
-    engine.shutdown().await;
+    tracing::info!("Releasing the engine; app processes keep running.");
+    engine.close().await;
     state.store.close().await;
     Ok(())
 }

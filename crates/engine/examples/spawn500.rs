@@ -89,7 +89,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         changes.changed().await?;
     }
     let all_gone = start.elapsed();
-    engine.shutdown().await;
+    engine.stop_all().await;
     drop(engine);
     std::fs::remove_dir_all(&run_dir)?;
 

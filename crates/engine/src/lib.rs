@@ -193,8 +193,9 @@ pub trait Engine: Send + Sync + 'static {
     /// The last `lines` log lines of the app, oldest first.
     async fn logs(&self, app: &str, lines: usize) -> Result<Vec<LogLine>>;
 
-    /// New log lines of every app as they arrive.
-    fn follow_logs(&self) -> broadcast::Receiver<LogLine>;
+    /// New log lines of one app as they arrive. A receiver that falls
+    /// behind gets `RecvError::Lagged(n)` and must say so to its reader.
+    fn follow_logs(&self, app: &str) -> broadcast::Receiver<LogLine>;
 
     /// Append a platform event to the app's log (source `controller`).
     async fn log_event(&self, app: &str, text: &str);
@@ -203,8 +204,17 @@ pub trait Engine: Send + Sync + 'static {
     /// waiters can re-read `processes` instead of polling blindly.
     fn changes(&self) -> watch::Receiver<u64>;
 
-    /// Stop every process gracefully (controller shutdown).
-    async fn shutdown(&self);
+    /// Every app the engine has processes or desired state for, so that a
+    /// restarted controller can remove what the store no longer wants.
+    async fn apps(&self) -> Result<Vec<String>>;
+
+    /// Release the engine without stopping workloads (controller shutdown):
+    /// processes keep running and the next engine on the same state adopts
+    /// them.
+    async fn close(&self);
+
+    /// Stop every process gracefully and forget it (`stop-apps`, tests).
+    async fn stop_all(&self);
 }
 
 /// Whether the deployment is fully rolled out: exactly `replicas` ready

@@ -215,7 +215,7 @@ async fn web_scales_up_and_down_and_is_up_only_when_listening() {
     for p in procs.iter().filter(|p| p.name != left[0].name) {
         wait_group_dead(p.pid.unwrap()).await;
     }
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,7 +250,7 @@ async fn scale_down_stops_the_newest_with_sigterm() {
         assert_eq!(wait_file(&f.dir.path().join(victim)).await.trim(), "term");
     }
     assert!(!f.dir.path().join(&names[0]).exists());
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
     // Shutdown is graceful too.
     assert_eq!(
         wait_file(&f.dir.path().join(&names[0])).await.trim(),
@@ -279,7 +279,7 @@ async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     assert!(!terminating[0].ready);
     f.wait_for("stubborn", "gone", |p| p.is_empty()).await;
     wait_group_dead(pgid).await;
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +312,7 @@ async fn a_crash_loop_backs_off_keeps_the_name_and_counts_restarts() {
     assert!(logs
         .iter()
         .any(|l| l.source == "controller" && l.text.contains("crashed")));
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 /// Record the lowest number of ready web processes seen on any change.
@@ -364,7 +364,7 @@ async fn a_template_change_rolls_without_losing_ready_processes() {
         assert!(!new.iter().any(|n| n.name == p.name));
         wait_group_dead(p.pid.unwrap()).await;
     }
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -397,7 +397,7 @@ async fn restart_process_replaces_it_under_a_new_name() {
             .await,
         Err(EngineError::ProcessNotFound(_))
     ));
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 /// Collect an exec session's output until its exit code.
@@ -601,7 +601,7 @@ async fn exec_runs_commands_in_the_process_environment() {
             .await,
         Err(EngineError::Invalid(_))
     ));
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,7 +630,7 @@ async fn exec_refuses_a_process_that_is_not_running() {
         Err(EngineError::Invalid(message)) => assert!(message.contains("not running")),
         other => panic!("expected Invalid, got {:?}", other.map(|_| ())),
     }
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -679,13 +679,13 @@ async fn probes_decide_readiness_and_liveness() {
         .await;
     let sick = procs.iter().find(|p| p.ptype == "sick").unwrap();
     assert_eq!(sick.last_exit.as_deref(), Some("liveness probe failed"));
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_bounded_per_app_and_followable() {
     let f = fixture_with(|c| c.log_lines_per_app = 5);
-    let mut follow = f.engine.follow_logs();
+    let mut follow = f.engine.follow_logs("chatty");
     let chatty = f.template(
         "chatty",
         "worker",
@@ -711,7 +711,7 @@ async fn logs_are_bounded_per_app_and_followable() {
     assert_eq!(logs[4].source, "controller");
     assert_eq!(f.engine.logs("chatty", 2).await.unwrap().len(), 2);
     assert!(f.engine.logs("nobody", 2).await.unwrap().is_empty());
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -740,7 +740,7 @@ async fn removing_a_type_or_an_app_stops_its_processes() {
         wait_group_dead(p.pid.unwrap()).await;
     }
     assert!(f.engine.logs("removal", 10).await.unwrap().is_empty());
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -769,7 +769,7 @@ async fn shutdown_leaves_no_process_and_no_pid_file() {
             .count()
     };
     assert_eq!(pid_files(&run_dir), 5);
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
     assert!(f.engine.processes("closing").await.unwrap().is_empty());
     for p in &procs {
         wait_group_dead(p.pid.unwrap()).await;
@@ -846,7 +846,7 @@ async fn a_new_engine_kills_the_orphans_of_a_crashed_one() {
         ..LocalConfig::default()
     })
     .is_err());
-    engine.shutdown().await;
+    engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -886,5 +886,5 @@ async fn invalid_deployments_are_refused() {
         })
         .await
         .is_err());
-    f.engine.shutdown().await;
+    f.engine.stop_all().await;
 }

@@ -40,7 +40,7 @@ pub async fn logs(
     Query(query): Query<LogQuery>,
     request: Request,
 ) -> ApiResult<Response> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let app = app_for(&state, &user, &id, Access::Read).await?;
     if request.headers().contains_key(UPGRADE) {
         let upgrade = WebSocketUpgrade::from_request(request, &state)
             .await
@@ -99,7 +99,7 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
         _ => return,
     };
     // Subscribe before reading the backlog so no line falls in between.
-    let mut live = state.engine.follow_logs();
+    let mut live = state.engine.follow_logs(&app);
     let lines = start.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
     if let Ok(text) = recent(&state, &app, lines, start.process.as_deref()).await {
         for line in text.lines() {
@@ -119,13 +119,19 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
     loop {
         tokio::select! {
             line = live.recv() => match line {
-                Ok(line) if line.app == app && start.process.as_deref().is_none_or(|p| p == line.source) => {
+                Ok(line) if start.process.as_deref().is_none_or(|p| p == line.source) => {
                     if socket.send(Message::Text(format_line(&line).into())).await.is_err() {
                         return;
                     }
                 }
                 Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
+                    // Never a silent loss: the reader learns what it missed.
+                    let notice = format!("{app}[controller]: {skipped} log lines skipped: this follower fell behind");
+                    if socket.send(Message::Text(notice.into())).await.is_err() {
+                        return;
+                    }
+                }
                 Err(_) => return,
             },
             incoming = socket.recv() => match incoming {

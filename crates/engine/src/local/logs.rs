@@ -23,16 +23,17 @@ const BROADCAST_CAPACITY: usize = 1024;
 pub(crate) struct LogStore {
     per_app: usize,
     rings: Mutex<HashMap<String, VecDeque<LogLine>>>,
-    tx: broadcast::Sender<LogLine>,
+    /// One channel per followed app: a noisy app costs the followers of
+    /// other apps nothing.
+    followers: Mutex<HashMap<String, broadcast::Sender<LogLine>>>,
 }
 
 impl LogStore {
     pub(crate) fn new(per_app: usize) -> Self {
-        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         LogStore {
             per_app,
             rings: Mutex::new(HashMap::new()),
-            tx,
+            followers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -54,8 +55,13 @@ impl LogStore {
             }
             ring.push_back(line.clone());
         }
-        // No receiver is fine: nobody follows.
-        let _ = self.tx.send(line);
+        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = followers.get(app) {
+            if tx.send(line).is_err() {
+                // The last follower left.
+                followers.remove(app);
+            }
+        }
     }
 
     /// The last `lines` lines of `app`, oldest first.
@@ -76,8 +82,12 @@ impl LogStore {
         rings.remove(app);
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<LogLine> {
-        self.tx.subscribe()
+    pub(crate) fn subscribe(&self, app: &str) -> broadcast::Receiver<LogLine> {
+        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        followers
+            .entry(app.to_string())
+            .or_insert_with(|| broadcast::channel(BROADCAST_CAPACITY).0)
+            .subscribe()
     }
 }
 

@@ -313,8 +313,8 @@ impl Engine for LocalEngine {
         Ok(self.shared.logs.tail(app, lines))
     }
 
-    fn follow_logs(&self) -> broadcast::Receiver<LogLine> {
-        self.shared.logs.subscribe()
+    fn follow_logs(&self, app: &str) -> broadcast::Receiver<LogLine> {
+        self.shared.logs.subscribe(app)
     }
 
     async fn log_event(&self, app: &str, text: &str) {
@@ -325,7 +325,17 @@ impl Engine for LocalEngine {
         self.shared.subscribe_changes()
     }
 
-    async fn shutdown(&self) {
+    async fn apps(&self) -> Result<Vec<String>> {
+        let mut apps: Vec<String> = self.shared.lock().apps.keys().cloned().collect();
+        apps.sort();
+        Ok(apps)
+    }
+
+    async fn close(&self) {
+        self.stop_all().await;
+    }
+
+    async fn stop_all(&self) {
         let mut changes = self.shared.subscribe_changes();
         {
             let mut inner = self.shared.lock();
