@@ -30,6 +30,12 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Some(settings::Command::GitHook) => runtime.block_on(git::hook::run()),
+        Some(settings::Command::StopApps) => {
+            init_tracing();
+            runtime
+                .block_on(server::stop_apps(cli.settings))
+                .map(|()| 0)
+        }
         None => {
             init_tracing();
             runtime.block_on(server::run(cli.settings)).map(|()| 0)

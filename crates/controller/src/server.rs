@@ -16,6 +16,9 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::settings::{EngineKind, Settings};
 use crate::state::{AppState, Shared};
 
+/// How long a stopping controller lets open requests finish.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.engine == EngineKind::Kubernetes {
         anyhow::bail!(
@@ -28,16 +31,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = Store::open(&settings.database_url())
         .await
         .context("cannot open the state store")?;
-    let engine: Arc<dyn Engine> = LocalEngine::new(LocalConfig {
-        run_dir: settings.run_dir(),
-        log_lines_per_app: settings.log_lines,
-        crash_backoff: drycc_engine::local::BackoffPolicy {
-            initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
-            ..Default::default()
-        },
-        ..LocalConfig::default()
-    })
-    .context("cannot start the local engine")?;
+    let engine: Arc<dyn Engine> = local_engine(&settings, &data_dir)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -66,12 +60,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = crate::api::router(state.clone()).merge(git);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
-    axum::serve(
+    let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    });
+    // Requests in flight may finish, but followers and exec sessions would
+    // hold the stop forever: the whole stop has a deadline.
+    let deadline = async {
+        if stop_requested.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_DEADLINE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = deadline => tracing::warn!(
+            seconds = SHUTDOWN_DEADLINE.as_secs(),
+            "Requests still open after the shutdown deadline; closing them."
+        ),
+    }
     if let Some((stop, task)) = router_task {
         let _ = stop.send(());
         let _ = task.await;
@@ -79,6 +92,44 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
     state.store.close().await;
+    Ok(())
+}
+
+/// The local engine on the controller's run and data directories. It adopts
+/// the app processes a previous controller left running.
+fn local_engine(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Arc<LocalEngine>> {
+    let run_dir = settings.run_dir();
+    LocalEngine::new(LocalConfig {
+        run_dir: run_dir.clone(),
+        log_dir: Some(data_dir.join("logs")),
+        log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
+        crash_backoff: drycc_engine::local::BackoffPolicy {
+            initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
+            ..Default::default()
+        },
+        ..LocalConfig::default()
+    })
+    .with_context(|| {
+        format!(
+            "cannot start the local engine on {} (is a controller already running on it?)",
+            run_dir.display()
+        )
+    })
+}
+
+/// `drycc-controller stop-apps`: stop every app process the (stopped)
+/// controller left running.
+pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
+    let engine = local_engine(&settings, &settings.data_dir())?;
+    let mut count = 0;
+    for app in engine.apps().await? {
+        count += engine.processes(&app).await?.len();
+    }
+    engine.stop_all().await;
+    println!("Stopped {count} app processes.");
     Ok(())
 }
 

@@ -24,6 +24,10 @@ pub enum Command {
     /// Run as git's pre-receive hook (installed in every app repository).
     #[command(hide = true)]
     GitHook,
+    /// Stop every app process (SIGTERM, grace period, SIGKILL) while the
+    /// controller is not running. A controller that stops leaves apps
+    /// running, so that upgrading the platform never restarts them.
+    StopApps,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,9 +86,9 @@ pub struct Settings {
     /// First crash back-off in seconds (doubles up to 300 s).
     #[arg(long, env = "DRYCC_CRASH_BACKOFF", default_value_t = 10.0)]
     pub crash_backoff: f64,
-    /// Log lines kept per app.
-    #[arg(long, env = "DRYCC_LOG_LINES", default_value_t = 1000)]
-    pub log_lines: usize,
+    /// Output kept per process, in KiB (older output is cut off).
+    #[arg(long, env = "DRYCC_LOG_KIB_PER_PROCESS", default_value_t = 4096)]
+    pub log_kib_per_process: u64,
 }
 
 impl Settings {

@@ -49,7 +49,7 @@ pub enum ProbeAction {
 }
 
 /// Everything needed to start one process of one type of one release.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessTemplate {
     pub app: String,
     pub ptype: String,
@@ -190,8 +190,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Run a command in the environment of one process.
     async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession>;
 
-    /// The last `lines` log lines of the app, oldest first.
-    async fn logs(&self, app: &str, lines: usize) -> Result<Vec<LogLine>>;
+    /// The last `lines` log lines of the app (of one process, or of the
+    /// platform's events with `controller`), oldest first.
+    async fn logs(&self, app: &str, lines: usize, process: Option<&str>) -> Result<Vec<LogLine>>;
 
     /// New log lines of one app as they arrive. A receiver that falls
     /// behind gets `RecvError::Lagged(n)` and must say so to its reader.

@@ -5,7 +5,7 @@
 //! still kills its processes when the engine is dropped.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -302,7 +302,7 @@ async fn a_crash_loop_backs_off_keeps_the_name_and_counts_restarts() {
     assert!(*seen_crashed.lock().unwrap());
     assert_eq!(procs[0].name, name, "a crash restart keeps the name");
     assert_eq!(procs[0].last_exit.as_deref(), Some("exited with code 3"));
-    let logs = f.engine.logs("crashy", 100).await.unwrap();
+    let logs = f.engine.logs("crashy", 100, None).await.unwrap();
     assert!(
         logs.iter()
             .filter(|l| l.source == name && l.text == "boom")
@@ -683,8 +683,8 @@ async fn probes_decide_readiness_and_liveness() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_are_bounded_per_app_and_followable() {
-    let f = fixture_with(|c| c.log_lines_per_app = 5);
+async fn logs_are_files_read_in_order_and_followable() {
+    let f = fixture();
     let mut follow = f.engine.follow_logs("chatty");
     let chatty = f.template(
         "chatty",
@@ -705,12 +705,61 @@ async fn logs_are_bounded_per_app_and_followable() {
         }
     }
     f.engine.log_event("chatty", "deployed v1").await;
-    let logs = f.engine.logs("chatty", 100).await.unwrap();
+    let logs = f.engine.logs("chatty", 100, None).await.unwrap();
     let texts: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, ["line 6", "line 7", "line 8", "oops", "deployed v1"]);
-    assert_eq!(logs[4].source, "controller");
-    assert_eq!(f.engine.logs("chatty", 2).await.unwrap().len(), 2);
-    assert!(f.engine.logs("nobody", 2).await.unwrap().is_empty());
+    assert_eq!(
+        texts[5..],
+        ["line 6", "line 7", "line 8", "oops", "deployed v1"]
+    );
+    assert_eq!(logs.len(), 10);
+    assert_eq!(logs[9].source, "controller");
+    assert_eq!(logs[8].source, name);
+    let two = f.engine.logs("chatty", 2, None).await.unwrap();
+    assert_eq!(two[0].text, "oops");
+    let own = f.engine.logs("chatty", 100, Some(&name)).await.unwrap();
+    assert_eq!(own.len(), 9);
+    let events = f
+        .engine
+        .logs("chatty", 100, Some("controller"))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(f.engine.logs("nobody", 2, None).await.unwrap().is_empty());
+    f.engine.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_is_cut_back_to_its_bound_keeping_the_newest_output() {
+    const BOUND: u64 = 64 * 1024;
+    let f = fixture_with(|c| c.log_file_bytes = BOUND);
+    // About 1.3 MB of output, then quiet.
+    let noisy = f.template("noisy", "worker", 1, "seq 1 200000; exec sleep 600");
+    f.apply(&noisy, 1).await;
+    let procs = f.wait_for("noisy", "up", |p| up(p, "worker") == 1).await;
+    let file = f
+        .dir
+        .path()
+        .join("run/logs/noisy")
+        .join(format!("{}.log", procs[0].name));
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let logs = f.engine.logs("noisy", 1, None).await.unwrap();
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if logs.first().is_some_and(|l| l.text == "200000") && size <= BOUND + 4096 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "file of {size} bytes, last line {logs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kept = f.engine.logs("noisy", 100_000, None).await.unwrap();
+    assert!(kept.len() < 20_000, "{} lines kept", kept.len());
+    assert_eq!(kept.last().unwrap().text, "200000");
+    // The kept lines are the newest ones, in order.
+    let numbers: Vec<u32> = kept.iter().filter_map(|l| l.text.parse().ok()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1));
     f.engine.stop_all().await;
 }
 
@@ -739,12 +788,12 @@ async fn removing_a_type_or_an_app_stops_its_processes() {
     for p in &procs {
         wait_group_dead(p.pid.unwrap()).await;
     }
-    assert!(f.engine.logs("removal", 10).await.unwrap().is_empty());
+    assert!(f.engine.logs("removal", 10, None).await.unwrap().is_empty());
     f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_leaves_no_process_and_no_pid_file() {
+async fn stop_all_leaves_no_process_and_no_record() {
     let f = fixture();
     let web = f.template("closing", "web", 1, PYTHON_WEB);
     let worker = f.template(
@@ -761,20 +810,13 @@ async fn shutdown_leaves_no_process_and_no_pid_file() {
         })
         .await;
     let run_dir = f.engine.config().run_dir.clone();
-    let pid_files = |dir: &PathBuf| {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
-            .count()
-    };
-    assert_eq!(pid_files(&run_dir), 5);
+    assert_eq!(records(&run_dir), 5);
     f.engine.stop_all().await;
     assert!(f.engine.processes("closing").await.unwrap().is_empty());
     for p in &procs {
         wait_group_dead(p.pid.unwrap()).await;
     }
-    assert_eq!(pid_files(&run_dir), 0);
+    assert_eq!(records(&run_dir), 0);
     assert!(matches!(
         f.engine
             .apply(Deployment {
@@ -787,7 +829,7 @@ async fn shutdown_leaves_no_process_and_no_pid_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_engine_kills_the_orphans_of_a_crashed_one() {
+async fn a_new_engine_kills_the_exec_sessions_of_a_crashed_one() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     std::fs::create_dir_all(&run_dir).unwrap();
@@ -847,6 +889,166 @@ async fn a_new_engine_kills_the_orphans_of_a_crashed_one() {
     })
     .is_err());
     engine.stop_all().await;
+}
+
+/// The process records in a run directory.
+fn records(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .count()
+}
+
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Not gone, not a zombie.
+    stat.rsplit_once(')')
+        .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_engine_leaves_its_processes_to_the_next_which_adopts_them() {
+    let f = fixture();
+    let web = f.template("kept", "web", 1, PYTHON_WEB);
+    let worker = f.template("kept", "worker", 1, "exec sleep 600");
+    f.apply(&web, 2).await;
+    f.apply(&worker, 2).await;
+    let before = f
+        .wait_for("kept", "all up", |p| {
+            up(p, "web") == 2 && up(p, "worker") == 2
+        })
+        .await;
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    for p in &before {
+        assert!(alive(p.pid.unwrap()), "{} runs on", p.name);
+    }
+    assert_eq!(records(&config.run_dir), 4);
+
+    let engine = LocalEngine::new(config).unwrap();
+    let next = Fixture { dir: f.dir, engine };
+    let after = next
+        .wait_for("kept", "adopted and up", |p| {
+            up(p, "web") == 2 && up(p, "worker") == 2
+        })
+        .await;
+    let key = |p: &ProcessStatus| (p.name.clone(), p.pid, p.port, p.restarts, p.started);
+    let mut was: Vec<_> = before.iter().map(key).collect();
+    let mut now: Vec<_> = after.iter().map(key).collect();
+    was.sort();
+    now.sort();
+    assert_eq!(
+        was, now,
+        "same names, pids, ports, restarts and start times"
+    );
+    // Declaring the same deployments changes nothing.
+    next.apply(&web, 2).await;
+    next.apply(&worker, 2).await;
+    let same = next.engine.processes("kept").await.unwrap();
+    assert_eq!(same.iter().map(key).collect::<Vec<_>>().len(), 4);
+    assert!(same.iter().all(|p| before.iter().any(|b| b.pid == p.pid)));
+
+    // An adopted process that dies is restarted like any other.
+    let victim = after.iter().find(|p| p.ptype == "worker").unwrap().clone();
+    kill(
+        Pid::from_raw(victim.pid.unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let restarted = next
+        .wait_for("kept", "victim restarted", |p| {
+            p.iter().any(|p| {
+                p.name == victim.name && p.restarts == 1 && p.pid.is_some() && p.pid != victim.pid
+            }) && up(p, "worker") == 2
+        })
+        .await;
+    let again = restarted.iter().find(|p| p.name == victim.name).unwrap();
+    assert_eq!(
+        again.last_exit.as_deref(),
+        Some("exited (status unknown: started by a previous controller)")
+    );
+    next.engine.stop_all().await;
+    for p in before.iter().chain(&restarted) {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+    assert_eq!(records(&next.engine.config().run_dir), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_that_died_while_no_engine_ran_is_restarted_under_its_name() {
+    let f = fixture();
+    let worker = f.template("lapsed", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 2).await;
+    let before = f.wait_for("lapsed", "up", |p| up(p, "worker") == 2).await;
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    let victim = before[0].clone();
+    kill(
+        Pid::from_raw(victim.pid.unwrap() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_group_dead(victim.pid.unwrap()).await;
+
+    let engine = LocalEngine::new(config).unwrap();
+    let next = Fixture { dir: f.dir, engine };
+    let after = next
+        .wait_for("lapsed", "restarted", |p| {
+            up(p, "worker") == 2 && p.iter().any(|p| p.name == victim.name && p.restarts == 1)
+        })
+        .await;
+    let survivor = after.iter().find(|p| p.name == before[1].name).unwrap();
+    assert_eq!(survivor.pid, before[1].pid);
+    assert_eq!(survivor.restarts, 0);
+    let revived = after.iter().find(|p| p.name == victim.name).unwrap();
+    assert_ne!(revived.pid, victim.pid);
+    next.engine.stop_all().await;
+    for p in before.iter().chain(&after) {
+        wait_group_dead(p.pid.unwrap()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_come_from_the_process_range_and_a_taken_port_is_replaced() {
+    // A range of ports the kernel does not hand out for bind(0) here.
+    let range = drycc_engine::local::default_process_ports(drycc_engine::local::ephemeral_ports());
+    let f = fixture_with(|c| {
+        c.process_ports = range.clone();
+        c.crash_backoff.initial = Duration::from_secs(1);
+    });
+    let worker = f.template("ported", "worker", 1, "sleep 0.2; exit 1");
+    f.apply(&worker, 1).await;
+    let crashed = f
+        .wait_for("ported", "first crash", |p| {
+            p.len() == 1 && p[0].restarts == 1 && p[0].pid.is_none()
+        })
+        .await;
+    let first = crashed[0].port.unwrap();
+    assert!(range.contains(&first), "{first} in {range:?}");
+    // Someone else takes the port during the back-off.
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", first)).unwrap();
+    let moved = f
+        .wait_for("ported", "restarted on another port", |p| {
+            p.len() == 1 && p[0].pid.is_some() && p[0].port != Some(first)
+        })
+        .await;
+    assert!(range.contains(&moved[0].port.unwrap()));
+    assert_eq!(moved[0].name, crashed[0].name);
+    let events = f
+        .engine
+        .logs("ported", 100, Some("controller"))
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|l| l
+            .text
+            .contains(&format!("port {first} is taken by another program"))),
+        "{events:?}"
+    );
+    f.engine.stop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,15 +68,9 @@ async fn recent(
     lines: usize,
     process: Option<&str>,
 ) -> ApiResult<String> {
-    // Filtering by process happens after the tail, so read the whole ring.
-    let all = state.engine.logs(app, usize::MAX).await?;
-    let selected: Vec<&LogLine> = all
-        .iter()
-        .filter(|l| process.is_none_or(|p| l.source == p))
-        .collect();
-    let skip = selected.len().saturating_sub(lines);
+    let selected = state.engine.logs(app, lines, process).await?;
     let mut text = String::new();
-    for line in &selected[skip..] {
+    for line in &selected {
         text.push_str(&format_line(line));
         text.push('\n');
     }

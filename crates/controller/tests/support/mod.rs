@@ -189,7 +189,8 @@ impl Controller {
         }
     }
 
-    /// Pids of the process groups the engine recorded (pid files).
+    /// Pids of the process groups the engine recorded: process records
+    /// (`<name>.json`) and exec sessions (`<name>.pid`).
     pub fn recorded_pids(&self) -> Vec<i32> {
         let run = self.data_dir.path().join("run");
         let Ok(entries) = std::fs::read_dir(run) else {
@@ -197,9 +198,29 @@ impl Controller {
         };
         entries
             .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .filter_map(|text| text.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .filter_map(|e| {
+                let text = std::fs::read_to_string(e.path()).ok()?;
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(record) => record["pid"].as_i64().map(|p| p as i32),
+                    Err(_) => text.split_whitespace().next()?.parse().ok(),
+                }
+            })
             .collect()
+    }
+
+    /// Stop every app process left running (`drycc-controller stop-apps`,
+    /// with the controller stopped).
+    pub fn stop_apps(&self) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_drycc-controller"));
+        command
+            .arg("stop-apps")
+            .env("DRYCC_DATA_DIR", self.data_dir.path())
+            .env("DRYCC_RUN_DIR", self.data_dir.path().join("run"))
+            .env("DRYCC_TERMINATION_GRACE_PERIOD", "5");
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command.output().expect("run drycc-controller stop-apps")
     }
 }
 
@@ -208,7 +229,8 @@ impl Drop for Controller {
         if self.child.is_some() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stop()));
         }
-        // Safety net: no process group of this test may outlive it.
+        // App processes outlive the controller by design; none may outlive
+        // the test.
         for pid in self.recorded_pids() {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }

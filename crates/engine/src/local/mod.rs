@@ -30,9 +30,11 @@ mod exec;
 mod logs;
 mod os;
 mod probe;
+mod runtime;
 mod state;
 mod supervisor;
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::{broadcast, watch};
 
 pub use drycc_model::lifecycle::BackoffPolicy;
+pub use os::{default_process_ports, ephemeral_ports};
 
 use crate::{
     Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus, Result,
@@ -58,14 +61,20 @@ pub struct LocalConfig {
     /// pid and start time), so that a restarted controller can kill the
     /// processes of one that crashed.
     pub run_dir: PathBuf,
-    /// Lines of output kept per app (`logs`); older lines are dropped.
-    pub log_lines_per_app: usize,
+    /// Where process output goes (`<app>/<process>.log`); `None`: `logs`
+    /// under `run_dir`.
+    pub log_dir: Option<PathBuf>,
+    /// Bytes of output kept per process; older output is cut off.
+    pub log_file_bytes: u64,
     /// The environment every process starts from (not the controller's).
     pub base_env: Env,
     /// Delays between crash restarts.
     pub crash_backoff: BackoffPolicy,
     /// How often a `web` process without a probe is tried for readiness.
     pub readiness_poll: Duration,
+    /// The `PORT`s given to processes: by default outside the kernel's
+    /// ephemeral range (see [`default_process_ports`]).
+    pub process_ports: RangeInclusive<u16>,
 }
 
 impl Default for LocalConfig {
@@ -86,11 +95,28 @@ impl Default for LocalConfig {
         .collect();
         LocalConfig {
             run_dir: default_run_dir(uid.as_raw()),
-            log_lines_per_app: 1000,
+            log_dir: None,
+            log_file_bytes: DEFAULT_LOG_FILE_BYTES,
             base_env,
             crash_backoff: BackoffPolicy::default(),
             readiness_poll: Duration::from_millis(100),
+            process_ports: default_process_ports(ephemeral_ports()),
         }
+    }
+}
+
+/// How long `close` waits for supervisors busy terminating a process.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Output kept per process unless configured otherwise.
+pub const DEFAULT_LOG_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+impl LocalConfig {
+    /// Where process output goes.
+    pub fn log_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .unwrap_or_else(|| self.run_dir.join("logs"))
     }
 }
 
@@ -115,16 +141,17 @@ pub fn default_run_dir(uid: u32) -> PathBuf {
 /// shutdown still kills every process group it started (SIGKILL).
 pub struct LocalEngine {
     shared: Arc<Shared>,
-    /// The exclusive lock on `run_dir`, held while this engine lives.
-    _lock: std::fs::File,
+    /// The exclusive lock on `run_dir`, held until the engine is released.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl LocalEngine {
-    /// Prepare `run_dir`, kill the leftovers of a previous controller that
-    /// died without cleaning up (groups whose pid file still matches a live
-    /// process with the same start time), and start with an empty table.
-    /// Must be called from within a tokio runtime (the one that will run
-    /// the supervisors).
+    /// Prepare `run_dir`, kill the exec sessions a previous controller
+    /// left, and adopt the processes it recorded: those still running are
+    /// followed as they are (same pid, name, port), those that died
+    /// meanwhile are restarted (same name, one restart more). Must be
+    /// called from within a tokio runtime (the one that will run the
+    /// supervisors).
     pub fn new(config: LocalConfig) -> Result<Arc<LocalEngine>> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             EngineError::Unavailable("the local engine needs a tokio runtime".to_string())
@@ -134,13 +161,24 @@ impl LocalEngine {
         if !killed.is_empty() {
             tracing::warn!(
                 count = killed.len(),
-                "killed processes left by a previous controller"
+                "killed exec sessions left by a previous controller"
             );
         }
         os::raise_nofile_limit();
+        let records = runtime::read_all(&config.run_dir)?;
+        let shared = Arc::new(Shared::new(config, runtime));
+        if !records.is_empty() {
+            let found = records.len();
+            let alive = shared.adopt(records);
+            tracing::info!(
+                alive,
+                restarting = found - alive,
+                "adopted the processes of a previous controller"
+            );
+        }
         Ok(Arc::new(LocalEngine {
-            shared: Arc::new(Shared::new(config, runtime)),
-            _lock: lock,
+            shared,
+            lock: std::sync::Mutex::new(Some(lock)),
         }))
     }
 
@@ -309,8 +347,12 @@ impl Engine for LocalEngine {
         exec::start(&self.shared, target, request)
     }
 
-    async fn logs(&self, app: &str, lines: usize) -> Result<Vec<LogLine>> {
-        Ok(self.shared.logs.tail(app, lines))
+    async fn logs(&self, app: &str, lines: usize, process: Option<&str>) -> Result<Vec<LogLine>> {
+        let logs = Arc::clone(&self.shared.logs);
+        let (app, process) = (app.to_string(), process.map(str::to_string));
+        tokio::task::spawn_blocking(move || logs.tail(&app, lines, process.as_deref()))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("reading logs failed: {e}")))
     }
 
     fn follow_logs(&self, app: &str) -> broadcast::Receiver<LogLine> {
@@ -318,7 +360,7 @@ impl Engine for LocalEngine {
     }
 
     async fn log_event(&self, app: &str, text: &str) {
-        self.shared.logs.push(app, "controller", text.to_string());
+        self.shared.logs.event(app, text);
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -332,7 +374,35 @@ impl Engine for LocalEngine {
     }
 
     async fn close(&self) {
-        self.stop_all().await;
+        let mut changes = self.shared.subscribe_changes();
+        {
+            let mut inner = self.shared.lock();
+            inner.closed = true;
+            inner.released = true;
+            for entry in inner.apps.values() {
+                for proc in entry.procs.values() {
+                    proc.detach();
+                }
+            }
+        }
+        // An exec session belongs to a client connection, which ends here.
+        for pgid in self.shared.exec_groups() {
+            os::signal_group(pgid, Signal::SIGKILL);
+        }
+        self.shared.bump();
+        // Supervisors let go at once, except those terminating a process:
+        // they get a short while, and whatever they leave is adopted by the
+        // next engine, which finishes the job.
+        let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
+        while self.shared.process_count() > 0 {
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     async fn stop_all(&self) {
@@ -352,17 +422,7 @@ impl Engine for LocalEngine {
         }
         self.shared.bump();
         // Every supervisor removes its entry once its group is gone.
-        loop {
-            let left = self
-                .shared
-                .lock()
-                .apps
-                .values()
-                .map(|e| e.procs.len())
-                .sum::<usize>();
-            if left == 0 {
-                break;
-            }
+        while self.shared.process_count() > 0 {
             if changes.changed().await.is_err() {
                 break;
             }
@@ -376,6 +436,10 @@ impl Drop for LocalEngine {
     fn drop(&mut self) {
         let groups: Vec<(u32, String)> = {
             let mut inner = self.shared.lock();
+            if inner.released {
+                // Handed over on purpose (`close`): the processes run on.
+                return;
+            }
             inner.closed = true;
             inner
                 .apps
@@ -389,7 +453,7 @@ impl Drop for LocalEngine {
         };
         for (pid, name) in groups {
             os::signal_group(pid, Signal::SIGKILL);
-            os::remove_pid_file(&self.shared.config.run_dir, &name);
+            runtime::remove(&self.shared.config.run_dir, &name);
         }
         for pgid in self.shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);

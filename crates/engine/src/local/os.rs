@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::TcpListener;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
@@ -35,6 +36,43 @@ pub(crate) fn group_exists(pgid: u32) -> bool {
         return false;
     };
     raw > 1 && killpg(Pid::from_raw(raw), None) != Err(Errno::ESRCH)
+}
+
+/// Whether any process of the group `pgid` is alive and not a zombie. A
+/// zombie is gone for every purpose but its pid: one whose parent died is
+/// reaped by init, which may never happen in a container whose init does
+/// not reap.
+pub(crate) fn group_alive(pgid: u32) -> bool {
+    if !group_exists(pgid) {
+        return false;
+    }
+    if start_time(pgid).is_some() && !is_zombie(pgid) {
+        return true;
+    }
+    // The leader is gone or a zombie: look for a live member.
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        stat_fields(pid).is_some_and(|(state, pgrp)| pgrp == pgid && state != 'Z')
+    })
+}
+
+/// Whether `pid` is a zombie (exited, not reaped).
+pub(crate) fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|(state, _)| state == 'Z')
+}
+
+/// Fields 3 (state) and 5 (process group) of `/proc/<pid>/stat`.
+fn stat_fields(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let pgrp = rest.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the start time of the process in clock
@@ -172,20 +210,60 @@ pub(crate) fn prepare_run_dir(run_dir: &Path) -> io::Result<std::fs::File> {
     Ok(lock)
 }
 
-/// A free TCP port on 127.0.0.1 that is not in `taken`. The kernel picks it
-/// (bind to port 0); ports still assigned to our processes are skipped, since
-/// the kernel does not know we promised them.
-pub(crate) fn free_port(taken: &HashSet<u16>) -> io::Result<u16> {
-    for _ in 0..256 {
-        let listener = TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        if !taken.contains(&port) {
+/// The kernel's range of ephemeral ports (outgoing connections, bind to
+/// port 0), from `/proc/sys/net/ipv4/ip_local_port_range`.
+pub fn ephemeral_ports() -> Option<RangeInclusive<u16>> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u16>().ok());
+    Some(fields.next()??..=fields.next()??)
+}
+
+/// Ports for processes outside the ephemeral range, so that no outgoing
+/// connection can ever hold a port promised to a process: the ports below
+/// the ephemeral range down to 20000 (or 1024), else those above it.
+pub fn default_process_ports(ephemeral: Option<RangeInclusive<u16>>) -> RangeInclusive<u16> {
+    let ephemeral = ephemeral.unwrap_or(32768..=60999);
+    let (low, high) = (*ephemeral.start(), *ephemeral.end());
+    if low > 2048 {
+        let start = if low > 20000 + 1024 { 20000 } else { 1024 };
+        return start..=low - 1;
+    }
+    if high < 65535 - 1024 {
+        return high + 1..=65535;
+    }
+    // No room outside: share the range (ports are still checked free).
+    1024..=65535
+}
+
+/// Whether `port` on 127.0.0.1 can be bound now.
+pub(crate) fn port_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// A port of `range` that is not in `taken` and can be bound now, looked
+/// for round robin from `*cursor` (a port just freed is not handed out
+/// again at once).
+pub(crate) fn free_port(
+    taken: &HashSet<u16>,
+    range: &RangeInclusive<u16>,
+    cursor: &mut u16,
+) -> io::Result<u16> {
+    let (start, end) = (*range.start(), *range.end());
+    let size = u32::from(end.saturating_sub(start)) + 1;
+    for _ in 0..size {
+        let port = if (start..=end).contains(cursor) {
+            *cursor
+        } else {
+            start
+        };
+        *cursor = if port >= end { start } else { port + 1 };
+        if !taken.contains(&port) && port_free(port) {
             return Ok(port);
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AddrInUse,
-        "no free TCP port on 127.0.0.1",
+        format!("no free TCP port on 127.0.0.1 in {start}-{end}"),
     ))
 }
 
@@ -250,11 +328,30 @@ mod tests {
     }
 
     #[test]
-    fn free_port_skips_taken() {
-        let a = free_port(&HashSet::new()).unwrap();
-        let taken: HashSet<u16> = [a].into_iter().collect();
-        let b = free_port(&taken).unwrap();
-        assert_ne!(a, b);
+    fn free_port_skips_taken_and_busy_ports_and_goes_round() {
+        let busy = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let b = busy.local_addr().unwrap().port();
+        let range = b..=b.saturating_add(3);
+        let mut cursor = b;
+        let taken: HashSet<u16> = [b + 1].into_iter().collect();
+        let first = free_port(&taken, &range, &mut cursor).unwrap();
+        assert!(
+            first >= b + 2,
+            "busy {b} and taken {} skipped, got {first}",
+            b + 1
+        );
+        let second = free_port(&taken, &range, &mut cursor).unwrap();
+        assert_ne!(first, second);
+        let all: HashSet<u16> = range.clone().collect();
+        assert!(free_port(&all, &range, &mut cursor).is_err());
+    }
+
+    #[test]
+    fn process_ports_stay_out_of_the_ephemeral_range() {
+        assert_eq!(default_process_ports(Some(32768..=60999)), 20000..=32767);
+        assert_eq!(default_process_ports(Some(10000..=60999)), 1024..=9999);
+        assert_eq!(default_process_ports(Some(1024..=40000)), 40001..=65535);
+        assert_eq!(default_process_ports(Some(1024..=65535)), 1024..=65535);
     }
 
     #[test]

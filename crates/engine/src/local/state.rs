@@ -8,20 +8,21 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
 use drycc_model::naming;
 use tokio::sync::watch;
 
 use super::logs::LogStore;
-use super::{os, supervisor, LocalConfig};
+use super::supervisor::{Adopted, Order};
+use super::{os, runtime, supervisor, LocalConfig};
 use crate::{Env, ProcessState, ProcessStatus, ProcessTemplate};
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
     pub(crate) config: LocalConfig,
     state: Mutex<Inner>,
-    pub(crate) logs: LogStore,
+    pub(crate) logs: Arc<LogStore>,
     changes: watch::Sender<u64>,
     pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
@@ -33,10 +34,15 @@ pub(crate) struct Inner {
     pub(crate) apps: HashMap<String, AppEntry>,
     /// Ports assigned to existing processes; never handed out twice.
     ports: HashSet<u16>,
+    /// Where the round-robin search for a free port goes on.
+    next_port: u16,
     /// Creation order of processes ("newest" for scale-down victims).
     next_seq: u64,
-    /// Set by `shutdown` (and drop): nothing starts or restarts any more.
+    /// Set by `stop_all`, `close` (and drop): nothing starts or restarts
+    /// any more.
     pub(crate) closed: bool,
+    /// Set by `close`: the processes are left running for the next engine.
+    pub(crate) released: bool,
 }
 
 #[derive(Default)]
@@ -63,7 +69,7 @@ pub(crate) struct Proc {
     pub(crate) retiring: bool,
     /// Asked to terminate; it no longer counts for anything.
     pub(crate) stopping: bool,
-    stop: watch::Sender<bool>,
+    orders: watch::Sender<Order>,
 }
 
 impl Proc {
@@ -75,7 +81,18 @@ impl Proc {
         self.stopping = true;
         self.status.state = ProcessState::Terminating;
         self.status.ready = false;
-        self.stop.send_replace(true);
+        self.orders.send_replace(Order::Terminate);
+    }
+
+    /// Let go of the process without touching it (engine released).
+    pub(crate) fn detach(&self) {
+        self.orders.send_if_modified(|order| {
+            let run = *order == Order::Run;
+            if run {
+                *order = Order::Detach;
+            }
+            run
+        });
     }
 
     /// Whether `exec` may run in it: its command is running now.
@@ -88,7 +105,8 @@ impl Proc {
 
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
-        let logs = LogStore::new(config.log_lines_per_app);
+        let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
+        runtime.spawn(super::logs::watch(Arc::downgrade(&logs)));
         Shared {
             config,
             state: Mutex::new(Inner::default()),
@@ -103,6 +121,11 @@ impl Shared {
     /// table consistent before anything that could panic.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Processes in the table, of every app.
+    pub(crate) fn process_count(&self) -> usize {
+        self.lock().apps.values().map(|e| e.procs.len()).sum()
     }
 
     pub(crate) fn bump(&self) {
@@ -158,9 +181,16 @@ impl Shared {
         let mut inner = self.lock();
         // Binding under the lock keeps "free and not promised" atomic; it is
         // one syscall pair, cheap next to a spawn.
-        let port = os::free_port(&inner.ports)?;
+        let mut cursor = inner.next_port;
+        let port = os::free_port(&inner.ports, &self.config.process_ports, &mut cursor)?;
+        inner.next_port = cursor;
         inner.ports.insert(port);
         Ok(port)
+    }
+
+    /// Give back a port (its process is gone or moved to another port).
+    pub(crate) fn release_port(&self, port: u16) {
+        self.lock().ports.remove(&port);
     }
 
     /// Apply `f` to a process's entry, then publish the change. Returns
@@ -179,23 +209,27 @@ impl Shared {
         Some(result)
     }
 
-    /// A run of the process was spawned: record its pid and port, and its
-    /// readiness when it needs no check.
+    /// A run of the process was spawned (or adopted): record its pid, port
+    /// and start, and its readiness when it needs no check. Returns its
+    /// restart count, `None` when the entry is gone.
     pub(crate) fn started(
         self: &Arc<Self>,
         app: &str,
         name: &str,
         pid: u32,
         port: u16,
+        started: DateTime<Utc>,
         ready: bool,
-    ) {
+    ) -> Option<u32> {
         let mut inner = self.lock();
-        let Some(proc) = inner.apps.get_mut(app).and_then(|a| a.procs.get_mut(name)) else {
-            return;
-        };
+        let proc = inner
+            .apps
+            .get_mut(app)
+            .and_then(|a| a.procs.get_mut(name))?;
+        let restarts = proc.status.restarts;
         proc.status.pid = Some(pid);
         proc.status.port = Some(port);
-        proc.status.started = Utc::now();
+        proc.status.started = started;
         if !proc.stopping {
             proc.status.ready = ready;
             proc.status.state = if ready {
@@ -210,6 +244,83 @@ impl Shared {
         }
         drop(inner);
         self.bump();
+        Some(restarts)
+    }
+
+    /// The supervisor let go of its process (engine released): forget the
+    /// entry, leave the process and its record alone.
+    pub(crate) fn detached(&self, app: &str, name: &str) {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.apps.get_mut(app) {
+            entry.procs.remove(name);
+        }
+        drop(inner);
+        self.bump();
+    }
+
+    /// Take over the processes a previous controller recorded: the live
+    /// ones are followed as they run, the dead ones restarted at once (same
+    /// name, one restart more), as after a crash.
+    pub(crate) fn adopt(self: &Arc<Self>, mut records: Vec<runtime::Record>) -> usize {
+        records.sort_by_key(|r| r.started);
+        let mut inner = self.lock();
+        let mut alive_count = 0;
+        for record in records {
+            let alive = runtime::is_alive(&record);
+            alive_count += usize::from(alive);
+            inner.ports.insert(record.port);
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            let template = Arc::new(record.template);
+            let (orders, orders_rx) = watch::channel(Order::Run);
+            let status = ProcessStatus {
+                name: record.name.clone(),
+                app: template.app.clone(),
+                ptype: template.ptype.clone(),
+                release: template.release,
+                hash: template.hash.clone(),
+                state: if alive {
+                    ProcessState::Starting
+                } else {
+                    ProcessState::Crashed
+                },
+                started: record.started,
+                ready: false,
+                restarts: record.restarts + u32::from(!alive),
+                pid: alive.then_some(record.pid),
+                port: Some(record.port),
+                last_exit: (!alive).then(|| "exited while no controller was running".to_string()),
+                command: template.command.clone(),
+                image: template.image.clone(),
+            };
+            let entry = inner.apps.entry(template.app.clone()).or_default();
+            entry.procs.insert(
+                record.name.clone(),
+                Proc {
+                    status,
+                    template: Arc::clone(&template),
+                    seq,
+                    retiring: false,
+                    stopping: false,
+                    orders,
+                },
+            );
+            self.runtime.spawn(supervisor::supervise(
+                Arc::clone(self),
+                template.app.clone(),
+                record.name,
+                template,
+                orders_rx,
+                Some(Adopted {
+                    pid: record.pid,
+                    port: record.port,
+                    alive,
+                }),
+            ));
+        }
+        drop(inner);
+        self.bump();
+        alive_count
     }
 
     /// Readiness changed: publish, and let the deployment move on (a ready
@@ -244,6 +355,7 @@ impl Shared {
         let mut forget_app = false;
         let removed = inner.apps.get_mut(app).and_then(|e| e.procs.remove(name));
         if let Some(proc) = removed {
+            self.logs.ended(app, name);
             self.reconcile(&mut inner, app, &proc.status.ptype);
         }
         if let Some(entry) = inner.apps.get(app) {
@@ -332,7 +444,7 @@ impl Shared {
                 break name;
             }
         };
-        let (stop, stop_rx) = watch::channel(false);
+        let (orders, orders_rx) = watch::channel(Order::Run);
         let status = ProcessStatus {
             name: name.clone(),
             app: template.app.clone(),
@@ -357,7 +469,7 @@ impl Shared {
                 seq,
                 retiring: false,
                 stopping: false,
-                stop,
+                orders,
             },
         );
         self.runtime.spawn(supervisor::supervise(
@@ -365,7 +477,8 @@ impl Shared {
             template.app.clone(),
             name,
             Arc::clone(template),
-            stop_rx,
+            orders_rx,
+            None,
         ));
     }
 }

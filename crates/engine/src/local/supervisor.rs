@@ -10,23 +10,18 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::fcntl::OFlag;
+use chrono::Utc;
 use nix::sys::signal::Signal;
-use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep, Instant};
 
 use super::command::{self, Launch};
-use super::os;
 use super::probe::{self, Readiness, Target};
 use super::state::{workdir_of, Shared};
+use super::{os, runtime};
 use crate::{Env, ProcessState, ProcessTemplate};
 
-/// How long we wait for the output pumps after the group is gone: only a
-/// process that escaped the group (setsid) can keep a pipe open longer.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
 
@@ -38,6 +33,46 @@ enum Ended {
     Failed(String),
     /// We were asked to stop it, and it is gone.
     Stopped,
+    /// The engine was released: the process runs on, for the next one.
+    Detached,
+}
+
+/// What the engine wants of a supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Order {
+    Run,
+    /// Terminate the process (SIGTERM, grace, SIGKILL) and end.
+    Terminate,
+    /// End without touching the process (controller shutdown).
+    Detach,
+}
+
+/// A process found running (or found dead) when the engine started.
+pub(crate) struct Adopted {
+    pub pid: u32,
+    pub port: u16,
+    pub alive: bool,
+}
+
+/// The process of one run: our child, or one adopted from a previous
+/// controller (not our child: its exit is seen through a pidfd, its exit
+/// status went to its first parent).
+enum Running {
+    Child(Child),
+    Adopted(runtime::PidFd),
+}
+
+impl Running {
+    /// Wait for the process to exit; its status when we can know it.
+    async fn wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Running::Child(child) => child.wait().await.map(Some),
+            Running::Adopted(pidfd) => {
+                pidfd.exited().await;
+                Ok(None)
+            }
+        }
+    }
 }
 
 pub(crate) async fn supervise(
@@ -45,19 +80,48 @@ pub(crate) async fn supervise(
     app: String,
     name: String,
     template: Arc<ProcessTemplate>,
-    mut stop: watch::Receiver<bool>,
+    mut orders: watch::Receiver<Order>,
+    adopted: Option<Adopted>,
 ) {
-    let mut port: Option<u16> = None;
+    let mut port: Option<u16> = adopted.as_ref().map(|a| a.port);
+    // One that died while no controller watched is started again now.
+    let mut adopted = adopted.filter(|a| a.alive);
     let mut streak = 0u32;
+    // Whether `port` was found free just now.
+    let mut fresh_port = false;
     loop {
-        if *stop.borrow() || shared.lock().closed {
+        let order = *orders.borrow();
+        if order == Order::Detach {
+            return shared.detached(&app, &name);
+        }
+        // An adopted process is followed even when told to stop at once:
+        // following it is how it gets terminated.
+        if adopted.is_none() && (order == Order::Terminate || shared.lock().closed) {
             break;
         }
         let began = Instant::now();
-        let ended = match port {
-            Some(port) => run_once(&shared, &app, &name, &template, port, &mut stop).await,
-            None => match shared.assign_port() {
+        let ended = match (adopted.take(), port) {
+            (Some(found), _) => {
+                follow_adopted(&shared, &app, &name, &template, found, &mut orders).await
+            }
+            // A port someone else took since it was checked would only
+            // crash-loop the process on EADDRINUSE: give it another.
+            (None, Some(taken)) if !fresh_port && !os::port_free(taken) => {
+                shared.release_port(taken);
+                port = None;
+                shared.logs.event(
+                    &app,
+                    &format!("{name}: port {taken} is taken by another program; assigning another"),
+                );
+                continue;
+            }
+            (None, Some(port)) => {
+                fresh_port = false;
+                run_once(&shared, &app, &name, &template, port, &mut orders).await
+            }
+            (None, None) => match shared.assign_port() {
                 Ok(assigned) => {
+                    fresh_port = true;
                     port = Some(assigned);
                     continue;
                 }
@@ -66,6 +130,7 @@ pub(crate) async fn supervise(
         };
         let (reason, state) = match ended {
             Ended::Stopped => break,
+            Ended::Detached => return shared.detached(&app, &name),
             Ended::Exited(reason) => (reason, ProcessState::Crashed),
             Ended::Failed(reason) => (reason, ProcessState::Error),
         };
@@ -87,10 +152,9 @@ pub(crate) async fn supervise(
         if crashed != Some(true) || shared.lock().closed {
             break;
         }
-        shared.logs.push(
+        shared.logs.event(
             &app,
-            "controller",
-            format!("{name} {state}: {reason}; restarting in {}", human(delay)),
+            &format!("{name} {state}: {reason}; restarting in {}", human(delay)),
         );
         {
             // A not-ready process may now be the preferred victim.
@@ -99,15 +163,14 @@ pub(crate) async fn supervise(
         }
         tokio::select! {
             _ = sleep(delay) => {}
-            _ = stopped(&mut stop) => break,
+            order = orders.wait_for(|o| *o != Order::Run) => match order.map(|o| *o) {
+                Ok(Order::Detach) => return shared.detached(&app, &name),
+                _ => break,
+            },
         }
     }
+    runtime::remove(&shared.config.run_dir, &name);
     shared.remove_proc(&app, &name, port);
-}
-
-/// Resolves once a stop was requested (or the entry is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Spawn the command once and follow it until it exits or is stopped.
@@ -117,25 +180,98 @@ async fn run_once(
     name: &str,
     template: &ProcessTemplate,
     port: u16,
-    stop: &mut watch::Receiver<bool>,
+    orders: &mut watch::Receiver<Order>,
 ) -> Ended {
     let env = shared.process_env(template, port, name);
     let workdir = workdir_of(template);
-    let (mut child, output) = match spawn(template, &env, workdir) {
+    let output = match shared.logs.open_output(app, name) {
+        Ok(file) => file,
+        Err(e) => return Ended::Failed(format!("could not open its log file: {e}")),
+    };
+    let child = match spawn(template, &env, workdir, output) {
         Ok(spawned) => spawned,
         Err(e) => return Ended::Failed(format!("could not start: {e}")),
     };
     let Some(pid) = child.id() else {
         return Ended::Failed("started but has no pid".to_string());
     };
-    let run_dir = &shared.config.run_dir;
-    os::write_pid_file(run_dir, name, pid);
-    let pump = start_pump(shared, app, name, output);
+    let started = Utc::now();
     let plan = Readiness::of(template, shared.config.readiness_poll);
     // A process without a readiness check is ready now: one update (and
     // one change event) instead of two, which counts at 500 processes.
     let ready_now = matches!(plan, Readiness::Immediate);
-    shared.started(app, name, pid, port, ready_now);
+    let restarts = shared.started(app, name, pid, port, started, ready_now);
+    runtime::write(
+        &shared.config.run_dir,
+        &runtime::Record {
+            name: name.to_string(),
+            pid,
+            start_time: os::start_time(pid).unwrap_or(0),
+            port,
+            restarts: restarts.unwrap_or(0),
+            started,
+            template: template.clone(),
+        },
+    );
+    let running = Running::Child(child);
+    follow(
+        shared, app, name, template, port, pid, running, plan, orders,
+    )
+    .await
+}
+
+/// Take over a process a previous controller started.
+async fn follow_adopted(
+    shared: &Arc<Shared>,
+    app: &str,
+    name: &str,
+    template: &ProcessTemplate,
+    found: Adopted,
+    orders: &mut watch::Receiver<Order>,
+) -> Ended {
+    let pidfd = match runtime::PidFd::open(found.pid) {
+        Ok(pidfd) => pidfd,
+        // Gone between the look at /proc and now.
+        Err(_) => return Ended::Exited(ADOPTED_EXIT.to_string()),
+    };
+    shared.logs.track(app, name);
+    let plan = Readiness::of(template, shared.config.readiness_poll);
+    let ready_now = matches!(plan, Readiness::Immediate);
+    let started = shared
+        .lock()
+        .apps
+        .get(app)
+        .and_then(|a| a.procs.get(name))
+        .map(|p| p.status.started)
+        .unwrap_or_else(Utc::now);
+    shared.started(app, name, found.pid, found.port, started, ready_now);
+    let running = Running::Adopted(pidfd);
+    follow(
+        shared, app, name, template, found.port, found.pid, running, plan, orders,
+    )
+    .await
+}
+
+/// What the last exit of an adopted process is called: its status went to
+/// the controller that started it.
+const ADOPTED_EXIT: &str = "exited (status unknown: started by a previous controller)";
+
+/// Follow a running process until it exits, fails its liveness probe, or
+/// an order comes.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    shared: &Arc<Shared>,
+    app: &str,
+    name: &str,
+    template: &ProcessTemplate,
+    port: u16,
+    pid: u32,
+    mut running: Running,
+    plan: Readiness,
+    orders: &mut watch::Receiver<Order>,
+) -> Ended {
+    let env = shared.process_env(template, port, name);
+    let workdir = workdir_of(template);
     let target = Target {
         port,
         env: &env,
@@ -158,70 +294,69 @@ async fn run_once(
     };
 
     enum Why {
-        Exit(std::io::Result<ExitStatus>),
-        Stop,
+        Exit(std::io::Result<Option<ExitStatus>>),
+        Order(Order),
         Liveness,
     }
     let why = tokio::select! {
-        status = child.wait() => Why::Exit(status),
-        _ = stopped(stop) => Why::Stop,
+        status = running.wait() => Why::Exit(status),
+        order = orders.wait_for(|o| *o != Order::Run) => Why::Order(order.map(|o| *o).unwrap_or(Order::Terminate)),
         _ = monitor => Why::Liveness,
     };
-    let ended = match why {
-        Why::Exit(Ok(status)) => {
+    match why {
+        Why::Exit(status) => {
             // Like a container whose main process exited: the rest of the
             // group goes with it.
             os::signal_group(pid, Signal::SIGKILL);
-            Ended::Exited(os::describe_exit(&status))
+            Ended::Exited(match status {
+                Ok(Some(status)) => os::describe_exit(&status),
+                Ok(None) => ADOPTED_EXIT.to_string(),
+                Err(e) => format!("could not wait for it: {e}"),
+            })
         }
-        Why::Exit(Err(e)) => {
-            os::signal_group(pid, Signal::SIGKILL);
-            Ended::Exited(format!("could not wait for it: {e}"))
-        }
-        Why::Stop => {
-            let (status, killed) = terminate(&mut child, pid, template.grace_period).await;
+        Why::Order(Order::Detach) | Why::Order(Order::Run) => Ended::Detached,
+        Why::Order(Order::Terminate) => {
+            let (status, killed) = terminate(&mut running, pid, template.grace_period).await;
             if killed {
                 shared
                     .logs
-                    .push(app, "controller", sigkill_note(name, template.grace_period));
+                    .event(app, &sigkill_note(name, template.grace_period));
             }
             shared.update(app, name, |p| {
-                p.status.last_exit = status.as_ref().map(os::describe_exit)
+                p.status.last_exit = Some(match status {
+                    Some(status) => os::describe_exit(&status),
+                    None => "terminated".to_string(),
+                })
             });
             Ended::Stopped
         }
         Why::Liveness => {
-            shared.logs.push(
+            shared.logs.event(
                 app,
-                "controller",
-                format!("{name} failed its liveness probe; restarting it"),
+                &format!("{name} failed its liveness probe; restarting it"),
             );
-            let (_, killed) = terminate(&mut child, pid, template.grace_period).await;
+            let (_, killed) = terminate(&mut running, pid, template.grace_period).await;
             if killed {
                 shared
                     .logs
-                    .push(app, "controller", sigkill_note(name, template.grace_period));
+                    .event(app, &sigkill_note(name, template.grace_period));
             }
             Ended::Exited("liveness probe failed".to_string())
         }
-    };
-    os::remove_pid_file(run_dir, name);
-    drain(pump).await;
-    ended
+    }
 }
 
 /// The command in a new process group (under `sh -c` unless it is a plain
-/// command, see `command`), stdout and stderr into one pipe (the log does
-/// not tell them apart, and one pipe is one descriptor and one task less per
-/// process). No `pre_exec` and absolute program paths (no PATH lookup in a
-/// changed environment), so that std uses posix_spawn (vfork speed) instead
-/// of fork.
+/// command, see `command`), stdout and stderr appended to its log file, so
+/// that its output never passes through (or depends on) the controller. No
+/// `pre_exec` and absolute program paths (no PATH lookup in a changed
+/// environment), so that std uses posix_spawn (vfork speed) instead of fork.
 fn spawn(
     template: &ProcessTemplate,
     env: &Env,
     workdir: &Path,
-) -> std::io::Result<(Child, pipe::Receiver)> {
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    output: std::fs::File,
+) -> std::io::Result<Child> {
     let path = env.get("PATH").map(String::as_str);
     let mut cmd = match command::plan(&template.command, path, workdir) {
         Launch::Direct { program, argv } => {
@@ -241,36 +376,10 @@ fn spawn(
         .envs(env)
         .current_dir(workdir)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(write.try_clone()?))
-        .stderr(Stdio::from(write))
+        .stdout(Stdio::from(output.try_clone()?))
+        .stderr(Stdio::from(output))
         .process_group(0);
-    let child = cmd.spawn()?;
-    // The command holds our copies of the write end; only the child may
-    // keep it open, or the pump would never see the end.
-    drop(cmd);
-    Ok((child, pipe::Receiver::from_owned_fd(read)?))
-}
-
-fn start_pump(
-    shared: &Arc<Shared>,
-    app: &str,
-    name: &str,
-    output: pipe::Receiver,
-) -> JoinHandle<()> {
-    let (shared, app, name) = (Arc::clone(shared), app.to_string(), name.to_string());
-    shared
-        .runtime
-        .clone()
-        .spawn(async move { super::logs::pump_lines(&shared.logs, &app, &name, output).await })
-}
-
-/// Let the pumps log what is still in the pipes; give up on pipes held open
-/// by processes that left the group.
-async fn drain(pump: JoinHandle<()>) {
-    let abort = pump.abort_handle();
-    if timeout(DRAIN_TIMEOUT, pump).await.is_err() {
-        abort.abort();
-    }
+    cmd.spawn()
 }
 
 /// The app-log line that tells a user why a process was killed.
@@ -283,22 +392,22 @@ fn sigkill_note(name: &str, grace: Duration) -> String {
 
 /// SIGTERM to the group; SIGKILL to the group once `grace` has passed and
 /// anything of it is still there. The leader exiting early does not cut the
-/// grace of the rest of its group. Returns the leader's exit status and
-/// whether anything of the group needed the SIGKILL.
-async fn terminate(child: &mut Child, pid: u32, grace: Duration) -> (Option<ExitStatus>, bool) {
+/// grace of the rest of its group. Returns the leader's exit status (when
+/// it can be known) and whether anything of the group needed the SIGKILL.
+async fn terminate(running: &mut Running, pid: u32, grace: Duration) -> (Option<ExitStatus>, bool) {
     let deadline = Instant::now() + grace;
     os::signal_group(pid, Signal::SIGTERM);
-    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(status) => status.ok(),
+    let status = match tokio::time::timeout_at(deadline, running.wait()).await {
+        Ok(status) => status.ok().flatten(),
         Err(_) => {
             os::signal_group(pid, Signal::SIGKILL);
-            return (child.wait().await.ok(), true);
+            return (running.wait().await.ok().flatten(), true);
         }
     };
-    while os::group_exists(pid) && Instant::now() < deadline {
+    while os::group_alive(pid) && Instant::now() < deadline {
         sleep(GROUP_POLL).await;
     }
-    let lingering = os::group_exists(pid);
+    let lingering = os::group_alive(pid);
     os::signal_group(pid, Signal::SIGKILL);
     (status, lingering)
 }
