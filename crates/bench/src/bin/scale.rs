@@ -1,0 +1,71 @@
+//! Scale benchmark: one scale request `{"worker": 500}` against a real
+//! controller, timed until all 500 processes are `up`, then back to 0, with
+//! the controller's RSS idle and at 500 processes.
+//!
+//! Usage: `cargo run --release -p drycc-bench --bin drycc-bench-scale`
+//! (uses `target/release/drycc-controller`, or `$DRYCC_CONTROLLER_BIN`).
+//! `DRYCC_BENCH_COUNT` changes the count (default 500), `DRYCC_BENCH_ROUNDS`
+//! the number of rounds (default 5).
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use drycc_bench::{rss_kib, summary, Api, Controller};
+use serde_json::json;
+
+fn env_or(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<()> {
+    let rounds = env_or("DRYCC_BENCH_ROUNDS", 5);
+    let count = env_or("DRYCC_BENCH_COUNT", 500);
+    let max = count.max(100).to_string();
+    let controller = Controller::start(&[("DRYCC_MAX_PROCESSES_PER_TYPE", &max)])?;
+    let pid = controller.pid();
+    let fresh = rss_kib(pid)?;
+    let api = Api::register(&controller.url)?;
+    api.create_and_push("bench-app", "worker: exec sleep 600\n")?;
+    // Let the push's work settle before reading the idle size.
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss_kib(pid)?;
+    let (mut ups, mut downs, mut at_count) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..rounds {
+        ups.push(api.scale("bench-app", json!({"worker": count}))?);
+        let up = api
+            .pods("bench-app")?
+            .iter()
+            .filter(|p| p["state"] == "up")
+            .count();
+        if up != count as usize {
+            bail!("only {up} of {count} processes up after the scale answered");
+        }
+        at_count = at_count.max(rss_kib(pid)?);
+        downs.push(api.scale("bench-app", json!({"worker": 0}))?);
+    }
+    println!("{rounds} rounds of one scale request 0 -> {count} -> 0 (worker: exec sleep 600)");
+    println!(
+        "scale 0 -> {count}, request until all up: {}",
+        summary(&mut ups)
+    );
+    println!(
+        "scale {count} -> 0, request until all gone: {}",
+        summary(&mut downs)
+    );
+    println!(
+        "controller RSS just started: {:.1} MiB",
+        fresh as f64 / 1024.0
+    );
+    println!(
+        "controller RSS idle (after login and a push): {:.1} MiB",
+        idle as f64 / 1024.0
+    );
+    println!(
+        "controller RSS at {count} processes (largest seen): {:.1} MiB",
+        at_count as f64 / 1024.0
+    );
+    Ok(())
+}
