@@ -120,6 +120,28 @@ impl PidFd {
         Ok(PidFd(registered))
     }
 
+    /// A duplicate of the process's descriptor `target` (it shares the open
+    /// file description, and so the file offset, with the process).
+    pub(crate) fn descriptor(&self, target: i32) -> io::Result<std::fs::File> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_getfd takes a pidfd, an fd number and flags, and
+        // returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_getfd,
+                self.0.get_ref().as_raw_fd(),
+                target,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        // SAFETY: the kernel just gave us this descriptor; nobody else owns it.
+        Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
     /// Resolves once the process has exited (a pidfd becomes readable then).
     pub(crate) async fn exited(&self) {
         // Readiness never clears: the process cannot come back.

@@ -106,7 +106,9 @@ impl Proc {
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
         let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
-        runtime.spawn(super::logs::watch(Arc::downgrade(&logs)));
+        if let Err(e) = super::logs::start_watcher(Arc::downgrade(&logs)) {
+            tracing::error!(error = %e, "could not start the log watcher: log files are not bounded");
+        }
         Shared {
             config,
             state: Mutex::new(Inner::default()),

@@ -234,7 +234,8 @@ async fn follow_adopted(
         // Gone between the look at /proc and now.
         Err(_) => return Ended::Exited(ADOPTED_EXIT.to_string()),
     };
-    shared.logs.track(app, name);
+    // Its stdout, to steer the offset of its log ring (see `logs`).
+    shared.logs.adopt(app, name, pidfd.descriptor(1).ok());
     let plan = Readiness::of(template, shared.config.readiness_poll);
     let ready_now = matches!(plan, Readiness::Immediate);
     let started = shared
