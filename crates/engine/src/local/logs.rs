@@ -198,7 +198,7 @@ impl Tracked {
 
 /// A descriptor's file offset (the writer's, for a shared description).
 fn offset(file: &File) -> io::Result<u64> {
-    (&*file).seek(SeekFrom::Current(0))
+    (&*file).stream_position()
 }
 
 /// Send the writer back to the front of its file.
