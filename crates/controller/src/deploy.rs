@@ -467,7 +467,13 @@ pub async fn release(
         )
         .await;
     match roll_out(state, &app, &release).await {
-        Ok(()) => Ok(release),
+        Ok(()) => {
+            state
+                .store
+                .mark_release_succeeded(app_id, release.version)
+                .await?;
+            Ok(release)
+        }
         Err(reason) => {
             tracing::warn!(app = app_id, version = release.version, %reason, "Release failed to roll out.");
             state
