@@ -52,9 +52,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("http://{address}"),
         hex::encode(secret),
     ));
-    crate::deploy::restore_all(&state)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot restore the formation: {}", e.detail))?;
+    let stop_reconciler = tokio_util::sync::CancellationToken::new();
+    let reconciler = tokio::spawn(crate::reconciler::run(
+        state.clone(),
+        stop_reconciler.clone(),
+    ));
+    resume(&state).await?;
 
     let router_task = start_router(&state).await?;
 
@@ -76,9 +79,40 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let _ = stop.send(());
         let _ = task.await;
     }
+    // Whatever the reconciler was doing is desired state in the store: the
+    // next start resumes it.
+    stop_reconciler.cancel();
+    if let Err(error) = reconciler.await {
+        tracing::error!(%error, "The reconciler ended abnormally.");
+    }
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
     state.store.close().await;
+    Ok(())
+}
+
+/// Hand every app to the reconciler: those in the store (a `pending`
+/// release is judged again, never assumed good) and those the engine runs
+/// (what the store no longer has is removed). Does not wait for any of it.
+async fn resume(state: &Shared) -> anyhow::Result<()> {
+    let mut apps: std::collections::BTreeSet<String> = state
+        .store
+        .list_apps()
+        .await
+        .context("cannot read the apps from the store")?
+        .into_iter()
+        .map(|app| app.id)
+        .collect();
+    match state.engine.apps().await {
+        Ok(running) => apps.extend(running),
+        Err(error) => {
+            tracing::warn!(%error, "Cannot list the engine's apps; only the store's are reconciled.")
+        }
+    }
+    tracing::info!(apps = apps.len(), "Reconciling every app.");
+    for app in &apps {
+        state.reconciler.enqueue(app);
+    }
     Ok(())
 }
 
