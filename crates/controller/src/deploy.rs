@@ -399,6 +399,7 @@ pub async fn wait_release(
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
             _ = tokio::time::sleep(Duration::from_millis(500)), if !open => false,
+            _ = state.stopping.cancelled() => return Err(stopping()),
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(DeployError::TimedOut(format!(
                     "release v{version} is still rolling out after {} s; it keeps going",
@@ -452,6 +453,7 @@ pub async fn wait_types(
         }
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
+            _ = state.stopping.cancelled() => return Err(stopping()),
             _ = changes.changed() => {
                 tokio::time::sleep(COALESCE).await;
                 false
@@ -470,6 +472,14 @@ pub async fn wait_types(
             }
         }
     }
+}
+
+/// The answer of a waiter when the controller stops: the change is desired
+/// state in the store and goes on after the next start.
+fn stopping() -> DeployError {
+    DeployError::Unavailable(
+        "the controller is stopping; the change goes on when it starts again".into(),
+    )
 }
 
 async fn say(progress: Option<&mpsc::Sender<String>>, line: String) {

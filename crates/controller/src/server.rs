@@ -73,7 +73,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let stopping = state.stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+        }
+    })
     .await?;
     if let Some((stop, task)) = router_task {
         let _ = stop.send(());

@@ -22,6 +22,9 @@ pub struct AppState {
     pub hook_secret: String,
     /// The work queue of the reconciler and its status watches.
     pub reconciler: Reconciler,
+    /// Cancelled when the controller starts to stop: requests waiting for
+    /// an outcome answer at once instead of holding the shutdown up.
+    pub stopping: tokio_util::sync::CancellationToken,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -44,6 +47,7 @@ impl AppState {
             api_url,
             hook_secret,
             reconciler: Reconciler::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }
     }
