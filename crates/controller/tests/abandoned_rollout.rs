@@ -230,3 +230,48 @@ fn scaling_to_zero_during_a_hung_rollout_takes_effect_at_once() {
     assert_eq!(config.status, 201, "{}", config.text);
     assert_eq!(release(&api, app, 3)["failed"], false);
 }
+
+#[test]
+fn a_stop_answers_waiting_requests_at_once_and_the_rollout_resumes_after() {
+    let mut controller = Controller::start(&[("DRYCC_DEPLOY_TIMEOUT", "300")]);
+    let mut api = Api::new(&controller.url);
+    let app = "stopping-app";
+    deployed(&controller, &mut api, app);
+    let config = {
+        let mut waiting = Api::new(&controller.url);
+        waiting.token = api.token.clone();
+        std::thread::spawn(move || {
+            waiting.post(
+                &format!("/v2/apps/{app}/config/"),
+                json!({"values": {"HANG": "1"}}),
+            )
+        })
+    };
+    api.wait_pods(app, Duration::from_secs(30), "the hung v3 web", |pods| {
+        pods.iter().any(|p| p["release"] == "v3")
+    });
+
+    // The waiting request does not hold the stop up for the 300 s timeout
+    // (`stop` fails after 90 s).
+    let status = controller.stop();
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    let config = config.join().expect("config thread");
+    assert_eq!(config.status, 503, "{}", config.text);
+    assert!(
+        config.text.contains("the controller is stopping"),
+        "{}",
+        config.text
+    );
+
+    // v3 is still pending, neither failed nor taken for good, and rolls on.
+    controller.spawn();
+    api.url = controller.url.clone();
+    assert_eq!(release(&api, app, 3)["failed"], false);
+    api.wait_pods(app, Duration::from_secs(30), "v3 web again", |pods| {
+        pods.iter().any(|p| p["release"] == "v3")
+    });
+    // Scaling web to 0 ends it.
+    let answer = api.post(&format!("/v2/apps/{app}/scale/"), json!({"web": 0}));
+    assert_eq!(answer.status, 204, "{}", answer.text);
+    assert_eq!(release(&api, app, 3)["failed"], false);
+}
