@@ -252,7 +252,7 @@ enum Next {
 /// is pending. Returns (app, the generation its last pass read, gone).
 async fn reconcile_app(state: Shared, app: String, poke: Arc<Notify>) -> (String, u64, bool) {
     let mut changes = state.engine.changes();
-    let mut applied: Option<Vec<Deployment>> = None;
+    let mut applied = Applied::default();
     let mut backoff = BACKOFF_FIRST;
     loop {
         let generation = state.reconciler.requested(&app);
@@ -279,7 +279,7 @@ async fn reconcile_app(state: Shared, app: String, poke: Arc<Notify>) -> (String
             Err(error) => {
                 tracing::warn!(app = %app, %error, retry_in = ?backoff, "Reconcile failed; retrying.");
                 // Apply everything again after a failure.
-                applied = None;
+                applied.deployments = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = poke.notified() => {}
@@ -290,14 +290,24 @@ async fn reconcile_app(state: Shared, app: String, poke: Arc<Notify>) -> (String
     }
 }
 
+/// What one app's task has given the engine.
+#[derive(Default)]
+struct Applied {
+    /// The deployments of the last pass, not applied again while unchanged.
+    deployments: Option<Vec<Deployment>>,
+    /// Every type this task has applied: the engine keeps desired state for
+    /// a type until it is removed, whether or not processes of it run yet.
+    types: BTreeSet<String>,
+}
+
 /// Read the app's desired state, hand it to the engine (unless `applied`
-/// shows this task gave it the same deployments already), and judge a
-/// pending release.
+/// shows this task gave it the same deployments already), remove the types
+/// it no longer has, and judge a pending release.
 async fn pass(
     state: &AppState,
     app_id: &str,
     generation: u64,
-    applied: &mut Option<Vec<Deployment>>,
+    applied: &mut Applied,
 ) -> Result<Next, DeployError> {
     let reconciler = &state.reconciler;
     let Some(app) = state.store.get_app(app_id).await? else {
@@ -320,10 +330,12 @@ async fn pass(
         .as_ref()
         .filter(|r| r.state == ReleaseState::Pending);
 
-    if applied.as_ref() != Some(&deployments) {
+    if applied.deployments.as_ref() != Some(&deployments) {
         for deployment in &deployments {
             match state.engine.apply(deployment.clone()).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    applied.types.insert(deployment.template.ptype.clone());
+                }
                 Err(EngineError::Invalid(reason)) => {
                     if let Some(release) = pending {
                         fail(state, app_id, release.version, &reason).await?;
@@ -342,20 +354,23 @@ async fn pass(
                 }
             }
         }
-        *applied = Some(deployments.clone());
+        applied.deployments = Some(deployments.clone());
     }
     let processes = state.engine.processes(app_id).await?;
     let wanted: BTreeSet<&str> = deployments
         .iter()
         .map(|d| d.template.ptype.as_str())
         .collect();
-    let stale: BTreeSet<&str> = processes
+    let stale: BTreeSet<String> = processes
         .iter()
         .map(|p| p.ptype.as_str())
+        .chain(applied.types.iter().map(String::as_str))
         .filter(|t| !wanted.contains(t))
+        .map(str::to_string)
         .collect();
     for ptype in &stale {
         state.engine.remove_type(app_id, ptype).await?;
+        applied.types.remove(ptype);
     }
     let deployments = Arc::new(deployments);
     reconciler.publish(app_id, |s| {
@@ -460,6 +475,11 @@ pub fn judge(
         )),
     }
 }
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod passes;
 
 #[cfg(test)]
 mod tests {
