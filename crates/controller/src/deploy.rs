@@ -343,8 +343,6 @@ pub async fn release(
             )
             .await?
     };
-    let status = state.reconciler.subscribe(app_id);
-    state.reconciler.enqueue(app_id);
     state
         .engine
         .log_event(
@@ -352,6 +350,8 @@ pub async fn release(
             &format!("{} (v{})", release.summary, release.version),
         )
         .await;
+    let status = state.reconciler.subscribe(app_id);
+    state.reconciler.enqueue(app_id);
     say(
         progress,
         format!(
@@ -425,7 +425,7 @@ pub async fn wait_types(
     let timeout = state.settings.deploy_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut changes = state.engine.changes();
-    let mut last: (Vec<Deployment>, Vec<ProcessStatus>) = Default::default();
+    let mut last: Option<(Vec<Deployment>, Vec<ProcessStatus>)> = None;
     let mut open = true;
     loop {
         changes.borrow_and_update();
@@ -449,7 +449,7 @@ pub async fn wait_types(
             if let Some(reason) = crash_loop_reason(&selected, &processes) {
                 return Err(DeployError::CrashLoop(reason));
             }
-            last = (selected, processes);
+            last = Some((selected, processes));
         }
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
@@ -461,7 +461,13 @@ pub async fn wait_types(
             // Readiness probes may pass before a change is published.
             _ = tokio::time::sleep(Duration::from_millis(250)) => false,
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(DeployError::TimedOut(not_converged_reason(&last.0, &last.1, timeout)));
+                return Err(DeployError::TimedOut(match &last {
+                    Some((selected, processes)) => not_converged_reason(selected, processes, timeout),
+                    None => format!(
+                        "the change was not applied within {} s; the reconciler keeps trying",
+                        timeout.as_secs()
+                    ),
+                }));
             }
         };
         if closed {
