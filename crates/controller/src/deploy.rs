@@ -1,8 +1,7 @@
-//! Rollouts: turn a release and the app's structure into engine
-//! deployments, apply them, and wait until the engine has converged.
-//!
-//! The API writes desired state to the store and then calls in here; only
-//! this module tells the engine what to run.
+//! Rollouts as the API sees them: a release and the app's structure as
+//! engine deployments (for the reconciler), the desired-state writes of a
+//! new release, and the waits for outcomes on the reconciler's status
+//! watch. Nothing here changes engine state; the reconciler does.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,10 +9,10 @@ use std::time::Duration;
 use drycc_engine::{is_converged, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate};
 use drycc_model::naming::template_hash;
 use drycc_model::state::ProcessState;
-use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release};
-use tokio::sync::mpsc;
+use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release, ReleaseState};
+use tokio::sync::{mpsc, watch};
 
-use crate::error::{ApiError, ApiResult};
+use crate::reconciler::AppStatus;
 use crate::state::{timestamp, AppState};
 
 /// The engine deployments of one release under the app's structure.
@@ -153,117 +152,32 @@ pub fn probe_from_json(value: &serde_json::Value) -> Option<Probe> {
     })
 }
 
-/// Hand every deployment to the engine (which converges on its own).
-async fn apply_all(state: &AppState, deployments: &[Deployment]) -> Result<(), String> {
-    for deployment in deployments {
-        state
-            .engine
-            .apply(deployment.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// Apply every deployment of `release`, remove types that are no longer
-/// part of it, and wait for convergence.
-pub async fn roll_out(state: &AppState, app: &App, release: &Release) -> Result<(), String> {
-    let deployments = deployments(state, app, release);
-    let wanted: BTreeSet<&str> = deployments
-        .iter()
-        .map(|d| d.template.ptype.as_str())
-        .collect();
-    apply_all(state, &deployments).await?;
-    let running = state
-        .engine
-        .processes(&app.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let stale: BTreeSet<String> = running
-        .iter()
-        .filter(|p| !wanted.contains(p.ptype.as_str()))
-        .map(|p| p.ptype.clone())
-        .collect();
-    for ptype in &stale {
-        state
-            .engine
-            .remove_type(&app.id, ptype)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    wait_converged(
-        state,
-        &app.id,
-        &deployments,
-        &stale,
-        state.settings.deploy_timeout(),
-    )
-    .await
-}
-
 /// How long a waiter lets a burst of engine changes settle before it reads
 /// the process list again.
 const COALESCE: Duration = Duration::from_millis(5);
-
-/// Apply the deployments of `types` (scale, restart) and wait until they
-/// have converged; other types are left alone.
-pub async fn apply_types(
-    state: &AppState,
-    app: &App,
-    release: &Release,
-    types: &BTreeSet<String>,
-) -> Result<(), String> {
-    let selected: Vec<Deployment> = deployments(state, app, release)
-        .into_iter()
-        .filter(|d| types.contains(&d.template.ptype))
-        .collect();
-    apply_all(state, &selected).await?;
-    wait_converged(
-        state,
-        &app.id,
-        &selected,
-        &BTreeSet::new(),
-        state.settings.deploy_timeout(),
-    )
-    .await
-}
 
 /// What a waiter makes of the current process list.
 pub enum Verdict {
     Done,
     Pending,
-    Failed(String),
-}
-
-/// Why [`wait_for`] stopped without `Done`.
-pub enum WaitError {
-    /// The check failed; its reason.
-    Failed(String),
-    /// The deadline passed; the last process list seen.
-    TimedOut(Vec<ProcessStatus>),
 }
 
 /// Re-read the app's processes on every engine change (and on a slow tick)
-/// until `check` says `Done` or `Failed`, or `timeout` passes.
+/// until `check` says `Done`; `TimedOut` when `timeout` passes first.
+/// Observes only: it never changes engine state.
 pub async fn wait_for(
     state: &AppState,
     app: &str,
     timeout: Duration,
     mut check: impl FnMut(&[ProcessStatus]) -> Verdict,
-) -> Result<(), WaitError> {
+) -> Result<(), DeployError> {
     let mut changes = state.engine.changes();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         changes.borrow_and_update();
-        let processes = state
-            .engine
-            .processes(app)
-            .await
-            .map_err(|e| WaitError::Failed(e.to_string()))?;
-        match check(&processes) {
-            Verdict::Done => return Ok(()),
-            Verdict::Failed(reason) => return Err(WaitError::Failed(reason)),
-            Verdict::Pending => {}
+        let processes = state.engine.processes(app).await?;
+        if let Verdict::Done = check(&processes) {
+            return Ok(());
         }
         // The fallback tick covers readiness probes, which may pass without
         // a state change of their own being published yet.
@@ -276,46 +190,22 @@ pub async fn wait_for(
             }
             _ = tick => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(WaitError::TimedOut(processes));
+                return Err(DeployError::TimedOut(format!(
+                    "still waiting after {} s",
+                    timeout.as_secs()
+                )));
             }
         }
     }
 }
 
-/// Wait until every deployment has exactly its replicas ready and every
-/// process of `removed` types is gone. On timeout, the reason names the
-/// processes that are not ready and their state.
-pub async fn wait_converged(
-    state: &AppState,
-    app: &str,
-    deployments: &[Deployment],
-    removed: &BTreeSet<String>,
-    timeout: Duration,
-) -> Result<(), String> {
-    let result = wait_for(state, app, timeout, |processes| {
-        let done = deployments.iter().all(|d| is_converged(d, processes))
-            && !processes.iter().any(|p| removed.contains(&p.ptype));
-        if done {
-            return Verdict::Done;
-        }
-        // A new process that keeps crashing will not become ready in time:
-        // say so now instead of at the end of the deploy timeout.
-        match crash_loop_reason(deployments, processes) {
-            Some(reason) => Verdict::Failed(reason),
-            None => Verdict::Pending,
-        }
-    })
-    .await;
-    result.map_err(|error| match error {
-        WaitError::Failed(reason) => reason,
-        WaitError::TimedOut(last) => not_converged_reason(deployments, &last, timeout),
-    })
-}
-
 /// Restarts after which a new process counts as crash-looping.
 const CRASH_LOOP_RESTARTS: u32 = 2;
 
-fn crash_loop_reason(deployments: &[Deployment], processes: &[ProcessStatus]) -> Option<String> {
+pub fn crash_loop_reason(
+    deployments: &[Deployment],
+    processes: &[ProcessStatus],
+) -> Option<String> {
     let looping: Vec<String> = processes
         .iter()
         .filter(|p| {
@@ -336,7 +226,7 @@ fn crash_loop_reason(deployments: &[Deployment], processes: &[ProcessStatus]) ->
     (!looping.is_empty()).then(|| format!("processes keep crashing: {}", looping.join(", ")))
 }
 
-fn not_converged_reason(
+pub fn not_converged_reason(
     deployments: &[Deployment],
     processes: &[ProcessStatus],
     timeout: Duration,
@@ -373,35 +263,45 @@ fn not_converged_reason(
     )
 }
 
-/// Why a deploy failed.
-#[derive(Debug)]
+/// Why a change did not take effect, from the store to the engine.
+/// `crate::error` maps each to an HTTP status.
+#[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    /// Nothing was created (bad input, store error).
-    Rejected(ApiError),
-    /// The release `version` was created but did not roll out; it is marked
-    /// failed and the previous release runs again.
-    Failed { version: u32, reason: String },
+    /// The release was created but did not roll out: it is marked failed
+    /// with the reason and the last good release runs again (400).
+    #[error("release v{version} failed: {reason}")]
+    ReleaseFailed { version: u32, reason: String },
+    /// Processes did not converge within the deploy timeout; the desired
+    /// state stays and the engine keeps trying (503).
+    #[error("{0}")]
+    TimedOut(String),
+    /// A new process keeps crashing (503).
+    #[error("{0}")]
+    CrashLoop(String),
+    /// The engine refused the request (400, with its reason).
+    #[error("{0}")]
+    Invalid(String),
+    /// The engine cannot be reached (503).
+    #[error("engine unavailable: {0}")]
+    Unavailable(String),
+    /// The store failed (500) or did not find something (404).
+    #[error("the state store failed: {0}")]
+    Store(#[from] drycc_store::StoreError),
+    /// The app was destroyed meanwhile (404).
+    #[error("the app no longer exists")]
+    AppGone,
 }
 
-impl From<ApiError> for DeployError {
-    fn from(error: ApiError) -> Self {
-        DeployError::Rejected(error)
-    }
-}
-
-impl From<drycc_store::StoreError> for DeployError {
-    fn from(error: drycc_store::StoreError) -> Self {
-        DeployError::Rejected(error.into())
-    }
-}
-
-impl From<DeployError> for ApiError {
-    fn from(error: DeployError) -> ApiError {
+impl From<drycc_engine::EngineError> for DeployError {
+    fn from(error: drycc_engine::EngineError) -> DeployError {
+        use drycc_engine::EngineError;
         match error {
-            DeployError::Rejected(error) => error,
-            DeployError::Failed { version, reason } => {
-                ApiError::bad_request(format!("release v{version} failed: {reason}"))
+            EngineError::Invalid(reason) => DeployError::Invalid(reason),
+            EngineError::ProcessNotFound(name) => {
+                DeployError::Invalid(format!("process {name} not found"))
             }
+            EngineError::Unavailable(reason) => DeployError::Unavailable(reason),
+            EngineError::Io(error) => DeployError::Unavailable(error.to_string()),
         }
     }
 }
@@ -416,41 +316,42 @@ pub struct ReleaseChange {
     pub structure: Option<BTreeMap<String, u32>>,
 }
 
-/// Create the next release and roll it out. On a failed rollout the release
-/// stays, marked failed with the reason, and the previous good release (and
-/// structure) is applied again.
+/// Write the next release as desired state (`pending`, with its structure,
+/// in one transaction), hand it to the reconciler and wait for its
+/// judgement. The wait holds no lock, and a caller that goes away changes
+/// nothing: the reconciler judges the release all the same.
 pub async fn release(
     state: &AppState,
     app_id: &str,
     change: ReleaseChange,
     progress: Option<&mpsc::Sender<String>>,
 ) -> Result<Release, DeployError> {
-    let lock = state.app_lock(app_id);
-    let _guard = lock.lock().await;
-    let before = state
-        .store
-        .get_app(app_id)
-        .await?
-        .ok_or_else(ApiError::app_not_found)?;
-    let previous = state.store.last_good_release(app_id).await?;
-    let release = state
-        .store
-        .create_release(
+    let release = {
+        let lock = state.app_lock(app_id);
+        let _guard = lock.lock().await;
+        state
+            .store
+            .create_release(
+                app_id,
+                NewRelease {
+                    owner: change.owner,
+                    summary: change.summary,
+                    build: change.build,
+                    config: change.config,
+                    structure: change.structure,
+                },
+            )
+            .await?
+    };
+    state
+        .engine
+        .log_event(
             app_id,
-            NewRelease {
-                owner: change.owner,
-                summary: change.summary,
-                build: change.build,
-                config: change.config,
-                structure: change.structure,
-            },
+            &format!("{} (v{})", release.summary, release.version),
         )
-        .await?;
-    let app = state
-        .store
-        .get_app(app_id)
-        .await?
-        .ok_or_else(ApiError::app_not_found)?;
+        .await;
+    let status = state.reconciler.subscribe(app_id);
+    state.reconciler.enqueue(app_id);
     say(
         progress,
         format!(
@@ -459,46 +360,132 @@ pub async fn release(
         ),
     )
     .await;
-    state
-        .engine
-        .log_event(
-            app_id,
-            &format!("{} (v{})", release.summary, release.version),
-        )
-        .await;
-    match roll_out(state, &app, &release).await {
-        Ok(()) => Ok(release),
-        Err(reason) => {
-            tracing::warn!(app = app_id, version = release.version, %reason, "Release failed to roll out.");
-            state
-                .store
-                .mark_release_failed(app_id, release.version, &reason)
-                .await?;
-            state
-                .engine
-                .log_event(app_id, &format!("v{} failed: {reason}", release.version))
-                .await;
-            state.store.set_structure(app_id, &before.structure).await?;
-            if let Some(previous) = previous {
-                let restored = App {
-                    structure: before.structure.clone(),
-                    ..app
-                };
-                if let Err(error) = roll_back_to(state, &restored, &previous).await {
-                    tracing::warn!(app = app_id, %error, "The previous release did not come back.");
-                }
+    wait_release(state, app_id, release.version, status).await?;
+    Ok(release)
+}
+
+/// How much longer than the deploy timeout a release waiter waits for the
+/// reconciler's judgement (which the timeout bounds) before it gives up.
+const JUDGEMENT_SLACK: Duration = Duration::from_secs(30);
+
+/// Wait until the reconciler has judged release `version`: `Ok` once it
+/// succeeded, `ReleaseFailed` with the stored reason once it failed.
+pub async fn wait_release(
+    state: &AppState,
+    app_id: &str,
+    version: u32,
+    mut status: watch::Receiver<AppStatus>,
+) -> Result<(), DeployError> {
+    let deadline = tokio::time::Instant::now() + state.settings.deploy_timeout() + JUDGEMENT_SLACK;
+    let mut open = true;
+    loop {
+        status.borrow_and_update();
+        // The store is the truth; the watch only says when to look again.
+        let release = state
+            .store
+            .release(app_id, version)
+            .await?
+            .ok_or(DeployError::AppGone)?;
+        match release.state {
+            ReleaseState::Succeeded => return Ok(()),
+            ReleaseState::Failed => {
+                return Err(DeployError::ReleaseFailed {
+                    version,
+                    reason: release.exception,
+                })
             }
-            Err(DeployError::Failed {
-                version: release.version,
-                reason,
-            })
+            ReleaseState::Pending => {}
+        }
+        let closed = tokio::select! {
+            changed = status.changed(), if open => changed.is_err(),
+            _ = tokio::time::sleep(Duration::from_millis(500)), if !open => false,
+            _ = state.stopping.cancelled() => return Err(stopping()),
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(DeployError::TimedOut(format!(
+                    "release v{version} is still rolling out after {} s; it keeps going",
+                    (state.settings.deploy_timeout() + JUDGEMENT_SLACK).as_secs()
+                )));
+            }
+        };
+        open &= !closed;
+    }
+}
+
+/// Wait until the deployments of `types` applied for request `generation`
+/// (or a newer one) have converged: exactly their replicas ready, old
+/// processes gone. Used by scale and restart, which change the structure or
+/// restart generations and then call [`Reconciler::enqueue`](crate::reconciler::Reconciler::enqueue).
+pub async fn wait_types(
+    state: &AppState,
+    app_id: &str,
+    generation: u64,
+    types: &BTreeSet<String>,
+    mut status: watch::Receiver<AppStatus>,
+) -> Result<(), DeployError> {
+    let timeout = state.settings.deploy_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut changes = state.engine.changes();
+    let mut last: Option<(Vec<Deployment>, Vec<ProcessStatus>)> = None;
+    let mut open = true;
+    loop {
+        changes.borrow_and_update();
+        let current = status.borrow_and_update().clone();
+        if let Some((failed, fault)) = current.fault {
+            if failed >= generation {
+                return Err(fault.into());
+            }
+        }
+        if current.applied >= generation {
+            let selected: Vec<Deployment> = current
+                .deployments
+                .iter()
+                .filter(|d| types.contains(&d.template.ptype))
+                .cloned()
+                .collect();
+            let processes = state.engine.processes(app_id).await?;
+            if selected.iter().all(|d| is_converged(d, &processes)) {
+                return Ok(());
+            }
+            if let Some(reason) = crash_loop_reason(&selected, &processes) {
+                return Err(DeployError::CrashLoop(reason));
+            }
+            last = Some((selected, processes));
+        }
+        let closed = tokio::select! {
+            changed = status.changed(), if open => changed.is_err(),
+            _ = state.stopping.cancelled() => return Err(stopping()),
+            _ = changes.changed() => {
+                tokio::time::sleep(COALESCE).await;
+                false
+            }
+            // Readiness probes may pass before a change is published.
+            _ = tokio::time::sleep(Duration::from_millis(250)) => false,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(DeployError::TimedOut(match &last {
+                    Some((selected, processes)) => not_converged_reason(selected, processes, timeout),
+                    None => format!(
+                        "the change was not applied within {} s; the reconciler keeps trying",
+                        timeout.as_secs()
+                    ),
+                }));
+            }
+        };
+        if closed {
+            // The reconciler forgot the app: it was destroyed.
+            open = false;
+            if state.store.get_app(app_id).await?.is_none() {
+                return Err(DeployError::AppGone);
+            }
         }
     }
 }
 
-/// Re-apply a known-good release without waiting for the full deploy timeout.
-async fn roll_back_to(state: &AppState, app: &App, release: &Release) -> Result<(), String> {
-    apply_all(state, &deployments(state, app, release)).await
+/// The answer of a waiter when the controller stops: the change is desired
+/// state in the store and goes on after the next start.
+fn stopping() -> DeployError {
+    DeployError::Unavailable(
+        "the controller is stopping; the change goes on when it starts again".into(),
+    )
 }
 
 async fn say(progress: Option<&mpsc::Sender<String>>, line: String) {
@@ -508,27 +495,12 @@ async fn say(progress: Option<&mpsc::Sender<String>>, line: String) {
     }
 }
 
-/// Bring every app back to its formation (controller start).
-pub async fn restore_all(state: &AppState) -> ApiResult<()> {
-    for app in state.store.list_apps().await? {
-        let Some(release) = state.store.last_good_release(&app.id).await? else {
-            continue;
-        };
-        for deployment in deployments(state, &app, &release) {
-            if let Err(error) = state.engine.apply(deployment).await {
-                tracing::warn!(app = %app.id, %error, "Could not restore the formation.");
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn deployment(ptype: &str, hash: &str, replicas: u32) -> Deployment {
+    pub(crate) fn deployment(ptype: &str, hash: &str, replicas: u32) -> Deployment {
         Deployment {
             template: ProcessTemplate {
                 app: "app".into(),
@@ -549,7 +521,7 @@ mod tests {
         }
     }
 
-    fn process(ptype: &str, hash: &str, restarts: u32, ready: bool) -> ProcessStatus {
+    pub(crate) fn process(ptype: &str, hash: &str, restarts: u32, ready: bool) -> ProcessStatus {
         ProcessStatus {
             name: format!("app-{ptype}-{hash}-bcdfg"),
             app: "app".into(),

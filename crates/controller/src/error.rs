@@ -92,6 +92,23 @@ impl From<drycc_engine::EngineError> for ApiError {
     }
 }
 
+impl From<crate::deploy::DeployError> for ApiError {
+    fn from(error: crate::deploy::DeployError) -> ApiError {
+        use crate::deploy::DeployError;
+        match error {
+            DeployError::ReleaseFailed { .. } | DeployError::Invalid(_) => {
+                ApiError::bad_request(error.to_string())
+            }
+            DeployError::TimedOut(_) | DeployError::CrashLoop(_) => {
+                ApiError::unavailable(error.to_string())
+            }
+            DeployError::Unavailable(_) => ApiError::unavailable(error.to_string()),
+            DeployError::Store(error) => error.into(),
+            DeployError::AppGone => ApiError::app_not_found(),
+        }
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// `Json` whose rejections are `{"detail": ...}` 400s (or 413/415) instead

@@ -10,6 +10,7 @@ mod auth;
 mod deploy;
 mod error;
 mod git;
+mod reconciler;
 mod server;
 mod settings;
 mod state;

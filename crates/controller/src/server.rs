@@ -46,9 +46,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("http://{address}"),
         hex::encode(secret),
     ));
-    crate::deploy::restore_all(&state)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot restore the formation: {}", e.detail))?;
+    let stop_reconciler = tokio_util::sync::CancellationToken::new();
+    let reconciler = tokio::spawn(crate::reconciler::run(
+        state.clone(),
+        stop_reconciler.clone(),
+    ));
+    resume(&state).await?;
 
     let router_task = start_router(&state).await?;
 
@@ -60,14 +63,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let app = crate::api::router(state.clone()).merge(git);
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
-    let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+    let (stop_sent, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
     )
-    .with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping.send(());
+    .with_graceful_shutdown({
+        let stopping = state.stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.cancel();
+            let _ = stop_sent.send(());
+        }
     });
     // Requests in flight may finish, but followers and exec sessions would
     // hold the stop forever: the whole stop has a deadline.
@@ -88,6 +95,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if let Some((stop, task)) = router_task {
         let _ = stop.send(());
         let _ = task.await;
+    }
+    // Whatever the reconciler was doing is desired state in the store: the
+    // next start resumes it.
+    stop_reconciler.cancel();
+    if let Err(error) = reconciler.await {
+        tracing::error!(%error, "The reconciler ended abnormally.");
     }
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
@@ -130,6 +143,31 @@ pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
     }
     engine.stop_all().await;
     println!("Stopped {count} app processes.");
+    Ok(())
+}
+
+/// Hand every app to the reconciler: those in the store (a `pending`
+/// release is judged again, never assumed good) and those the engine runs
+/// (what the store no longer has is removed). Does not wait for any of it.
+async fn resume(state: &Shared) -> anyhow::Result<()> {
+    let mut apps: std::collections::BTreeSet<String> = state
+        .store
+        .list_apps()
+        .await
+        .context("cannot read the apps from the store")?
+        .into_iter()
+        .map(|app| app.id)
+        .collect();
+    match state.engine.apps().await {
+        Ok(running) => apps.extend(running),
+        Err(error) => {
+            tracing::warn!(%error, "Cannot list the engine's apps; only the store's are reconciled.")
+        }
+    }
+    tracing::info!(apps = apps.len(), "Reconciling every app.");
+    for app in &apps {
+        state.reconciler.enqueue(app);
+    }
     Ok(())
 }
 

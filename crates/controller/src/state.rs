@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use drycc_engine::Engine;
 use drycc_store::Store;
 
+use crate::reconciler::Reconciler;
 use crate::settings::Settings;
 
 pub struct AppState {
@@ -19,6 +20,11 @@ pub struct AppState {
     /// Random secret that the git hook presents to the internal build
     /// endpoint; it never leaves this machine's process tree.
     pub hook_secret: String,
+    /// The work queue of the reconciler and its status watches.
+    pub reconciler: Reconciler,
+    /// Cancelled when the controller starts to stop: requests waiting for
+    /// an outcome answer at once instead of holding the shutdown up.
+    pub stopping: tokio_util::sync::CancellationToken,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -40,18 +46,30 @@ impl AppState {
             data_dir,
             api_url,
             hook_secret,
+            reconciler: Reconciler::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The lock that serialises deploys, scales and restarts of one app, so
-    /// that two changes never interleave their rollouts.
+    /// The lock that serialises the validate-then-write step of changes to
+    /// one app's desired state (never held while waiting for the engine).
     pub fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = match self.locks.lock() {
             Ok(locks) => locks,
             Err(poisoned) => poisoned.into_inner(),
         };
         locks.entry(app.to_string()).or_default().clone()
+    }
+
+    /// Drop the lock of a destroyed app, so the map does not grow without
+    /// bound. A request still holding it keeps its own reference.
+    pub fn forget_app_lock(&self, app: &str) {
+        let mut locks = match self.locks.lock() {
+            Ok(locks) => locks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        locks.remove(app);
     }
 
     pub fn repos_dir(&self) -> PathBuf {

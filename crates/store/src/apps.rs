@@ -128,7 +128,7 @@ impl Store {
             config: NewConfig::default(),
             structure: None,
         };
-        crate::releases::insert_release(&mut tx, id, &initial, &at).await?;
+        crate::releases::insert_release(&mut tx, id, &initial, None, &at).await?;
         crate::settings::insert_default_settings(&mut tx, id, owner, &at).await?;
         tx.commit().await?;
         Ok(app)

@@ -18,7 +18,8 @@
 //!
 //! # Schema
 //!
-//! (`migrations/0001_initial.sql`; `_sqlx_migrations` records what ran.)
+//! (`migrations/0001_initial.sql`, `0002_release_state.sql`;
+//! `_sqlx_migrations` records what ran.)
 //!
 //! | table | columns | keys |
 //! |---|---|---|
@@ -27,7 +28,7 @@
 //! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `created`, `updated` | PK `uuid`, UNIQUE `id`, FK `owner` -> `users.username` |
 //! | `builds` | `uuid`, `app`, `owner`, `image`, `stack`, `sha`, `procfile`*, `dockerfile`, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
-//! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
+//! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `state`, `previous_structure`*, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
 //! | `settings` | `uuid`, `app`, `owner`, `autoscale`*, `routable`, `created`, `updated` | PK `uuid`, UNIQUE `app` |
 //! | `app_perms` | `app`, `username`, `created` | PK (`app`, `username`), FKs to `apps.id`, `users.username` |
 //!
@@ -53,6 +54,14 @@
 //! `MAX(version) + 1` computed under the app's lock in the creating
 //! transaction, with `UNIQUE (app, version)` as the backstop: dense, never
 //! reused, failed releases included.
+//!
+//! A release's `state` is `pending` until the controller's reconciler
+//! judges its rollout `succeeded` or `failed` (a release without a build is
+//! `succeeded` at once). [`Store::desired_release`] is the newest release
+//! that has not failed, the one the app should run;
+//! [`Store::last_good_release`] the newest `succeeded` one. A new release
+//! fails any older `pending` one ("superseded"), and failing a rollout
+//! restores the structure the release replaced in the same transaction.
 //!
 //! # Concurrency
 //!
@@ -84,6 +93,7 @@ mod users;
 
 pub use error::{Result, StoreError};
 pub use records::{
-    App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, Settings, User,
+    App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, ReleaseState, Settings,
+    User,
 };
 pub use store::{Backend, Store};

@@ -82,10 +82,50 @@ pub struct Release {
     /// `None` for v1 and for every release before the first build.
     pub build: Option<Build>,
     pub config: Config,
+    /// Where the rollout of this release stands; `failed` and `exception`
+    /// are what the API shows of it.
+    pub state: ReleaseState,
     pub failed: bool,
     pub exception: String,
+    /// The app's structure before this release replaced it (deploys and
+    /// rollbacks); restored if the release fails. `None`: kept as it was.
+    pub previous_structure: Option<BTreeMap<String, u32>>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
+}
+
+/// The rollout state of a release. Only the reconciler moves a release out
+/// of `Pending`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseState {
+    /// Written as desired state; its rollout has not been judged yet.
+    Pending,
+    /// Every process of it became ready: a good release to return to.
+    Succeeded,
+    /// It did not roll out (or was superseded before it did).
+    Failed,
+}
+
+impl ReleaseState {
+    /// The value of the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Pending => "pending",
+            ReleaseState::Succeeded => "succeeded",
+            ReleaseState::Failed => "failed",
+        }
+    }
+
+    /// The state named by a `state` column value.
+    pub fn parse(text: &str) -> Option<ReleaseState> {
+        match text {
+            "pending" => Some(ReleaseState::Pending),
+            "succeeded" => Some(ReleaseState::Succeeded),
+            "failed" => Some(ReleaseState::Failed),
+            _ => None,
+        }
+    }
 }
 
 /// Per-app settings that do not create releases.

@@ -1,14 +1,16 @@
 //! Builds, configs and releases. A release is created with its new config
 //! row (and optionally a new build row) in one transaction.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Executor};
 
-use crate::apps::{app_not_found, lock_app, touch_app};
+use crate::apps::{app_not_found, fetch_app, lock_app, touch_app};
 use crate::codec::{json, now, ts, RowExt};
 use crate::error::{Result, StoreError};
-use crate::records::{Build, BuildRef, Config, NewRelease, Release};
+use crate::records::{Build, BuildRef, Config, NewRelease, Release, ReleaseState};
 use crate::store::Store;
 
 /// How often `create_release` starts over after losing a race for a version
@@ -26,7 +28,8 @@ const CONFIG_COLUMNS: &str = "c.uuid AS c_uuid, c.app AS c_app, c.owner AS c_own
 
 const RELEASE_COLUMNS: &str = "r.uuid AS r_uuid, r.app AS r_app, r.owner AS r_owner, \
      r.version AS r_version, r.summary AS r_summary, r.failed AS r_failed, \
-     r.exception AS r_exception, r.created AS r_created, r.updated AS r_updated";
+     r.exception AS r_exception, r.state AS r_state, r.previous_structure AS r_previous, \
+     r.created AS r_created, r.updated AS r_updated";
 
 /// A release row with its build (if any) and config, selected with
 /// the `r_`, `b_` and `c_` column prefixes.
@@ -74,6 +77,13 @@ fn release_from_row(row: &AnyRow) -> Result<Release> {
         Some(_) => Some(build_from_row(row)?),
         None => None,
     };
+    let state = row.text("r_state")?;
+    let state = ReleaseState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("release state {state:?} is unknown")))?;
+    let previous_structure = match row.opt_text("r_previous")? {
+        Some(text) => Some(serde_json::from_str(&text)?),
+        None => None,
+    };
     Ok(Release {
         uuid: row.text("r_uuid")?,
         app: row.text("r_app")?,
@@ -82,8 +92,10 @@ fn release_from_row(row: &AnyRow) -> Result<Release> {
         summary: row.text("r_summary")?,
         build,
         config: config_from_row(row)?,
+        state,
         failed: row.flag("r_failed")?,
         exception: row.text("r_exception")?,
+        previous_structure,
         created: row.time("r_created")?,
         updated: row.time("r_updated")?,
     })
@@ -119,10 +131,16 @@ async fn fetch_build(conn: &mut AnyConnection, app: &str, uuid: &str) -> Result<
 /// Inserts the build (if new), the config and the release rows of `new` as
 /// the next version of `app`. The caller owns the transaction and must hold
 /// the app's lock (or have just created the app).
+///
+/// A release with a build starts `pending` (the reconciler judges its
+/// rollout); one without a build has nothing to roll out and is
+/// `succeeded` at once. `previous_structure` is the app's structure that
+/// the release replaces, if it replaces it.
 pub(crate) async fn insert_release(
     conn: &mut AnyConnection,
     app: &str,
     new: &NewRelease,
+    previous_structure: Option<&BTreeMap<String, u32>>,
     at: &DateTime<Utc>,
 ) -> Result<Release> {
     let build = match &new.build {
@@ -212,17 +230,27 @@ pub(crate) async fn insert_release(
         owner: new.owner.clone(),
         version,
         summary: new.summary.clone(),
+        state: if build.is_some() {
+            ReleaseState::Pending
+        } else {
+            ReleaseState::Succeeded
+        },
         build,
         config,
         failed: false,
         exception: String::new(),
+        previous_structure: previous_structure.cloned(),
         created: *at,
         updated: *at,
     };
+    let previous = match &release.previous_structure {
+        Some(structure) => Some(json(structure)?),
+        None => None,
+    };
     sqlx::query(
         "INSERT INTO releases (uuid, app, owner, version, summary, build_uuid, config_uuid, \
-         failed, exception, created, updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         failed, exception, state, previous_structure, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&release.uuid)
     .bind(&release.app)
@@ -233,6 +261,8 @@ pub(crate) async fn insert_release(
     .bind(&release.config.uuid)
     .bind(0_i64)
     .bind(&release.exception)
+    .bind(release.state.as_str())
+    .bind(previous)
     .bind(ts(at))
     .bind(ts(at))
     .execute(&mut *conn)
@@ -266,7 +296,32 @@ impl Store {
         let mut tx = self.begin_write().await?;
         lock_app(&mut tx, app).await?;
         let at = now();
-        let release = insert_release(&mut tx, app, new, &at).await?;
+        let previous = match &new.structure {
+            Some(_) => Some(
+                fetch_app(&mut *tx, app)
+                    .await?
+                    .ok_or_else(|| app_not_found(app))?
+                    .structure,
+            ),
+            None => None,
+        };
+        let release = insert_release(&mut tx, app, new, previous.as_ref(), &at).await?;
+        // A newer release replaces one still rolling out (as a new
+        // Deployment template replaces a rollout in progress): the older
+        // one will never be judged, so it is failed now, with the reason.
+        sqlx::query(
+            "UPDATE releases SET state = 'failed', failed = 1, exception = $1, updated = $2 \
+             WHERE app = $3 AND state = 'pending' AND version < $4",
+        )
+        .bind(format!(
+            "superseded by v{} before it finished rolling out",
+            release.version
+        ))
+        .bind(ts(&at))
+        .bind(app)
+        .bind(i64::from(release.version))
+        .execute(&mut *tx)
+        .await?;
         if let Some(structure) = &new.structure {
             sqlx::query("UPDATE apps SET structure = $1 WHERE id = $2")
                 .bind(json(structure)?)
@@ -294,10 +349,27 @@ impl Store {
             .ok_or_else(|| app_not_found(app))
     }
 
-    /// The newest release that has not failed, if any.
+    /// The newest release that rolled out (`succeeded`), if any: what runs
+    /// again when a newer release fails.
     pub async fn last_good_release(&self, app: &str) -> Result<Option<Release>> {
-        let sql =
-            release_select("WHERE r.app = $1 AND r.failed = 0 ORDER BY r.version DESC LIMIT 1");
+        let sql = release_select(
+            "WHERE r.app = $1 AND r.state = 'succeeded' ORDER BY r.version DESC LIMIT 1",
+        );
+        sqlx::query(&sql)
+            .bind(app)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(release_from_row)
+            .transpose()
+    }
+
+    /// The release the app should run: the newest that has not failed
+    /// (`pending` or `succeeded`), if any.
+    pub async fn desired_release(&self, app: &str) -> Result<Option<Release>> {
+        let sql = release_select(
+            "WHERE r.app = $1 AND r.state <> 'failed' ORDER BY r.version DESC LIMIT 1",
+        );
         sqlx::query(&sql)
             .bind(app)
             .fetch_optional(&self.pool)
@@ -353,7 +425,7 @@ impl Store {
     ) -> Result<Release> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "UPDATE releases SET failed = 1, exception = $1, updated = $2 \
+            "UPDATE releases SET state = 'failed', failed = 1, exception = $1, updated = $2 \
              WHERE app = $3 AND version = $4",
         )
         .bind(exception)
@@ -374,5 +446,65 @@ impl Store {
             })?;
         tx.commit().await?;
         Ok(release)
+    }
+
+    /// Marks the `pending` release `version` of `app` succeeded. Returns
+    /// whether it was pending (a release judged already stays as it is).
+    pub async fn mark_release_succeeded(&self, app: &str, version: u32) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE releases SET state = 'succeeded', updated = $1 \
+             WHERE app = $2 AND version = $3 AND state = 'pending'",
+        )
+        .bind(ts(&now()))
+        .bind(app)
+        .bind(i64::from(version))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Fails the `pending` release `version` of `app` with `exception` and,
+    /// in the same transaction, gives the app back the structure the
+    /// release replaced (if it replaced one). Returns the failed release, or
+    /// `None` when it was not pending (judged already, or superseded).
+    pub async fn fail_rollout(
+        &self,
+        app: &str,
+        version: u32,
+        exception: &str,
+    ) -> Result<Option<Release>> {
+        let mut tx = self.begin_write().await?;
+        lock_app(&mut tx, app).await?;
+        let at = now();
+        let done = sqlx::query(
+            "UPDATE releases SET state = 'failed', failed = 1, exception = $1, updated = $2 \
+             WHERE app = $3 AND version = $4 AND state = 'pending'",
+        )
+        .bind(exception)
+        .bind(ts(&at))
+        .bind(app)
+        .bind(i64::from(version))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let release = fetch_release(&mut *tx, app, version)
+            .await?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("Release v{version} of {app} not found"))
+            })?;
+        if let Some(structure) = &release.previous_structure {
+            sqlx::query("UPDATE apps SET structure = $1, updated = $2 WHERE id = $3")
+                .bind(json(structure)?)
+                .bind(ts(&at))
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(release))
     }
 }

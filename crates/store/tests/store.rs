@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::error::Error;
 
-use drycc_store::{Backend, BuildRef, NewBuild, NewConfig, NewRelease, Store, StoreError};
+use drycc_store::{
+    Backend, BuildRef, NewBuild, NewConfig, NewRelease, ReleaseState, Store, StoreError,
+};
 use serde_json::json;
 use sqlx::{Connection, Executor, Row};
 
@@ -151,6 +153,8 @@ backends!(
     perms,
     settings,
     reopen_sees_the_same_data,
+    release_states_follow_the_rollout,
+    migration_keeps_old_releases_good,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -389,6 +393,7 @@ async fn releases_are_dense_including_failed(db: &TestDb) -> TestResult {
         s.create_release(app, bogus).await,
         Err(StoreError::NotFound(_))
     ));
+    assert!(s.mark_release_succeeded(app, 3).await?);
     let v4 = s.create_release(app, deploy("alice", "nginx:2")).await?;
     assert_eq!(v4.version, 4);
     s.mark_release_failed(app, 4, "crashed").await?;
@@ -641,6 +646,123 @@ async fn reopen_sees_the_same_data(db: &TestDb) -> TestResult {
     // Migrations ran once; a third open is as good.
     let third = db.reopen().await;
     assert_eq!(third.latest_release(app).await?.version, 2);
+    Ok(())
+}
+
+async fn release_states_follow_the_rollout(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    // v1 has no build: nothing to roll out, good at once.
+    let v1 = s.latest_release(app).await?;
+    assert_eq!(v1.state, ReleaseState::Succeeded);
+    assert_eq!(s.last_good_release(app).await?.map(|r| r.version), Some(1));
+
+    // A deploy that sets the structure is pending and remembers the old one.
+    s.set_structure(app, &map(&[("web", 3u32)])).await?;
+    let mut new = deploy("alice", "nginx:1");
+    new.structure = Some(map(&[("web", 3u32), ("worker", 0)]));
+    let v2 = s.create_release(app, new).await?;
+    assert_eq!(v2.state, ReleaseState::Pending);
+    assert!(!v2.failed);
+    assert_eq!(v2.previous_structure, Some(map(&[("web", 3u32)])));
+    assert_eq!(s.desired_release(app).await?.map(|r| r.version), Some(2));
+    assert_eq!(s.last_good_release(app).await?.map(|r| r.version), Some(1));
+
+    // Judged good once; judging again changes nothing.
+    assert!(s.mark_release_succeeded(app, 2).await?);
+    assert!(!s.mark_release_succeeded(app, 2).await?);
+    assert_eq!(s.last_good_release(app).await?.map(|r| r.version), Some(2));
+    assert_eq!(s.fail_rollout(app, 2, "late").await?, None);
+
+    // A config change keeps the structure (nothing to restore).
+    let v3 = s
+        .create_release(
+            app,
+            NewRelease {
+                build: BuildRef::Keep(v2.build.as_ref().map(|b| b.uuid.clone())),
+                structure: None,
+                ..deploy("alice", "x")
+            },
+        )
+        .await?;
+    assert_eq!(v3.previous_structure, None);
+
+    // A newer release supersedes a pending one.
+    s.set_structure(app, &map(&[("web", 1u32)])).await?;
+    let mut v4 = deploy("alice", "nginx:2");
+    v4.structure = Some(map(&[("web", 5u32)]));
+    let v4 = s.create_release(app, v4).await?;
+    let v3 = s.release(app, 3).await?.ok_or("v3")?;
+    assert_eq!(v3.state, ReleaseState::Failed);
+    assert!(v3.failed);
+    assert_eq!(
+        v3.exception,
+        "superseded by v4 before it finished rolling out"
+    );
+    assert_eq!(s.desired_release(app).await?.map(|r| r.version), Some(4));
+
+    // A failed rollout gives the app its structure back, in one step.
+    assert_eq!(
+        s.get_app(app).await?.ok_or("app")?.structure,
+        map(&[("web", 5u32)])
+    );
+    let failed = s
+        .fail_rollout(app, v4.version, "web never became ready")
+        .await?
+        .ok_or("v4 was pending")?;
+    assert_eq!(failed.state, ReleaseState::Failed);
+    assert!(failed.failed);
+    assert_eq!(failed.exception, "web never became ready");
+    assert_eq!(
+        s.get_app(app).await?.ok_or("app")?.structure,
+        map(&[("web", 1u32)])
+    );
+    assert_eq!(s.fail_rollout(app, v4.version, "again").await?, None);
+    assert_eq!(s.desired_release(app).await?.map(|r| r.version), Some(2));
+    assert_eq!(s.last_good_release(app).await?.map(|r| r.version), Some(2));
+    assert!(matches!(
+        s.fail_rollout("no-such-app", 1, "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
+}
+
+/// Releases written before the state column existed: failed ones stay
+/// failed, every other one counts as rolled out.
+async fn migration_keeps_old_releases_good(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    s.create_release(app, deploy("alice", "nginx:1")).await?;
+    s.mark_release_succeeded(app, 2).await?;
+    s.create_release(app, deploy("alice", "nginx:2")).await?;
+    s.mark_release_failed(app, 3, "crashed").await?;
+    // Replay the migration's data step on rows that look pre-migration.
+    sqlx::query("UPDATE releases SET state = 'succeeded'")
+        .execute(s.pool())
+        .await?;
+    let migration = include_str!("../migrations/0002_release_state.sql");
+    let update = migration
+        .lines()
+        .find(|l| l.starts_with("UPDATE releases"))
+        .ok_or("the migration updates releases")?;
+    sqlx::query(update).execute(s.pool()).await?;
+    let states: Vec<(u32, ReleaseState)> = s
+        .list_releases(app)
+        .await?
+        .iter()
+        .map(|r| (r.version, r.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (3, ReleaseState::Failed),
+            (2, ReleaseState::Succeeded),
+            (1, ReleaseState::Succeeded)
+        ]
+    );
+    assert_eq!(s.last_good_release(app).await?.map(|r| r.version), Some(2));
     Ok(())
 }
 

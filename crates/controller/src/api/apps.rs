@@ -7,6 +7,7 @@ use drycc_model::app::{generate_app_name, validate_app_name};
 
 use super::{paginate, Page};
 use crate::auth::{app_for, may_access, Access, AuthUser};
+use crate::deploy::{wait_for, Verdict};
 use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
 use crate::state::{timestamp, Shared};
 
@@ -75,16 +76,36 @@ pub async fn show(
     Ok(Json(app_view(&app)))
 }
 
+/// Destroy an app: its rows go at once (desired state: nothing), its
+/// processes stop (the reconciler removes them), then its repository and
+/// slugs are deleted.
 pub async fn destroy(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
-    let lock = state.app_lock(&app.id);
-    let _guard = lock.lock().await;
-    state.engine.remove_app(&app.id).await?;
-    state.store.delete_app(&app.id).await?;
+    {
+        let lock = state.app_lock(&app.id);
+        let _guard = lock.lock().await;
+        state.store.delete_app(&app.id).await?;
+    }
+    state.forget_app_lock(&app.id);
+    // The reconciler removes what the store no longer has; the files go
+    // once no process can be using them any more.
+    state.reconciler.enqueue(&app.id);
+    let timeout = state.settings.deploy_timeout() + state.settings.default_grace();
+    let ended = wait_for(&state, &app.id, timeout, |processes| {
+        if processes.is_empty() {
+            Verdict::Done
+        } else {
+            Verdict::Pending
+        }
+    })
+    .await;
+    if ended.is_err() {
+        tracing::warn!(app = %app.id, "Processes of a destroyed app are still running; removing its files anyway.");
+    }
     for dir in [
         state.repos_dir().join(format!("{}.git", app.id)),
         state.slugs_dir().join(&app.id),

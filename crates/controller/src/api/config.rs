@@ -54,11 +54,12 @@ pub async fn update(
     Json(update): Json<ConfigUpdate>,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::Config>)> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
-    let current = state
-        .store
-        .last_good_release(&app.id)
-        .await?
-        .unwrap_or(state.store.latest_release(&app.id).await?);
+    // The base is the release the app should run (a pending one included):
+    // a failed release's config is not carried forward.
+    let current = match state.store.desired_release(&app.id).await? {
+        Some(release) => release,
+        None => state.store.latest_release(&app.id).await?,
+    };
     let before = NewConfig::from(&current.config);
     let (after, changes) = merge(&before, &update)?;
     if changes.is_empty() {

@@ -10,7 +10,7 @@ use drycc_model::scale::{validate_scale, ScaleContext};
 use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
-use crate::deploy::{apply_types, wait_for, Verdict};
+use crate::deploy::{wait_for, wait_types, DeployError, Verdict};
 use crate::error::{optional_json, ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, AppState, Shared};
 
@@ -85,8 +85,8 @@ pub async fn scale(
         )
     })?;
     let lock = state.app_lock(&app.id);
-    let _guard = lock.lock().await;
-    let release = state.store.last_good_release(&app.id).await?;
+    let guard = lock.lock().await;
+    let release = state.store.desired_release(&app.id).await?;
     let types: Option<BTreeSet<String>> = release
         .as_ref()
         .and_then(|r| r.build.as_ref())
@@ -98,12 +98,14 @@ pub async fn scale(
         autoscaled: &autoscaled,
     };
     let counts = validate_scale(request, &context).map_err(scale_error)?;
-    let Some(release) = release else {
+    if release.is_none() {
         return Err(ApiError::bad_request(
             "No build associated with this release",
         ));
-    };
-    apply_structure(&state, &app.id, &release, &counts).await?;
+    }
+    write_structure(&state, &app.id, &counts).await?;
+    drop(guard);
+    wait_structure(&state, &app.id, &counts).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,12 +119,11 @@ fn scale_error(error: drycc_model::scale::ScaleError) -> ApiError {
     }
 }
 
-/// Store the new counts, apply them and wait for convergence. The caller
-/// holds the app lock.
-pub async fn apply_structure(
+/// Merge the new counts into the app's structure (desired state). The
+/// caller holds the app lock, over its validation and this write only.
+pub async fn write_structure(
     state: &AppState,
     app_id: &str,
-    release: &drycc_store::Release,
     counts: &BTreeMap<String, u32>,
 ) -> ApiResult<()> {
     let mut app = state
@@ -133,10 +134,22 @@ pub async fn apply_structure(
     app.structure
         .extend(counts.iter().map(|(k, v)| (k.clone(), *v)));
     state.store.set_structure(app_id, &app.structure).await?;
+    Ok(())
+}
+
+/// Hand the written structure to the reconciler and wait, holding no lock,
+/// until the changed types have converged (503 after the deploy timeout;
+/// the structure stays as requested).
+pub async fn wait_structure(
+    state: &AppState,
+    app_id: &str,
+    counts: &BTreeMap<String, u32>,
+) -> ApiResult<()> {
+    let status = state.reconciler.subscribe(app_id);
+    let generation = state.reconciler.enqueue(app_id);
     let types: BTreeSet<String> = counts.keys().cloned().collect();
-    apply_types(state, &app, release, &types)
-        .await
-        .map_err(ApiError::unavailable)
+    wait_types(state, app_id, generation, &types, status).await?;
+    Ok(())
 }
 
 pub async fn restart_all(
@@ -169,17 +182,18 @@ pub async fn restart_type(
 }
 
 /// A rolling restart: bump the types' restart generation so their template
-/// hash changes, then let the engine roll them one at a time.
+/// hash changes (desired state), then let the reconciler apply it and the
+/// engine roll them one at a time.
 async fn restart_types(
     state: &AppState,
     app_id: &str,
     types: Option<BTreeSet<String>>,
 ) -> ApiResult<()> {
     let lock = state.app_lock(app_id);
-    let _guard = lock.lock().await;
+    let guard = lock.lock().await;
     let release = state
         .store
-        .last_good_release(app_id)
+        .desired_release(app_id)
         .await?
         .filter(|r| r.build.is_some())
         .ok_or_else(|| ApiError::bad_request("No build associated with this release"))?;
@@ -200,10 +214,12 @@ async fn restart_types(
         None => known,
     };
     let list: Vec<String> = types.iter().cloned().collect();
-    let app = state.store.bump_restart_generation(app_id, &list).await?;
-    apply_types(state, &app, &release, &types)
-        .await
-        .map_err(ApiError::unavailable)
+    state.store.bump_restart_generation(app_id, &list).await?;
+    drop(guard);
+    let status = state.reconciler.subscribe(app_id);
+    let generation = state.reconciler.enqueue(app_id);
+    wait_types(state, app_id, generation, &types, status).await?;
+    Ok(())
 }
 
 pub async fn restart_one(
@@ -212,8 +228,6 @@ pub async fn restart_one(
     Path((id, ptype, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<PodList>> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
-    let lock = state.app_lock(&app.id);
-    let _guard = lock.lock().await;
     let processes = state.engine.processes(&app.id).await?;
     let process = processes
         .iter()
@@ -235,10 +249,11 @@ pub async fn restart_one(
         }
     })
     .await
-    .map_err(|_| {
-        ApiError::unavailable(format!(
+    .map_err(|error| match error {
+        DeployError::TimedOut(_) => ApiError::unavailable(format!(
             "process {old_name} was not replaced within the deploy timeout"
-        ))
+        )),
+        other => other.into(),
     })?;
     Ok(Json(pod_list(&state, &app.id, None).await?))
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use drycc_api_types::{AutoscaleRule, SettingsUpdate};
 use serde_json::Value;
 
-use crate::api::pods::apply_structure;
+use crate::api::pods::{wait_structure, write_structure};
 use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, Shared};
@@ -81,9 +81,9 @@ pub async fn update(
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::Settings>)> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
     let lock = state.app_lock(&app.id);
-    let _guard = lock.lock().await;
+    let guard = lock.lock().await;
     let current = state.store.get_settings(&app.id).await?;
-    let release = state.store.last_good_release(&app.id).await?;
+    let release = state.store.desired_release(&app.id).await?;
     let mut autoscale = current.autoscale.clone();
     let mut clamp = BTreeMap::new();
     if let Some(rules) = &update.autoscale {
@@ -129,8 +129,10 @@ pub async fn update(
         .into_iter()
         .filter(|(ptype, count)| app.structure.get(ptype) != Some(count))
         .collect();
-    if let (Some(release), false) = (release, counts.is_empty()) {
-        apply_structure(&state, &app.id, &release, &counts).await?;
+    if release.is_some() && !counts.is_empty() {
+        write_structure(&state, &app.id, &counts).await?;
+        drop(guard);
+        wait_structure(&state, &app.id, &counts).await?;
     }
     Ok((StatusCode::CREATED, Json(settings_view(&settings))))
 }

@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::{RESULT_FAILED, RESULT_OK, SECRET_HEADER};
-use crate::deploy::{self, DeployError, ReleaseChange};
+use crate::deploy::{self, ReleaseChange};
 use crate::state::Shared;
 
 #[derive(serde::Deserialize)]
@@ -85,11 +85,21 @@ async fn run(
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("app {} does not exist", request.app))?;
-    let latest = state
+    // The config of the release the app should run; a failed release's
+    // config is not carried forward.
+    let latest = match state
         .store
-        .latest_release(&app.id)
+        .desired_release(&app.id)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+    {
+        Some(release) => release,
+        None => state
+            .store
+            .latest_release(&app.id)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     let type_set = procfile.keys().cloned().collect();
     let structure = structure_after_deploy(&app.structure, &type_set);
     let short = &request.sha[..request.sha.len().min(7)];
@@ -120,10 +130,7 @@ async fn run(
             .await;
             Ok(())
         }
-        Err(DeployError::Rejected(error)) => Err(error.detail),
-        Err(DeployError::Failed { version, reason }) => {
-            Err(format!("release v{version} failed: {reason}"))
-        }
+        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -106,12 +106,24 @@ impl Proc {
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
         let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
+        let ports = config.process_ports.clone();
+        let next_port = if ports.is_empty() {
+            *ports.start()
+        } else {
+            rand::Rng::gen_range(&mut rand::thread_rng(), ports)
+        };
         if let Err(e) = super::logs::start_watcher(Arc::downgrade(&logs)) {
             tracing::error!(error = %e, "could not start the log watcher: log files are not bounded");
         }
         Shared {
             config,
-            state: Mutex::new(Inner::default()),
+            state: Mutex::new(Inner {
+                // Engines on one machine share the port range: each starts
+                // its round robin somewhere else, so two of them rarely
+                // promise the same free port before either process binds it.
+                next_port,
+                ..Inner::default()
+            }),
             logs,
             changes: watch::channel(0).0,
             runtime,

@@ -1,0 +1,295 @@
+//! The reconciler against a fake engine and a real SQLite store: what it
+//! applies, removes and judges.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use drycc_store::{BuildRef, NewBuild, NewConfig, NewRelease, ReleaseState, Store};
+use tokio_util::sync::CancellationToken;
+
+use super::fake::FakeEngine;
+use crate::deploy::{self, DeployError};
+use crate::state::{AppState, Shared};
+
+const APP: &str = "steely-mainsail";
+
+struct Setup {
+    state: Shared,
+    engine: Arc<FakeEngine>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(engine: FakeEngine, deploy_timeout: u64) -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open_sqlite(&dir.path().join("drycc.db"))
+        .await
+        .expect("store");
+    store
+        .create_user("alice", "alice@example.com", "hash")
+        .await
+        .expect("user");
+    store.create_app(APP, "alice").await.expect("app");
+    let data_dir = dir.path().to_string_lossy().to_string();
+    let timeout = deploy_timeout.to_string();
+    let cli = crate::settings::Cli::try_parse_from([
+        "drycc-controller",
+        "--data-dir",
+        &data_dir,
+        "--deploy-timeout",
+        &timeout,
+    ])
+    .expect("settings");
+    let engine = Arc::new(engine);
+    let state: Shared = Arc::new(AppState::new(
+        store,
+        engine.clone(),
+        cli.settings,
+        dir.path().to_path_buf(),
+        "http://127.0.0.1:0".into(),
+        "secret".into(),
+    ));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(super::run(state.clone(), stop.clone()));
+    Setup {
+        state,
+        engine,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    /// A deploy of `procfile` with `structure`, written as the API does.
+    async fn deploy(&self, procfile: &[(&str, &str)], structure: &[(&str, u32)]) -> u32 {
+        let release = self
+            .state
+            .store
+            .create_release(
+                APP,
+                NewRelease {
+                    owner: "alice".into(),
+                    summary: "alice deployed".into(),
+                    build: BuildRef::New(NewBuild {
+                        procfile: procfile
+                            .iter()
+                            .map(|(t, c)| (t.to_string(), c.to_string()))
+                            .collect(),
+                        ..NewBuild::default()
+                    }),
+                    config: NewConfig::default(),
+                    structure: Some(structure.iter().map(|(t, n)| (t.to_string(), *n)).collect()),
+                },
+            )
+            .await
+            .expect("release");
+        release.version
+    }
+
+    /// Enqueue the app and wait for the judgement of `version`.
+    async fn judged(&self, version: u32) -> Result<(), DeployError> {
+        let status = self.state.reconciler.subscribe(APP);
+        self.state.reconciler.enqueue(APP);
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            deploy::wait_release(&self.state, APP, version, status),
+        )
+        .await
+        .expect("judged in time")
+    }
+
+    async fn state_of(&self, version: u32) -> ReleaseState {
+        self.state
+            .store
+            .release(APP, version)
+            .await
+            .expect("store")
+            .expect("release")
+            .state
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("run loop ends");
+    }
+}
+
+/// Poll `check` (a fake engine changes only when told to) for up to 10 s.
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_pending_release_succeeds_once_every_type_has_converged() {
+    let s = setup(FakeEngine::new(), 30).await;
+    let v2 = s
+        .deploy(&[("web", "serve"), ("worker", "work")], &[("web", 2)])
+        .await;
+    let status = s.state.reconciler.subscribe(APP);
+    s.state.reconciler.enqueue(APP);
+    until("web applied", || {
+        s.engine
+            .desired(APP, "web")
+            .is_some_and(|d| d.replicas == 2)
+    })
+    .await;
+    assert_eq!(s.engine.desired(APP, "worker").map(|d| d.replicas), Some(0));
+    assert_eq!(s.state_of(v2).await, ReleaseState::Pending);
+    // Started but not ready: still pending.
+    s.engine.converge(APP, false);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.state_of(v2).await, ReleaseState::Pending);
+    s.engine.converge(APP, true);
+    deploy::wait_release(&s.state, APP, v2, status)
+        .await
+        .expect("v2 rolls out");
+    assert_eq!(s.state_of(v2).await, ReleaseState::Succeeded);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_timed_out_release_fails_and_the_last_good_one_runs_with_its_structure() {
+    let s = setup(FakeEngine::new(), 1).await;
+    let v2 = s.deploy(&[("web", "serve")], &[("web", 1)]).await;
+    s.state.reconciler.enqueue(APP);
+    until("v2 applied", || s.engine.desired(APP, "web").is_some()).await;
+    s.engine.converge(APP, true);
+    s.judged(v2).await.expect("v2 rolls out");
+    let good = s.engine.desired(APP, "web").expect("web");
+
+    let v3 = s
+        .deploy(
+            &[("web", "serve v3"), ("worker", "work")],
+            &[("web", 2), ("worker", 1)],
+        )
+        .await;
+    let Err(DeployError::ReleaseFailed { version, reason }) = s.judged(v3).await else {
+        panic!("v3 must fail");
+    };
+    assert_eq!(version, v3);
+    assert!(
+        reason.starts_with("processes did not become ready within 1 s: web: 0 of 2"),
+        "{reason}"
+    );
+    let app = s
+        .state
+        .store
+        .get_app(APP)
+        .await
+        .expect("store")
+        .expect("app");
+    assert_eq!(app.structure, BTreeMap::from([("web".to_string(), 1)]));
+    until("v2 applied again", || {
+        s.engine.desired(APP, "web").as_ref() == Some(&good)
+    })
+    .await;
+    // v3's worker is no type of v2: removed, though no process of it ran.
+    until("worker removed", || {
+        s.engine
+            .calls()
+            .iter()
+            .any(|c| c == &format!("remove_type {APP}/worker"))
+    })
+    .await;
+    assert!(s.engine.desired(APP, "worker").is_none());
+    assert!(s.engine.events().iter().any(|e| e.starts_with(&format!(
+        "{APP}: v{v3} failed: processes did not become ready"
+    ))));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_engine_refusal_fails_a_pending_release_with_its_reason() {
+    let mut engine = FakeEngine::new();
+    engine.refuse_command = Some("bad".into());
+    let s = setup(engine, 30).await;
+    let v2 = s.deploy(&[("web", "bad")], &[("web", 1)]).await;
+    let Err(error) = s.judged(v2).await else {
+        panic!("v2 must fail");
+    };
+    let api = crate::error::ApiError::from(error);
+    assert_eq!(api.status, axum::http::StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.detail,
+        "release v2 failed: invalid deployment: bad is refused"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_scale_during_a_pending_rollout_is_part_of_the_next_pass() {
+    let s = setup(FakeEngine::new(), 300).await;
+    let v2 = s.deploy(&[("web", "serve")], &[("web", 1)]).await;
+    s.state.reconciler.enqueue(APP);
+    until("v2 applied", || s.engine.desired(APP, "web").is_some()).await;
+    // web never becomes ready; scale it to 0 while v2 is pending.
+    s.engine.converge(APP, false);
+    s.state
+        .store
+        .set_structure(APP, &BTreeMap::from([("web".to_string(), 0)]))
+        .await
+        .expect("structure");
+    let status = s.state.reconciler.subscribe(APP);
+    let generation = s.state.reconciler.enqueue(APP);
+    let waiting = {
+        let state = s.state.clone();
+        tokio::spawn(async move {
+            let types = BTreeSet::from(["web".to_string()]);
+            deploy::wait_types(&state, APP, generation, &types, status).await
+        })
+    };
+    until("web scaled to 0", || {
+        s.engine
+            .desired(APP, "web")
+            .is_some_and(|d| d.replicas == 0)
+    })
+    .await;
+    s.engine.converge(APP, true);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("scale converges")
+        .expect("task")
+        .expect("scale succeeds");
+    // Nothing left to wait for: v2 rolled out.
+    let status = s.state.reconciler.subscribe(APP);
+    deploy::wait_release(&s.state, APP, v2, status)
+        .await
+        .expect("v2 succeeded");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn what_the_store_no_longer_has_is_removed() {
+    let s = setup(FakeEngine::new(), 30).await;
+    // What a restarted controller finds: an app the store does not know,
+    // and a type of a known app that its release does not have.
+    s.engine.run_orphan("ghost", "web");
+    s.engine.run_orphan(APP, "clock");
+    s.state.reconciler.enqueue("ghost");
+    s.state.reconciler.enqueue(APP);
+    until("ghost removed", || {
+        s.engine.calls().iter().any(|c| c == "remove_app ghost")
+    })
+    .await;
+    until("clock removed", || {
+        s.engine
+            .calls()
+            .iter()
+            .any(|c| c == &format!("remove_type {APP}/clock"))
+    })
+    .await;
+    // The gone app's queue entry and status go too.
+    until("ghost forgotten", || {
+        s.state.reconciler.requested("ghost") == 0
+    })
+    .await;
+    s.stop().await;
+}
