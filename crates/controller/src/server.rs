@@ -117,7 +117,12 @@ fn local_engine(
     let run_dir = settings.run_dir();
     LocalEngine::new(LocalConfig {
         run_dir: run_dir.clone(),
-        log_dir: Some(data_dir.join("logs")),
+        log_dir: Some(
+            settings
+                .log_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join("logs")),
+        ),
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
         crash_backoff: drycc_engine::local::BackoffPolicy {
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),

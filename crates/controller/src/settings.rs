@@ -86,6 +86,11 @@ pub struct Settings {
     /// First crash back-off in seconds (doubles up to 300 s).
     #[arg(long, env = "DRYCC_CRASH_BACKOFF", default_value_t = 10.0)]
     pub crash_backoff: f64,
+    /// Where process output goes (default: `logs` in the data dir). A tmpfs
+    /// makes a mass scale-up faster (no file creation on disk) at the cost
+    /// of memory.
+    #[arg(long, env = "DRYCC_LOG_DIR")]
+    pub log_dir: Option<PathBuf>,
     /// Output kept per process, in KiB (older output is cut off).
     #[arg(long, env = "DRYCC_LOG_KIB_PER_PROCESS", default_value_t = 4096)]
     pub log_kib_per_process: u64,

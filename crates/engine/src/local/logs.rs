@@ -75,6 +75,8 @@ struct AppLogs {
     /// Files of processes that exist (and the events file), by name.
     files: BTreeMap<String, Tracked>,
     follow: Option<Follow>,
+    /// Processes ended since the files of ended ones were last pruned.
+    ended: usize,
 }
 
 struct Follow {
@@ -282,9 +284,10 @@ impl LogStore {
     /// few per app).
     pub(crate) fn ended(&self, app: &str, name: &str) {
         let path = self.path(app, name);
-        {
-            let mut apps = self.lock();
-            if let Some(logs) = apps.get_mut(app) {
+        let mut apps = self.lock();
+        if let Some(logs) = apps.get_mut(app) {
+            logs.ended += 1;
+            {
                 if let Some(tracked) = logs.files.get_mut(name) {
                     tracked.observe(&path, u64::MAX, Utc::now());
                 }
@@ -298,16 +301,12 @@ impl LogStore {
                 }
             }
         }
-        self.prune(app);
     }
 
-    /// Delete the files of ended processes beyond the newest `ENDED_KEPT`.
-    fn prune(&self, app: &str) {
-        let live: Vec<String> = self
-            .lock()
-            .get(app)
-            .map(|l| l.files.keys().cloned().collect())
-            .unwrap_or_default();
+    /// Delete the files of ended processes beyond the newest `ENDED_KEPT`
+    /// (a scan of the app's directory: done by the watcher, once for many
+    /// ended processes, not once per process).
+    fn prune(&self, app: &str, live: &[String]) {
         let mut ended: Vec<(SystemTime, PathBuf)> = log_files(&self.app_dir(app))
             .into_iter()
             .filter(|(name, _)| name != EVENTS && !live.contains(name))
@@ -453,6 +452,7 @@ impl LogStore {
     fn tick(&self, follow: bool) -> bool {
         let now = Utc::now();
         let mut fast = false;
+        let mut prune: Vec<(String, Vec<String>)> = Vec::new();
         let mut apps = self.lock();
         for (app, logs) in apps.iter_mut() {
             for (name, tracked) in logs.files.iter_mut() {
@@ -467,7 +467,15 @@ impl LogStore {
             }
             if follow {
                 self.read_followed(app, logs);
+                if logs.ended > 0 {
+                    logs.ended = 0;
+                    prune.push((app.clone(), logs.files.keys().cloned().collect()));
+                }
             }
+        }
+        drop(apps);
+        for (app, live) in prune {
+            self.prune(&app, &live);
         }
         fast
     }

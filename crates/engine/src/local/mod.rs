@@ -5,21 +5,25 @@
 //! Layout:
 //! - `state`: the process table, desired deployments and `reconcile`, which
 //!   applies `drycc_model::lifecycle` rules;
-//! - `supervisor`: one task per process (spawn, probes, crash restart,
-//!   termination);
+//! - `supervisor`: one task per process (spawn or adopt, probes, crash
+//!   restart, termination, or letting go when the engine is released);
+//! - `runtime`: the record of every running process, which the next
+//!   engine adopts (processes outlive the controller);
 //! - `command`: `sh -c <command>`, or the program itself for a command of
 //!   plain words (the one-shot shortcut of `bash -c`);
 //! - `probe`: readiness and liveness checks;
-//! - `logs`: the bounded per-app log and the output pumps;
+//! - `logs`: one output file per process, kept bounded as a ring;
 //! - `exec`: commands run in a process's environment, with pipes or a pty;
-//! - `os`: signals, pid files, orphans of a crashed controller, ports.
+//! - `os`: signals, process ports, `/proc` readings, exec sessions' pid
+//!   files.
 //!
 //! Native processes get a clean environment: `LocalConfig::base_env`
 //! (`PATH`, `HOME`, `LANG=C.UTF-8` by default), then the release's values,
-//! then `PORT` (a free port on 127.0.0.1, this process's own while it
-//! exists, kept across crash restarts), `HOSTNAME` (the process name) and
-//! `PWD` (its working directory). stdout and stderr share one pipe and go,
-//! line by line, into the app's bounded log.
+//! then `PORT` (a free port of `LocalConfig::process_ports` on 127.0.0.1,
+//! this process's own while it exists, kept across crash restarts unless
+//! another program took it), `HOSTNAME` (the process name) and `PWD` (its
+//! working directory). stdout and stderr both go to its log file, written
+//! by the process itself.
 //!
 //! Processes are told apart by template hash: a deployment whose hash
 //! differs from a process's is a new template and rolls; the same hash with

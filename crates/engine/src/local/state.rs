@@ -283,54 +283,22 @@ impl Shared {
             let alive = runtime::is_alive(&record);
             alive_count += usize::from(alive);
             inner.ports.insert(record.port);
-            let seq = inner.next_seq;
-            inner.next_seq += 1;
             let template = Arc::new(record.template);
-            let (orders, orders_rx) = watch::channel(Order::Run);
-            let status = ProcessStatus {
-                name: record.name.clone(),
-                app: template.app.clone(),
-                ptype: template.ptype.clone(),
-                release: template.release,
-                hash: template.hash.clone(),
-                state: if alive {
-                    ProcessState::Starting
-                } else {
-                    ProcessState::Crashed
-                },
-                started: record.started,
-                ready: false,
-                restarts: record.restarts + u32::from(!alive),
-                pid: alive.then_some(record.pid),
-                port: Some(record.port),
-                last_exit: (!alive).then(|| "exited while no controller was running".to_string()),
-                command: template.command.clone(),
-                image: template.image.clone(),
+            let mut status = new_status(&record.name, &template, record.started);
+            status.restarts = record.restarts + u32::from(!alive);
+            status.port = Some(record.port);
+            if alive {
+                status.pid = Some(record.pid);
+            } else {
+                status.state = ProcessState::Crashed;
+                status.last_exit = Some("exited while no controller was running".to_string());
+            }
+            let adopted = Adopted {
+                pid: record.pid,
+                port: record.port,
+                alive,
             };
-            let entry = inner.apps.entry(template.app.clone()).or_default();
-            entry.procs.insert(
-                record.name.clone(),
-                Proc {
-                    status,
-                    template: Arc::clone(&template),
-                    seq,
-                    retiring: false,
-                    stopping: false,
-                    orders,
-                },
-            );
-            self.runtime.spawn(supervisor::supervise(
-                Arc::clone(self),
-                template.app.clone(),
-                record.name,
-                template,
-                orders_rx,
-                Some(Adopted {
-                    pid: record.pid,
-                    port: record.port,
-                    alive,
-                }),
-            ));
+            self.add_process(&mut inner, status, template, Some(adopted));
         }
         drop(inner);
         self.bump();
@@ -443,9 +411,7 @@ impl Shared {
     /// Create the entry of a new process (`starting`, no pid yet) and its
     /// supervisor task, which spawns it.
     fn start_process(self: &Arc<Self>, inner: &mut Inner, template: &Arc<ProcessTemplate>) {
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        let Some(entry) = inner.apps.get_mut(&template.app) else {
+        let Some(entry) = inner.apps.get(&template.app) else {
             return;
         };
         let mut rng = rand::thread_rng();
@@ -458,28 +424,29 @@ impl Shared {
                 break name;
             }
         };
+        let status = new_status(&name, template, Utc::now());
+        self.add_process(inner, status, Arc::clone(template), None);
+    }
+
+    /// Enter a process in the table (the newest one) and start its
+    /// supervisor, which spawns it, or follows it when `adopted`.
+    fn add_process(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        status: ProcessStatus,
+        template: Arc<ProcessTemplate>,
+        adopted: Option<Adopted>,
+    ) {
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
         let (orders, orders_rx) = watch::channel(Order::Run);
-        let status = ProcessStatus {
-            name: name.clone(),
-            app: template.app.clone(),
-            ptype: template.ptype.clone(),
-            release: template.release,
-            hash: template.hash.clone(),
-            state: ProcessState::Starting,
-            started: Utc::now(),
-            ready: false,
-            restarts: 0,
-            pid: None,
-            port: None,
-            last_exit: None,
-            command: template.command.clone(),
-            image: template.image.clone(),
-        };
+        let name = status.name.clone();
+        let entry = inner.apps.entry(template.app.clone()).or_default();
         entry.procs.insert(
             name.clone(),
             Proc {
                 status,
-                template: Arc::clone(template),
+                template: Arc::clone(&template),
                 seq,
                 retiring: false,
                 stopping: false,
@@ -490,10 +457,30 @@ impl Shared {
             Arc::clone(self),
             template.app.clone(),
             name,
-            Arc::clone(template),
+            template,
             orders_rx,
-            None,
+            adopted,
         ));
+    }
+}
+
+/// The status of a process of `template` that has not run yet.
+fn new_status(name: &str, template: &ProcessTemplate, started: DateTime<Utc>) -> ProcessStatus {
+    ProcessStatus {
+        name: name.to_string(),
+        app: template.app.clone(),
+        ptype: template.ptype.clone(),
+        release: template.release,
+        hash: template.hash.clone(),
+        state: ProcessState::Starting,
+        started,
+        ready: false,
+        restarts: 0,
+        pid: None,
+        port: None,
+        last_exit: None,
+        command: template.command.clone(),
+        image: template.image.clone(),
     }
 }
 
