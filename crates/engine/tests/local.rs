@@ -984,6 +984,40 @@ async fn a_closed_engine_leaves_its_processes_to_the_next_which_adopts_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_whose_pid_was_never_recorded_is_found_and_adopted() {
+    let f = fixture();
+    let worker = f.template("unrecorded", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 1).await;
+    let before = f
+        .wait_for("unrecorded", "up", |p| up(p, "worker") == 1)
+        .await;
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    // What a controller that died between the spawn and the second write
+    // of the record leaves: the record of a spawn without its pid.
+    let path = config.run_dir.join(format!("{}.json", before[0].name));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    record["pid"] = 0.into();
+    record["start_time"] = 0.into();
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+
+    let engine = LocalEngine::new(config).unwrap();
+    let next = Fixture { dir: f.dir, engine };
+    let after = next
+        .wait_for("unrecorded", "adopted", |p| up(p, "worker") == 1)
+        .await;
+    assert_eq!(
+        after[0].pid, before[0].pid,
+        "the same process, not a second one"
+    );
+    assert_eq!(after[0].restarts, 0);
+    next.engine.stop_all().await;
+    wait_group_dead(before[0].pid.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_that_died_while_no_engine_ran_is_restarted_under_its_name() {
     let f = fixture();
     let worker = f.template("lapsed", "worker", 1, "exec sleep 600");

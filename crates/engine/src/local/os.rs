@@ -61,6 +61,11 @@ pub(crate) fn group_alive(pgid: u32) -> bool {
     })
 }
 
+/// Whether `pid` leads its own process group.
+pub(crate) fn is_group_leader(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|(_, pgrp)| pgrp == pid)
+}
+
 /// Whether `pid` is a zombie (exited, not reaped).
 pub(crate) fn is_zombie(pid: u32) -> bool {
     stat_fields(pid).is_some_and(|(state, _)| state == 'Z')

@@ -24,6 +24,7 @@ use crate::ProcessTemplate;
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Record {
     pub name: String,
+    /// 0 while it is being spawned.
     pub pid: u32,
     /// `/proc` start time of `pid` when it was spawned.
     pub start_time: u64,
@@ -96,6 +97,23 @@ pub(crate) fn is_alive(record: &Record) -> bool {
     record.start_time != 0
         && os::start_time(record.pid) == Some(record.start_time)
         && !os::is_zombie(record.pid)
+}
+
+/// The group leader of a process whose spawn was recorded but whose pid
+/// was not (the controller died in between): the leader of its own
+/// process group whose environment has `HOSTNAME=<name>`, the name the
+/// engine gives every process, unique by its random suffix.
+pub(crate) fn find_spawned(name: &str) -> Option<u32> {
+    let marker = format!("HOSTNAME={name}");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| os::is_group_leader(*pid) && !os::is_zombie(*pid))
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        })
 }
 
 /// An exit watch on a process that is not our child.

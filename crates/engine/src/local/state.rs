@@ -279,7 +279,14 @@ impl Shared {
         records.sort_by_key(|r| r.started);
         let mut inner = self.lock();
         let mut alive_count = 0;
-        for record in records {
+        for mut record in records {
+            if record.pid == 0 {
+                // Spawned (or about to be) when the last controller died.
+                if let Some(pid) = runtime::find_spawned(&record.name) {
+                    record.pid = pid;
+                    record.start_time = os::start_time(pid).unwrap_or(0);
+                }
+            }
             let alive = runtime::is_alive(&record);
             alive_count += usize::from(alive);
             inner.ports.insert(record.port);

@@ -188,6 +188,27 @@ async fn run_once(
         Ok(file) => file,
         Err(e) => return Ended::Failed(format!("could not open its log file: {e}")),
     };
+    // Recorded before it exists: a controller that dies between the spawn
+    // and the record with its pid leaves a record that names it (see
+    // `runtime::find_spawned`), never a process nobody knows about.
+    let started = Utc::now();
+    let restarts = shared
+        .lock()
+        .apps
+        .get(app)
+        .and_then(|a| a.procs.get(name))
+        .map_or(0, |p| p.status.restarts);
+    let mut record = runtime::Record {
+        name: name.to_string(),
+        pid: 0,
+        start_time: 0,
+        port,
+        restarts,
+        started,
+        template: template.clone(),
+    };
+    let run_dir = &shared.config.run_dir;
+    runtime::write(run_dir, &record);
     let child = match spawn(template, &env, workdir, output) {
         Ok(spawned) => spawned,
         Err(e) => return Ended::Failed(format!("could not start: {e}")),
@@ -195,24 +216,14 @@ async fn run_once(
     let Some(pid) = child.id() else {
         return Ended::Failed("started but has no pid".to_string());
     };
-    let started = Utc::now();
     let plan = Readiness::of(template, shared.config.readiness_poll);
     // A process without a readiness check is ready now: one update (and
     // one change event) instead of two, which counts at 500 processes.
     let ready_now = matches!(plan, Readiness::Immediate);
-    let restarts = shared.started(app, name, pid, port, started, ready_now);
-    runtime::write(
-        &shared.config.run_dir,
-        &runtime::Record {
-            name: name.to_string(),
-            pid,
-            start_time: os::start_time(pid).unwrap_or(0),
-            port,
-            restarts: restarts.unwrap_or(0),
-            started,
-            template: template.clone(),
-        },
-    );
+    shared.started(app, name, pid, port, started, ready_now);
+    record.pid = pid;
+    record.start_time = os::start_time(pid).unwrap_or(0);
+    runtime::write(run_dir, &record);
     let running = Running::Child(child);
     follow(
         shared, app, name, template, port, pid, running, plan, orders,
