@@ -75,8 +75,11 @@ impl Cgroups for V1 {
             None => "-1".to_string(),
         };
         write(&cpu.join("cpu.cfs_quota_us"), &quota)?;
+        let memory = self.memory.join(group);
+        // A process moved in after it started brings its pages along, so
+        // that its memory reads true (best effort: newer kernels refuse).
+        let _ = write(&memory.join("memory.move_charge_at_immigrate"), "3");
         if let Some(bytes) = limits.memory_bytes {
-            let memory = self.memory.join(group);
             write(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
             // With swap accounting, memory + swap gets the same limit, so
             // the limit is not escaped into swap.

@@ -124,6 +124,7 @@ fn local_engine(
                 .unwrap_or_else(|| data_dir.join("logs")),
         ),
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
+        cgroup_parent: format!("drycc-{}", settings.instance()),
         crash_backoff: drycc_engine::local::BackoffPolicy {
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
             ..Default::default()

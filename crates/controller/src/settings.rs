@@ -114,11 +114,17 @@ impl Settings {
         if let Some(dir) = &self.run_dir {
             return dir.clone();
         }
+        let uid = nix::unistd::getuid().as_raw();
+        drycc_engine::local::default_run_dir(uid).join(self.instance())
+    }
+
+    /// A short name of this controller's data dir, which tells apart
+    /// controllers of one machine (run dirs, control groups).
+    pub fn instance(&self) -> String {
         use sha2::Digest;
         let data_dir = self.data_dir();
         let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
-        let uid = nix::unistd::getuid().as_raw();
-        drycc_engine::local::default_run_dir(uid).join(hex::encode(&digest[..8]))
+        hex::encode(&digest[..8])
     }
 
     pub fn database_url(&self) -> String {

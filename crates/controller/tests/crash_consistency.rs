@@ -36,10 +36,11 @@ impl Random {
     }
 }
 
-/// Pids of live processes whose environment names the app: what really
-/// runs for it, whatever the platform believes.
-fn processes_of_app(app: &str) -> BTreeSet<i32> {
-    let marker = format!("DRYCC_APP={app}");
+/// Pids of live processes that run in this controller's slugs (their
+/// environment's `PWD`): what really runs for its apps, whatever the
+/// platform believes.
+fn processes_of_app(controller: &Controller) -> BTreeSet<i32> {
+    let marker = format!("PWD={}/", controller.data_dir.path().display());
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return BTreeSet::new();
     };
@@ -48,8 +49,10 @@ fn processes_of_app(app: &str) -> BTreeSet<i32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| support::alive(*pid))
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|var| var.starts_with(marker.as_bytes()))
+            })
         })
         .collect()
 }
@@ -122,7 +125,7 @@ fn converged(api: &Api, controller: &Controller, round: u32) {
             // Processes that are terminating may still be on their way out.
             let stray_deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let running = processes_of_app(APP);
+                let running = processes_of_app(controller);
                 if running == pids {
                     break;
                 }

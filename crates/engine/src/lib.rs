@@ -107,6 +107,17 @@ pub struct ProcessStatus {
     pub image: Option<String>,
 }
 
+/// What one process uses now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessUsage {
+    pub name: String,
+    pub ptype: String,
+    pub ready: bool,
+    /// CPU in millicores since the previous reading; `None` at the first.
+    pub cpu_millis: Option<u64>,
+    pub memory_bytes: Option<u64>,
+}
+
 /// One line of process output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
@@ -204,6 +215,13 @@ pub trait Engine: Send + Sync + 'static {
     /// A counter bumped on every observable change of any process, so that
     /// waiters can re-read `processes` instead of polling blindly.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// CPU and memory of every process of the app. CPU is measured between
+    /// two calls, so the first call gives none.
+    async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>>;
+
+    /// Whether CPU and memory limits are enforced, and why not.
+    fn limits_enforced(&self) -> std::result::Result<(), String>;
 
     /// Every app the engine has processes or desired state for, so that a
     /// restarted controller can remove what the store no longer wants.

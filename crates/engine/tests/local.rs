@@ -43,6 +43,10 @@ fn fixture_with(tune: impl FnOnce(&mut LocalConfig)) -> Fixture {
             reset_after: Duration::from_secs(60),
         },
         readiness_poll: Duration::from_millis(50),
+        cgroup_parent: format!(
+            "drycc-test-{}",
+            dir.path().file_name().unwrap().to_string_lossy()
+        ),
         ..LocalConfig::default()
     };
     tune(&mut config);
@@ -1089,6 +1093,77 @@ async fn ports_come_from_the_process_range_and_a_taken_port_is_replaced() {
             .contains(&format!("port {first} is taken by another program"))),
         "{events:?}"
     );
+    f.engine.stop_all().await;
+}
+
+/// Whether limits can be enforced here; as root they must be.
+fn limits_enforced(f: &Fixture) -> bool {
+    match f.engine.limits_enforced() {
+        Ok(()) => true,
+        Err(reason) => {
+            assert!(
+                !nix::unistd::geteuid().is_root(),
+                "root, but limits are not enforced: {reason}"
+            );
+            eprintln!("limits are not enforced here ({reason}); nothing to test");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_usage_is_measured_and_an_oom_kill_is_named() {
+    let f = fixture();
+    if !limits_enforced(&f) {
+        return;
+    }
+    let mut busy = f.template("limited", "busy", 1, "while :; do :; done");
+    busy.cpu_millis = Some(200);
+    let mut greedy = f.template(
+        "limited",
+        "greedy",
+        1,
+        "exec python3 -c \"b = bytearray(256 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])\"",
+    );
+    greedy.memory_bytes = Some(32 * 1024 * 1024);
+    f.apply(&busy, 1).await;
+    f.apply(&greedy, 1).await;
+    let procs = f
+        .wait_for("limited", "an OOM kill", |p| {
+            p.iter()
+                .any(|p| p.ptype == "greedy" && p.last_exit.as_deref() == Some("OOMKilled"))
+        })
+        .await;
+    let greedy_name = &procs.iter().find(|p| p.ptype == "greedy").unwrap().name;
+    // The event follows the status change.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let events = f
+            .engine
+            .logs("limited", 100, Some("controller"))
+            .await
+            .unwrap();
+        let oom = format!("{greedy_name} crashed: OOMKilled");
+        if events.iter().any(|l| l.text.starts_with(&oom)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{events:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Two readings a second apart: the busy loop is held to about 200m.
+    assert!(f
+        .engine
+        .usage("limited")
+        .await
+        .unwrap()
+        .iter()
+        .all(|u| u.cpu_millis.is_none()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let usage = f.engine.usage("limited").await.unwrap();
+    let busy_usage = usage.iter().find(|u| u.ptype == "busy").unwrap();
+    let millis = busy_usage.cpu_millis.unwrap();
+    assert!((100..=300).contains(&millis), "{millis}m");
+    assert!(busy_usage.memory_bytes.unwrap() > 0);
     f.engine.stop_all().await;
 }
 

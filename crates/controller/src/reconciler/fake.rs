@@ -195,6 +195,14 @@ impl Engine for FakeEngine {
         self.changes.subscribe()
     }
 
+    async fn usage(&self, _app: &str) -> Result<Vec<drycc_engine::ProcessUsage>> {
+        Ok(Vec::new())
+    }
+
+    fn limits_enforced(&self) -> std::result::Result<(), String> {
+        Err("the fake engine runs nothing".to_string())
+    }
+
     async fn apps(&self) -> Result<Vec<String>> {
         let inner = self.lock();
         let mut apps: Vec<String> = inner

@@ -37,6 +37,7 @@ mod probe;
 mod runtime;
 mod state;
 mod supervisor;
+mod usage;
 
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -51,7 +52,8 @@ pub use drycc_model::lifecycle::BackoffPolicy;
 pub use os::{default_process_ports, ephemeral_ports};
 
 use crate::{
-    Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus, Result,
+    Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus,
+    ProcessUsage, Result,
 };
 use state::{Desired, Shared};
 
@@ -79,6 +81,9 @@ pub struct LocalConfig {
     /// The `PORT`s given to processes: by default outside the kernel's
     /// ephemeral range (see [`default_process_ports`]).
     pub process_ports: RangeInclusive<u16>,
+    /// The control group (relative to the controller's own) under which
+    /// every process gets `<app>/<name>`; one per controller.
+    pub cgroup_parent: String,
 }
 
 impl Default for LocalConfig {
@@ -105,6 +110,7 @@ impl Default for LocalConfig {
             crash_backoff: BackoffPolicy::default(),
             readiness_poll: Duration::from_millis(100),
             process_ports: default_process_ports(ephemeral_ports()),
+            cgroup_parent: "drycc".to_string(),
         }
     }
 }
@@ -369,6 +375,18 @@ impl Engine for LocalEngine {
 
     fn changes(&self) -> watch::Receiver<u64> {
         self.shared.subscribe_changes()
+    }
+
+    async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>> {
+        let shared = Arc::clone(&self.shared);
+        let app = app.to_string();
+        tokio::task::spawn_blocking(move || usage::sample(&shared, &app))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("sampling usage failed: {e}")))
+    }
+
+    fn limits_enforced(&self) -> std::result::Result<(), String> {
+        self.shared.cgroups.enforced()
     }
 
     async fn apps(&self) -> Result<Vec<String>> {

@@ -27,6 +27,10 @@ pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
     execs: Mutex<HashSet<u32>>,
+    /// Control groups: limits, usage, OOM kills, killing what escaped.
+    pub(crate) cgroups: Arc<dyn drycc_cgroups::Cgroups>,
+    /// The last CPU reading of each process (for usage in millicores).
+    pub(crate) cpu_samples: Mutex<HashMap<String, (std::time::Instant, u64)>>,
 }
 
 #[derive(Default)]
@@ -105,6 +109,10 @@ impl Proc {
 
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
+        let cgroups = drycc_cgroups::detect(&config.cgroup_parent);
+        if let Err(reason) = cgroups.enforced() {
+            tracing::warn!(%reason, "CPU and memory limits are recorded but not enforced");
+        }
         let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
         let ports = config.process_ports.clone();
         let next_port = if ports.is_empty() {
@@ -128,6 +136,8 @@ impl Shared {
             changes: watch::channel(0).0,
             runtime,
             execs: Mutex::new(HashSet::new()),
+            cgroups,
+            cpu_samples: Mutex::new(HashMap::new()),
         }
     }
 
@@ -135,6 +145,14 @@ impl Shared {
     /// table consistent before anything that could panic.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The control group of a process.
+    pub(crate) fn cgroup_of(&self, app: &str, name: &str) -> String {
+        format!(
+            "{}/{app}/{name}",
+            self.config.cgroup_parent.trim_matches('/')
+        )
     }
 
     /// Processes in the table, of every app.
@@ -356,6 +374,8 @@ impl Shared {
         drop(inner);
         if forget_app {
             self.logs.forget(app);
+            let parent = format!("{}/{app}", self.config.cgroup_parent.trim_matches('/'));
+            let _ = self.cgroups.remove(&parent);
         }
         self.bump();
     }

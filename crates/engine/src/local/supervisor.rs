@@ -170,7 +170,37 @@ pub(crate) async fn supervise(
         }
     }
     runtime::remove(&shared.config.run_dir, &name);
+    let group = shared.cgroup_of(&app, &name);
+    let _ = shared.cgroups.kill_all(&group);
+    if let Err(e) = shared.cgroups.remove(&group) {
+        tracing::debug!(%group, error = %e, "could not remove a control group");
+    }
     shared.remove_proc(&app, &name, port);
+}
+
+/// The reason shown for a process the kernel killed over its memory limit.
+pub(crate) const OOM_KILLED: &str = "OOMKilled";
+
+/// Put a process just spawned into its own control group with the
+/// template's limits. A process can fork before it is moved; its children
+/// stay in its process group, which is signalled as a whole. Where control
+/// groups cannot be used the limits are only recorded.
+fn confine(shared: &Shared, app: &str, name: &str, template: &ProcessTemplate, pid: u32) {
+    if shared.cgroups.enforced().is_err() {
+        return;
+    }
+    let group = shared.cgroup_of(app, name);
+    let limits = drycc_cgroups::Limits {
+        cpu_millis: template.cpu_millis,
+        memory_bytes: template.memory_bytes,
+    };
+    let result = shared
+        .cgroups
+        .create(&group, limits)
+        .and_then(|()| shared.cgroups.add(&group, pid));
+    if let Err(e) = result {
+        tracing::warn!(%group, error = %e, "could not confine a process to its control group; its limits are not enforced");
+    }
 }
 
 /// Spawn the command once and follow it until it exits or is stopped.
@@ -224,6 +254,7 @@ async fn run_once(
     record.pid = pid;
     record.start_time = os::start_time(pid).unwrap_or(0);
     runtime::write(run_dir, &record);
+    confine(shared, app, name, template, pid);
     let running = Running::Child(child);
     follow(
         shared, app, name, template, port, pid, running, plan, orders,
@@ -284,6 +315,11 @@ async fn follow(
 ) -> Ended {
     let env = shared.process_env(template, port, name);
     let workdir = workdir_of(template);
+    // OOM kills are counted per group: only new ones concern this run.
+    let oom_before = shared
+        .cgroups
+        .stats(&shared.cgroup_of(app, name))
+        .map_or(0, |s| s.oom_kills);
     let target = Target {
         port,
         env: &env,
@@ -318,9 +354,16 @@ async fn follow(
     match why {
         Why::Exit(status) => {
             // Like a container whose main process exited: the rest of the
-            // group goes with it.
+            // group (and of its control group) goes with it.
             os::signal_group(pid, Signal::SIGKILL);
+            let group = shared.cgroup_of(app, name);
+            let oom_killed = shared
+                .cgroups
+                .stats(&group)
+                .is_ok_and(|s| s.oom_kills > oom_before);
+            let _ = shared.cgroups.kill_all(&group);
             Ended::Exited(match status {
+                _ if oom_killed => OOM_KILLED.to_string(),
                 Ok(Some(status)) => os::describe_exit(&status),
                 Ok(None) => ADOPTED_EXIT.to_string(),
                 Err(e) => format!("could not wait for it: {e}"),
@@ -334,6 +377,8 @@ async fn follow(
                     .logs
                     .event(app, &sigkill_note(name, template.grace_period));
             }
+            // Whatever left the process group is still in the control group.
+            let _ = shared.cgroups.kill_all(&shared.cgroup_of(app, name));
             shared.update(app, name, |p| {
                 p.status.last_exit = Some(match status {
                     Some(status) => os::describe_exit(&status),

@@ -1,0 +1,123 @@
+//! CPU and memory of processes: from each process's control group where
+//! there is one (everything it started counts), else from `/proc` (its
+//! leader only). CPU in millicores is the CPU time used between two
+//! readings over the wall time between them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::state::Shared;
+use crate::ProcessUsage;
+
+/// One reading: CPU time in nanoseconds and memory in bytes.
+fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {
+    let group = shared.cgroups.stats(&shared.cgroup_of(app, name)).ok();
+    let own = pid.and_then(from_proc);
+    let cpu = group.map(|g| g.cpu_nanos).or(own.map(|o| o.0))?;
+    // Pages a process touched before it was moved into its group stay
+    // charged to the parent (cgroup v1): then its own resident size tells
+    // more.
+    let memory = match (group.map(|g| g.memory_bytes), own.map(|o| o.1)) {
+        (Some(charged), Some(resident)) => charged.max(resident),
+        (charged, resident) => charged.or(resident).unwrap_or(0),
+    };
+    Some((cpu, memory))
+}
+
+/// CPU time and resident size of one process from `/proc`.
+fn from_proc(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // utime and stime are fields 14 and 15; the slice starts at field 3.
+    let ticks: u64 = fields
+        .get(11..13)?
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads system constants.
+    let (hz, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let (hz, page) = (u64::try_from(hz).ok()?.max(1), u64::try_from(page).ok()?);
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks * 1_000_000_000 / hz, resident * page))
+}
+
+/// Millicores used between two readings.
+fn millicores(before: (Instant, u64), now: (Instant, u64)) -> Option<u64> {
+    let wall = now.0.checked_duration_since(before.0)?.as_nanos();
+    if wall == 0 {
+        return None;
+    }
+    let cpu = u128::from(now.1.saturating_sub(before.1));
+    u64::try_from(cpu * 1000 / wall).ok()
+}
+
+pub(crate) fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
+    let processes: Vec<(String, String, bool, Option<u32>)> = {
+        let inner = shared.lock();
+        inner
+            .apps
+            .get(app)
+            .map(|entry| {
+                entry
+                    .procs
+                    .values()
+                    .filter(|p| !p.stopping)
+                    .map(|p| {
+                        (
+                            p.status.name.clone(),
+                            p.status.ptype.clone(),
+                            p.status.ready,
+                            p.status.pid,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut samples = shared.cpu_samples.lock().unwrap_or_else(|e| e.into_inner());
+    let mut fresh: HashMap<String, (Instant, u64)> = HashMap::new();
+    let usage = processes
+        .into_iter()
+        .map(|(name, ptype, ready, pid)| {
+            let reading = read(shared, app, &name, pid);
+            let now = Instant::now();
+            let cpu_millis = reading.and_then(|(cpu, _)| {
+                fresh.insert(name.clone(), (now, cpu));
+                millicores(*samples.get(&name)?, (now, cpu))
+            });
+            ProcessUsage {
+                name,
+                ptype,
+                ready,
+                cpu_millis,
+                memory_bytes: reading.map(|(_, memory)| memory),
+            }
+        })
+        .collect();
+    // Keep the readings of this app's processes that still exist.
+    samples.retain(|name, _| !name.starts_with(&format!("{app}-")) || fresh.contains_key(name));
+    samples.extend(fresh);
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn millicores_are_cpu_time_over_wall_time() {
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_secs(2);
+        assert_eq!(millicores((t0, 0), (t1, 1_000_000_000)), Some(500));
+        assert_eq!(millicores((t0, 0), (t1, 4_000_000_000)), Some(2000));
+        assert_eq!(millicores((t1, 0), (t0, 5)), None);
+        assert_eq!(millicores((t0, 10), (t0, 20)), None);
+    }
+}
