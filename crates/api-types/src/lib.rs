@@ -229,9 +229,25 @@ pub struct Settings {
     pub app: String,
     pub owner: String,
     pub autoscale: BTreeMap<String, AutoscaleRule>,
+    /// What the autoscaler last saw and did per rule (`kubectl get hpa`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub autoscale_status: BTreeMap<String, AutoscaleStatus>,
     pub routable: bool,
     pub created: String,
     pub updated: String,
+}
+
+/// The autoscaler's last decision for one type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoscaleStatus {
+    /// CPU utilisation in percent of the requests; `None` without samples.
+    pub utilization: Option<u32>,
+    pub current: u32,
+    pub desired: u32,
+    /// When the type was last rescaled, if since the controller started.
+    pub last_scale: Option<String>,
+    /// The decision as a sentence.
+    pub reason: String,
 }
 
 /// `{"autoscale": {"web": {...} | null}}`: a rule per type, `null` unsets.

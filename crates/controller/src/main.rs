@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod autoscaler;
 mod deploy;
 mod error;
 mod git;

@@ -52,6 +52,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         stop_reconciler.clone(),
     ));
     resume(&state).await?;
+    let autoscaler = tokio::spawn(crate::autoscaler::run(
+        state.clone(),
+        stop_reconciler.clone(),
+    ));
 
     let router_task = start_router(&state).await?;
 
@@ -101,6 +105,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     stop_reconciler.cancel();
     if let Err(error) = reconciler.await {
         tracing::error!(%error, "The reconciler ended abnormally.");
+    }
+    if let Err(error) = autoscaler.await {
+        tracing::error!(%error, "The autoscaler ended abnormally.");
     }
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;

@@ -83,6 +83,18 @@ pub struct Settings {
     /// Seconds between SIGTERM and SIGKILL, unless the type has its own.
     #[arg(long, env = "DRYCC_TERMINATION_GRACE_PERIOD", default_value_t = 30)]
     pub termination_grace_period: u64,
+    /// Seconds between two passes of the autoscaler.
+    #[arg(long, env = "DRYCC_AUTOSCALE_SYNC_PERIOD", default_value_t = 15.0)]
+    pub autoscale_sync_period: f64,
+    /// Seconds since the last rescale before a type may scale up again.
+    #[arg(long, env = "DRYCC_AUTOSCALE_UP_WINDOW", default_value_t = 180.0)]
+    pub autoscale_up_window: f64,
+    /// Seconds since the last rescale before a type may scale down.
+    #[arg(long, env = "DRYCC_AUTOSCALE_DOWN_WINDOW", default_value_t = 300.0)]
+    pub autoscale_down_window: f64,
+    /// How far utilisation may stray from the target without a rescale.
+    #[arg(long, env = "DRYCC_AUTOSCALE_TOLERANCE", default_value_t = 0.1)]
+    pub autoscale_tolerance: f64,
     /// First crash back-off in seconds (doubles up to 300 s).
     #[arg(long, env = "DRYCC_CRASH_BACKOFF", default_value_t = 10.0)]
     pub crash_backoff: f64,
@@ -135,6 +147,19 @@ impl Settings {
                 self.data_dir().join("drycc.db").display()
             ),
         }
+    }
+
+    /// The autoscaler's sync period and policy.
+    pub fn autoscale(&self) -> (Duration, drycc_model::autoscale::Policy) {
+        let seconds = |s: f64| Duration::from_secs_f64(s.clamp(0.0, 86_400.0));
+        (
+            seconds(self.autoscale_sync_period).max(Duration::from_millis(100)),
+            drycc_model::autoscale::Policy {
+                tolerance: self.autoscale_tolerance.clamp(0.0, 1.0),
+                up_window: seconds(self.autoscale_up_window),
+                down_window: seconds(self.autoscale_down_window),
+            },
+        )
     }
 
     pub fn deploy_timeout(&self) -> Duration {

@@ -22,6 +22,8 @@ pub struct AppState {
     pub hook_secret: String,
     /// The work queue of the reconciler and its status watches.
     pub reconciler: Reconciler,
+    /// The autoscaler's memory: last rescales and decisions per type.
+    pub autoscaler: crate::autoscaler::Autoscaler,
     /// Cancelled when the controller starts to stop: requests waiting for
     /// an outcome answer at once instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -47,6 +49,7 @@ impl AppState {
             api_url,
             hook_secret,
             reconciler: Reconciler::new(),
+            autoscaler: Default::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }

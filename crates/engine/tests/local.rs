@@ -1017,6 +1017,12 @@ async fn a_process_whose_pid_was_never_recorded_is_found_and_adopted() {
         "the same process, not a second one"
     );
     assert_eq!(after[0].restarts, 0);
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        record["pid"],
+        before[0].pid.unwrap(),
+        "the record names it again"
+    );
     next.engine.stop_all().await;
     wait_group_dead(before[0].pid.unwrap()).await;
 }

@@ -74,20 +74,52 @@ fn autoscale_view(settings: &Settings) -> String {
     if settings.autoscale.is_empty() {
         return "No autoscale rules found.\n".to_string();
     }
+    let with_status = !settings.autoscale_status.is_empty();
     let rows: Vec<Vec<String>> = settings
         .autoscale
         .iter()
         .map(|(t, r)| {
-            vec![
+            let mut row = vec![
                 settings.uuid.clone(),
                 t.clone(),
                 r.cpu_percent.to_string(),
                 r.min.to_string(),
                 r.max.to_string(),
-            ]
+            ];
+            if with_status {
+                let status = settings.autoscale_status.get(t);
+                row.extend([
+                    status
+                        .and_then(|s| s.utilization)
+                        .map_or("<unknown>".to_string(), |u| format!("{u}%")),
+                    status.map_or(String::new(), |s| s.current.to_string()),
+                    status.map_or(String::new(), |s| s.desired.to_string()),
+                    status
+                        .and_then(|s| s.last_scale.clone())
+                        .unwrap_or_else(|| "-".to_string()),
+                ]);
+            }
+            row
         })
         .collect();
-    table::render(&["UUID", "TYPE", "PERCENT", "MIN", "MAX"], &rows)
+    if with_status {
+        table::render(
+            &[
+                "UUID",
+                "TYPE",
+                "PERCENT",
+                "MIN",
+                "MAX",
+                "CURRENT",
+                "REPLICAS",
+                "DESIRED",
+                "LAST SCALE",
+            ],
+            &rows,
+        )
+    } else {
+        table::render(&["UUID", "TYPE", "PERCENT", "MIN", "MAX"], &rows)
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +134,7 @@ mod tests {
             app: "foo".into(),
             owner: "alice".into(),
             autoscale: BTreeMap::new(),
+            autoscale_status: BTreeMap::new(),
             routable: true,
             created: String::new(),
             updated: String::new(),

@@ -91,6 +91,7 @@ pub async fn destroy(
         state.store.delete_app(&app.id).await?;
     }
     state.forget_app_lock(&app.id);
+    state.autoscaler.forget(&app.id, None);
     // The reconciler removes what the store no longer has; the files go
     // once no process can be using them any more.
     state.reconciler.enqueue(&app.id);

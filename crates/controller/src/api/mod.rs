@@ -6,7 +6,7 @@ mod config;
 mod exec;
 mod logs;
 mod perms;
-mod pods;
+pub(crate) mod pods;
 mod releases;
 mod settings;
 
@@ -59,6 +59,10 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/apps/{app}/settings",
             get(settings::show).post(settings::update),
+        )
+        .route(
+            "/apps/{app}/settings/autoscale/{ptype}/history",
+            get(settings::autoscale_history),
         )
         .route("/apps/{app}/perms", get(perms::list).post(perms::create))
         .route(

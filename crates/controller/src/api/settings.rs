@@ -13,10 +13,39 @@ use serde_json::Value;
 use crate::api::pods::{wait_structure, write_structure};
 use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::{timestamp, Shared};
+use crate::state::{timestamp, AppState, Shared};
 
-pub fn settings_view(settings: &drycc_store::Settings) -> drycc_api_types::Settings {
+pub fn settings_view(
+    state: &AppState,
+    settings: &drycc_store::Settings,
+) -> drycc_api_types::Settings {
+    let autoscale_status = settings
+        .autoscale
+        .keys()
+        .filter_map(|ptype| {
+            let status = state.autoscaler.status(&settings.app, ptype);
+            let last = status.last?;
+            let rule: drycc_api_types::AutoscaleRule =
+                serde_json::from_value(settings.autoscale.get(ptype)?.clone()).ok()?;
+            let rule = drycc_model::autoscale::Rule {
+                min: rule.min,
+                max: rule.max,
+                cpu_percent: rule.cpu_percent,
+            };
+            Some((
+                ptype.clone(),
+                drycc_api_types::AutoscaleStatus {
+                    utilization: last.decision.utilization,
+                    current: last.decision.current,
+                    desired: last.decision.desired,
+                    last_scale: status.last_rescale.as_ref().map(timestamp),
+                    reason: crate::autoscaler::describe(ptype, &rule, &last.decision),
+                },
+            ))
+        })
+        .collect();
     drycc_api_types::Settings {
+        autoscale_status,
         uuid: settings.uuid.clone(),
         app: settings.app.clone(),
         owner: settings.owner.clone(),
@@ -38,6 +67,7 @@ pub async fn show(
 ) -> ApiResult<Json<drycc_api_types::Settings>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
     Ok(Json(settings_view(
+        &state,
         &state.store.get_settings(&app.id).await?,
     )))
 }
@@ -90,7 +120,13 @@ pub async fn update(
         for (ptype, rule) in rules {
             match rule {
                 None | Some(Value::Null) => {
-                    autoscale.remove(ptype);
+                    if autoscale.remove(ptype).is_none() {
+                        return Err(ApiError::not_found(format!(
+                            "No autoscale rule for process type {ptype}; `drycc autoscale:list` shows the rules"
+                        )));
+                    }
+                    // Unsetting keeps the current count.
+                    state.autoscaler.forget(&app.id, Some(ptype));
                 }
                 Some(value) => {
                     let rule = parse_rule(ptype, value)?;
@@ -129,10 +165,41 @@ pub async fn update(
         .into_iter()
         .filter(|(ptype, count)| app.structure.get(ptype) != Some(count))
         .collect();
+    for ptype in counts.keys() {
+        // Bringing the count into [min, max] is a rescale: the windows start.
+        state.autoscaler.rescaled(&app.id, ptype);
+    }
     if release.is_some() && !counts.is_empty() {
         write_structure(&state, &app.id, &counts).await?;
         drop(guard);
         wait_structure(&state, &app.id, &counts).await?;
     }
-    Ok((StatusCode::CREATED, Json(settings_view(&settings))))
+    Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
+}
+
+/// `GET /v2/apps/<id>/settings/autoscale/<type>/history`: the autoscaler's
+/// recent decisions for a type, oldest first.
+pub async fn autoscale_history(
+    State(state): State<Shared>,
+    AuthUser(user): AuthUser,
+    Path((id, ptype)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let app = app_for(&state, &user, &id, Access::Read).await?;
+    let results: Vec<Value> = state
+        .autoscaler
+        .history(&app.id, &ptype)
+        .iter()
+        .map(|record| {
+            serde_json::json!({
+                "time": timestamp(&record.time),
+                "utilization": record.decision.utilization,
+                "current": record.decision.current,
+                "desired": record.decision.desired,
+                "rescaled": record.decision.rescales(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({"count": results.len(), "results": results}),
+    ))
 }

@@ -303,6 +303,7 @@ impl Shared {
                 if let Some(pid) = runtime::find_spawned(&record.name) {
                     record.pid = pid;
                     record.start_time = os::start_time(pid).unwrap_or(0);
+                    runtime::write(&self.config.run_dir, &record);
                 }
             }
             let alive = runtime::is_alive(&record);
