@@ -146,6 +146,13 @@ pub struct Config {
     pub tags: BTreeMap<String, String>,
     pub created: String,
     pub updated: String,
+    /// Whether the engine enforces CPU and memory limits (`None` from a
+    /// server that does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_enforced: Option<bool>,
+    /// Why limits are not enforced, when they are not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_note: Option<String>,
 }
 
 /// A partial config update: each present key merges, `null` unsets.

@@ -82,6 +82,11 @@ pub trait Cgroups: Send + Sync + std::fmt::Debug {
     /// Move a process (and the threads it has) into the group.
     fn add(&self, group: &str, pid: u32) -> Result<()>;
     fn stats(&self, group: &str) -> Result<Stats>;
+    /// CPU time in nanoseconds and memory in bytes only: two reads, for
+    /// sampling many groups often.
+    fn usage(&self, group: &str) -> Result<(u64, u64)> {
+        self.stats(group).map(|s| (s.cpu_nanos, s.memory_bytes))
+    }
     /// Kill every process in the group (SIGKILL); returns how many.
     fn kill_all(&self, group: &str) -> Result<usize>;
     /// Remove the group once it is empty (a missing group is fine).

@@ -117,6 +117,12 @@ impl Cgroups for V1 {
         })
     }
 
+    fn usage(&self, group: &str) -> Result<(u64, u64)> {
+        let cpu = read(&self.cpuacct.join(group).join("cpuacct.usage"))?;
+        let memory = read(&self.memory.join(group).join("memory.usage_in_bytes"))?;
+        Ok((cpu.parse().unwrap_or(0), memory.parse().unwrap_or(0)))
+    }
+
     fn kill_all(&self, group: &str) -> Result<usize> {
         kill_listed(&self.memory.join(group).join("cgroup.procs"))
     }

@@ -14,7 +14,9 @@ pub enum LimitError {
     Cpu(String),
     #[error("invalid memory value \"{0}\": use a number with a unit of B, K, M or G, e.g. 512M, 1G (or request/limit such as 256M/512M)")]
     Memory(String),
-    #[error("invalid limit \"{0}\": the request must not exceed the limit")]
+    #[error(
+        "invalid limit \"{0}\": the request must not exceed the limit, e.g. 250m/500m or 256M/512M"
+    )]
     RequestAboveLimit(String),
 }
 

@@ -29,6 +29,17 @@ fn main() -> Result<()> {
     let fresh = rss_kib(pid)?;
     let api = Api::register(&controller.url)?;
     api.create_and_push("bench-app", "worker: exec sleep 600\n")?;
+    // With a CPU limit every process is confined to a control group.
+    let limit = std::env::var("DRYCC_BENCH_CPU_LIMIT").ok();
+    if let Some(limit) = &limit {
+        let answer = api.post(
+            "/v2/apps/bench-app/config/",
+            json!({"cpu": {"worker": limit}}),
+        )?;
+        if answer.status().as_u16() != 201 {
+            bail!("setting the CPU limit answered {}", answer.status());
+        }
+    }
     // Let the push's work settle before reading the idle size.
     std::thread::sleep(Duration::from_millis(500));
     let idle = rss_kib(pid)?;
@@ -46,7 +57,10 @@ fn main() -> Result<()> {
         at_count = at_count.max(rss_kib(pid)?);
         downs.push(api.scale("bench-app", json!({"worker": 0}))?);
     }
-    println!("{rounds} rounds of one scale request 0 -> {count} -> 0 (worker: exec sleep 600)");
+    println!(
+        "{rounds} rounds of one scale request 0 -> {count} -> 0 (worker: exec sleep 600, CPU limit {})",
+        limit.as_deref().unwrap_or("none")
+    );
     println!(
         "scale 0 -> {count}, request until all up: {}",
         summary(&mut ups)

@@ -75,6 +75,8 @@ pub(super) fn sample_config() -> Config {
         tags: Default::default(),
         created: "2023-12-08T02:25:00Z".into(),
         updated: "2023-12-08T02:25:00Z".into(),
+        limits_enforced: None,
+        limits_note: None,
     }
 }
 

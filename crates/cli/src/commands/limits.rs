@@ -88,11 +88,35 @@ fn limits_view(app: &str, config: &Config) -> String {
     let cell = |m: &std::collections::BTreeMap<String, String>, t: &String| {
         m.get(t).cloned().unwrap_or_else(|| "unlimited".to_string())
     };
+    let Some(enforced) = config.limits_enforced else {
+        let rows: Vec<Vec<String>> = types
+            .into_iter()
+            .map(|t| vec![t.clone(), cell(&config.cpu, t), cell(&config.memory, t)])
+            .collect();
+        return table::render(&["TYPE", "CPU", "MEMORY"], &rows);
+    };
     let rows: Vec<Vec<String>> = types
         .into_iter()
-        .map(|t| vec![t.clone(), cell(&config.cpu, t), cell(&config.memory, t)])
+        .map(|t| {
+            vec![
+                t.clone(),
+                cell(&config.cpu, t),
+                cell(&config.memory, t),
+                if enforced { "yes" } else { "no" }.to_string(),
+            ]
+        })
         .collect();
-    table::render(&["TYPE", "CPU", "MEMORY"], &rows)
+    let mut text = table::render(&["TYPE", "CPU", "MEMORY", "ENFORCED"], &rows);
+    if !enforced {
+        text.push_str(&format!(
+            "Limits are recorded and used for autoscaling, but not enforced: {}\n",
+            config
+                .limits_note
+                .as_deref()
+                .unwrap_or("the engine cannot enforce them")
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -113,6 +137,15 @@ mod tests {
             "TYPE      CPU          MEMORY\n\
              web       500m         unlimited\n\
              worker    unlimited    1G\n"
+        );
+        c.limits_enforced = Some(false);
+        c.limits_note = Some("no cgroup hierarchy can be written".into());
+        assert_eq!(
+            limits_view("foo", &c),
+            "TYPE      CPU          MEMORY       ENFORCED\n\
+             web       500m         unlimited    no\n\
+             worker    unlimited    1G           no\n\
+             Limits are recorded and used for autoscaling, but not enforced: no cgroup hierarchy can be written\n"
         );
     }
 }

@@ -11,12 +11,13 @@ use serde_json::Value;
 use crate::auth::{app_for, Access, AuthUser};
 use crate::deploy::{self, ReleaseChange};
 use crate::error::{ApiError, ApiResult, Json, Path};
-use crate::state::{timestamp, Shared};
+use crate::state::{timestamp, AppState, Shared};
 
 /// The longest grace period a type may ask for (one hour).
 const MAX_GRACE_SECONDS: u64 = 3600;
 
-pub fn config_view(config: &drycc_store::Config) -> drycc_api_types::Config {
+pub fn config_view(state: &AppState, config: &drycc_store::Config) -> drycc_api_types::Config {
+    let enforced = state.engine.limits_enforced();
     let healthcheck = config
         .healthcheck
         .as_object()
@@ -34,6 +35,8 @@ pub fn config_view(config: &drycc_store::Config) -> drycc_api_types::Config {
         tags: config.tags.clone(),
         created: timestamp(&config.created),
         updated: timestamp(&config.updated),
+        limits_enforced: Some(enforced.is_ok()),
+        limits_note: enforced.err(),
     }
 }
 
@@ -44,7 +47,7 @@ pub async fn show(
 ) -> ApiResult<Json<drycc_api_types::Config>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
     let release = state.store.latest_release(&app.id).await?;
-    Ok(Json(config_view(&release.config)))
+    Ok(Json(config_view(&state, &release.config)))
 }
 
 pub async fn update(
@@ -76,7 +79,10 @@ pub async fn update(
         structure: None,
     };
     let release = deploy::release(&state, &app.id, change, None).await?;
-    Ok((StatusCode::CREATED, Json(config_view(&release.config))))
+    Ok((
+        StatusCode::CREATED,
+        Json(config_view(&state, &release.config)),
+    ))
 }
 
 /// Merge a partial update into a config; returns the new config and a

@@ -91,13 +91,13 @@ fn parse_rule(ptype: &str, value: &Value) -> ApiResult<AutoscaleRule> {
     };
     if rule.min < 1 || rule.min > rule.max {
         return Err(ApiError::bad_request(format!(
-            "autoscale: {ptype}: min and max must satisfy 1 <= min <= max (got min {}, max {})",
+            "autoscale: {ptype}: min and max must satisfy 1 <= min <= max (got min {}, max {}), e.g. {{\"min\": 3, \"max\": 8, \"cpu_percent\": 75}}",
             rule.min, rule.max
         )));
     }
     if rule.cpu_percent < 1 {
         return Err(ApiError::bad_request(format!(
-            "autoscale: {ptype}: cpu_percent must be at least 1"
+            "autoscale: {ptype}: cpu_percent must be at least 1, e.g. {{\"min\": 3, \"max\": 8, \"cpu_percent\": 75}}"
         )));
     }
     Ok(rule)

@@ -11,17 +11,14 @@ use crate::ProcessUsage;
 
 /// One reading: CPU time in nanoseconds and memory in bytes.
 fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {
-    let group = shared.cgroups.stats(&shared.cgroup_of(app, name)).ok();
-    let own = pid.and_then(from_proc);
-    let cpu = group.map(|g| g.cpu_nanos).or(own.map(|o| o.0))?;
-    // Pages a process touched before it was moved into its group stay
-    // charged to the parent (cgroup v1): then its own resident size tells
-    // more.
-    let memory = match (group.map(|g| g.memory_bytes), own.map(|o| o.1)) {
-        (Some(charged), Some(resident)) => charged.max(resident),
-        (charged, resident) => charged.or(resident).unwrap_or(0),
-    };
-    Some((cpu, memory))
+    match shared.cgroups.usage(&shared.cgroup_of(app, name)) {
+        // Pages a process touched before it was moved into its group stay
+        // charged to the parent (cgroup v1): then its own resident size
+        // tells more.
+        Ok((cpu, 0)) => Some((cpu, pid.and_then(from_proc).map_or(0, |(_, rss)| rss))),
+        Ok(reading) => Some(reading),
+        Err(_) => from_proc(pid?),
+    }
 }
 
 /// CPU time and resident size of one process from `/proc`.
