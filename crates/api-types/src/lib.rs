@@ -214,6 +214,12 @@ pub struct ContainerDescription {
     pub port: Option<u16>,
     #[serde(default)]
     pub release: String,
+    /// CPU used in millicores over the last moment, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+    /// Memory in bytes, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

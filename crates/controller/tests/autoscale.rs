@@ -103,6 +103,17 @@ fn a_loaded_type_scales_up_and_comes_back_after_the_down_window() {
     let status = &settings.body["autoscale_status"]["web"];
     assert!(status["utilization"].as_u64().unwrap_or(0) > 50, "{status}");
     assert!(status["last_scale"].is_string(), "{status}");
+    // ps:describe shows what a process uses.
+    let pod = api.pods_of(app, "web")[0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let described = api.describe(app, &pod);
+    assert!(described["cpu_millis"].is_u64(), "{described}");
+    assert!(
+        described["memory_bytes"].as_u64().unwrap_or(0) > 0,
+        "{described}"
+    );
 
     // No load: back to 1, but never before the down window allowed it.
     std::fs::remove_file(&flag).expect("flag");

@@ -159,6 +159,15 @@ pub fn describe_view(description: &PodDescription) -> String {
         if let Some(port) = c.port {
             fields.push(("Port", port.to_string()));
         }
+        if let Some(cpu) = c.cpu_millis {
+            fields.push(("CPU", format!("{cpu}m")));
+        }
+        if let Some(memory) = c.memory_bytes {
+            fields.push((
+                "Memory",
+                format!("{:.1}Mi", memory as f64 / (1024.0 * 1024.0)),
+            ));
+        }
         out.push_str(&table::render_fields(&fields));
         // The details of the state, e.g. `startedAt`, indented below it.
         for detail in c.state.values() {
@@ -231,12 +240,16 @@ mod tests {
                 pid: Some(42),
                 port: None,
                 release: String::new(),
+                cpu_millis: Some(120),
+                memory_bytes: Some(3 * 1024 * 1024),
             }],
         };
         let out = describe_view(&d);
         assert!(out.contains("Container:        web\n"), "{out}");
         assert!(out.contains("State:            running\n"), "{out}");
         assert!(out.contains("Restart Count:    2\n"), "{out}");
+        assert!(out.contains("CPU:              120m\n"), "{out}");
+        assert!(out.contains("Memory:           3.0Mi\n"), "{out}");
         assert!(out.contains("  startedAt: 2023-12-08T02:25:00Z\n"), "{out}");
     }
 }

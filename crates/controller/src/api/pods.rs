@@ -258,6 +258,27 @@ pub async fn restart_one(
     Ok(Json(pod_list(&state, &app.id, None).await?))
 }
 
+/// A process's CPU and memory: CPU is measured between two readings, so
+/// without a recent one (the autoscaler's) a second one follows shortly.
+async fn usage_of(state: &AppState, app: &str, name: &str) -> (Option<u64>, Option<u64>) {
+    let read = || async {
+        state
+            .engine
+            .usage(app)
+            .await
+            .ok()
+            .and_then(|all| all.into_iter().find(|u| u.name == name))
+            .map_or((None, None), |u| (u.cpu_millis, u.memory_bytes))
+    };
+    match read().await {
+        (None, Some(_)) => {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            read().await
+        }
+        reading => reading,
+    }
+}
+
 pub async fn describe(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -277,6 +298,7 @@ pub async fn describe(
             "lastExit": process.last_exit,
         }),
     );
+    let (cpu_millis, memory_bytes) = usage_of(&state, &app.id, &name).await;
     let container = ContainerDescription {
         container: process.ptype.clone(),
         image: process.image.clone().unwrap_or_default(),
@@ -288,6 +310,8 @@ pub async fn describe(
         pid: process.pid,
         port: process.port,
         release: format!("v{}", process.release),
+        cpu_millis,
+        memory_bytes,
     };
     Ok(Json(PodDescription {
         count: 1,
