@@ -262,7 +262,8 @@ fn managing_application_processes_walkthrough() {
     assert!(out.starts_with("Applying limits... done"), "{out}");
     assert!(
         out.lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["web", "500m", "unlimited"]),
+            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>()
+                == ["web", "500m", "unlimited"]),
         "{out}"
     );
     let out = cli.ok(&[
