@@ -136,11 +136,10 @@ pub async fn stream(State(state): State<Shared>, headers: HeaderMap) -> Response
 /// the controller is away.
 pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
     let secret = secret(&settings)?;
-    let listen = settings.router_listen.trim().to_string();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} for the router"))?;
     let (sender, receiver) = drycc_router::channel();
+    let router =
+        crate::server::start_router_threads(settings.router_listen.trim(), receiver, &settings)
+            .await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let controller = settings.controller_url.clone();
     let follower = tokio::spawn({
@@ -149,13 +148,11 @@ pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
             drycc_router::follow::follow(&controller, &secret, sender, stop.cancelled_owned()).await
         }
     });
-    let router = drycc_router::Router::new(receiver, crate::server::router_config(&settings));
-    tracing::info!(address = %listen, controller = %settings.controller_url, "Router listening.");
-    router
-        .serve(listener, crate::server::shutdown_signal())
-        .await;
+    tracing::info!(controller = %settings.controller_url, "Following the controller's routing table.");
+    crate::server::shutdown_signal().await;
     stop.cancel();
     let _ = follower.await;
+    let _ = tokio::task::spawn_blocking(move || router.stop()).await;
     Ok(())
 }
 

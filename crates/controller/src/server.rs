@@ -100,9 +100,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "Requests still open after the shutdown deadline; closing them."
         ),
     }
-    if let Some((stop, task)) = router_task {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(router) = router_task {
+        let _ = tokio::task::spawn_blocking(move || router.stop()).await;
     }
     // Whatever the reconciler was doing is desired state in the store: the
     // next start resumes it.
@@ -209,29 +208,36 @@ pub fn router_config(settings: &Settings) -> drycc_router::Config {
     }
 }
 
-type RouterTask = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
+/// Start the router's threads on `listen` (a `host:port`), reading `table`.
+pub async fn start_router_threads(
+    listen: &str,
+    table: tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
+    settings: &Settings,
+) -> anyhow::Result<drycc_router::threads::Running> {
+    let address = tokio::net::lookup_host(listen)
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .with_context(|| format!("the router address {listen} is not a host:port"))?;
+    let running = drycc_router::threads::start(
+        address,
+        drycc_router::threads::default_threads(),
+        table,
+        router_config(settings),
+    )
+    .with_context(|| {
+        format!("cannot start the router on {listen} (DRYCC_ROUTER_LISTEN=off disables it)")
+    })?;
+    tracing::info!(address = %running.local_addr(), domain = %settings.domain, "Router listening.");
+    Ok(running)
+}
 
-async fn start_router(state: &Shared) -> anyhow::Result<Option<RouterTask>> {
+async fn start_router(state: &Shared) -> anyhow::Result<Option<drycc_router::threads::Running>> {
     let listen = state.settings.router_listen.trim();
     if listen.eq_ignore_ascii_case("off") || listen.is_empty() {
         return Ok(None);
     }
-    let listener = tokio::net::TcpListener::bind(listen)
+    start_router_threads(listen, state.routes.subscribe(), &state.settings)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {listen} for the router (DRYCC_ROUTER_LISTEN=off disables it)"
-            )
-        })?;
-    let router =
-        drycc_router::Router::new(state.routes.subscribe(), router_config(&state.settings));
-    tracing::info!(address = %listen, domain = %state.settings.domain, "Router listening.");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(router.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Some((stop, task)))
+        .map(Some)
 }

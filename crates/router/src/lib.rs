@@ -6,7 +6,8 @@
 //! followed over the controller's stream by a standalone router,
 //! [`follow`]). A request reads the current snapshot without a lock or any
 //! I/O; backend connections are pooled ([`proxy`]); [`headers`] adds the
-//! forwarding headers; [`serve`] owns connections and error answers.
+//! forwarding headers; [`serve`] owns connections and error answers;
+//! [`threads`] runs one router per core.
 
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -16,6 +17,7 @@ pub mod headers;
 pub mod proxy;
 pub mod serve;
 pub mod table;
+pub mod threads;
 
 pub use serve::{Config, Router};
 pub use table::{AppRoute, RouteTable, Routes};
