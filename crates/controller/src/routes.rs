@@ -34,6 +34,9 @@ pub struct RoutePublisher {
     wake: Notify,
     requested: AtomicU64,
     done: watch::Sender<u64>,
+    /// Whether [`run`] runs (a controller with no router task, as in the
+    /// reconciler's tests, has no table to wait for).
+    running: AtomicBool,
 }
 
 impl Default for RoutePublisher {
@@ -50,6 +53,7 @@ impl RoutePublisher {
             wake: Notify::new(),
             requested: AtomicU64::new(0),
             done: watch::channel(0).0,
+            running: AtomicBool::new(false),
         }
     }
 
@@ -66,6 +70,9 @@ impl RoutePublisher {
     /// Wait until a table computed after this call is published, so that
     /// an API answer ("scaled", "routing disabled") holds at the router too.
     pub async fn sync(&self) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
         let target = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
         self.wake.notify_one();
         let mut done = self.done.subscribe();
@@ -76,6 +83,8 @@ impl RoutePublisher {
 /// Compute and publish tables until `stop` is cancelled.
 pub async fn run(state: Shared, stop: CancellationToken) {
     let publisher = &state.routes;
+    publisher.running.store(true, Ordering::Release);
+    let _running = Running(&publisher.running);
     let mut changes = state.engine.changes();
     let started = tokio::time::Instant::now();
     let mut apps: Vec<(String, bool)> = Vec::new();
@@ -138,6 +147,15 @@ pub async fn run(state: Shared, stop: CancellationToken) {
             _ = publisher.wake.notified() => {}
             _ = tokio::time::sleep(RETRY), if retry || settle_tick => {}
         }
+    }
+}
+
+/// Clears the running flag however [`run`] ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
