@@ -387,7 +387,12 @@ pub async fn wait_release(
             .await?
             .ok_or(DeployError::AppGone)?;
         match release.state {
-            ReleaseState::Succeeded => return Ok(()),
+            ReleaseState::Succeeded => {
+                // The router sends traffic to the new processes once this
+                // answers.
+                state.routes.sync().await;
+                return Ok(());
+            }
             ReleaseState::Failed => {
                 return Err(DeployError::ReleaseFailed {
                     version,
@@ -444,6 +449,7 @@ pub async fn wait_types(
                 .collect();
             let processes = state.engine.processes(app_id).await?;
             if selected.iter().all(|d| is_converged(d, &processes)) {
+                state.routes.sync().await;
                 return Ok(());
             }
             if let Some(reason) = crash_loop_reason(&selected, &processes) {

@@ -12,6 +12,8 @@ mod deploy;
 mod error;
 mod git;
 mod reconciler;
+mod router_feed;
+mod routes;
 mod server;
 mod settings;
 mod state;
@@ -36,6 +38,12 @@ fn main() -> std::process::ExitCode {
             init_tracing();
             runtime
                 .block_on(server::stop_apps(cli.settings))
+                .map(|()| 0)
+        }
+        Some(settings::Command::Router) => {
+            init_tracing();
+            runtime
+                .block_on(router_feed::run_router(cli.settings))
                 .map(|()| 0)
         }
         None => {

@@ -38,6 +38,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
+    let router_secret = crate::router_feed::secret(&settings)?;
     let state: Shared = Arc::new(AppState::new(
         store,
         engine.clone(),
@@ -45,12 +46,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         data_dir.clone(),
         format!("http://{address}"),
         hex::encode(secret),
+        router_secret,
     ));
     let stop_reconciler = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn(crate::reconciler::run(
         state.clone(),
         stop_reconciler.clone(),
     ));
+    let stop_routes = tokio_util::sync::CancellationToken::new();
+    let routes = tokio::spawn(crate::routes::run(state.clone(), stop_routes.clone()));
     resume(&state).await?;
     let autoscaler = tokio::spawn(crate::autoscaler::run(
         state.clone(),
@@ -62,6 +66,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let git = Router::new()
         .route("/git/{repo}/{*rest}", any(crate::git::cgi::serve))
         .route("/internal/git/build", post(crate::git::build::build))
+        .route(
+            drycc_router::follow::ROUTES_PATH,
+            axum::routing::get(crate::router_feed::stream),
+        )
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
     let app = crate::api::router(state.clone()).merge(git);
@@ -96,12 +104,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "Requests still open after the shutdown deadline; closing them."
         ),
     }
-    if let Some((stop, task)) = router_task {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(router) = router_task {
+        let _ = tokio::task::spawn_blocking(move || router.stop()).await;
     }
     // Whatever the reconciler was doing is desired state in the store: the
     // next start resumes it.
+    stop_routes.cancel();
+    let _ = routes.await;
     stop_reconciler.cancel();
     if let Err(error) = reconciler.await {
         tracing::error!(%error, "The reconciler ended abnormally.");
@@ -184,7 +193,7 @@ async fn resume(state: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
@@ -196,53 +205,47 @@ async fn shutdown_signal() {
     }
 }
 
-/// Ready `web` processes of an app, as the router needs them.
-struct EngineBackends(Shared);
-
-#[async_trait::async_trait]
-impl drycc_router::Backends for EngineBackends {
-    async fn web_backends(&self, app: &str) -> Option<Vec<std::net::SocketAddr>> {
-        let state = &self.0;
-        state.store.get_app(app).await.ok()??;
-        let processes = state.engine.processes(app).await.ok()?;
-        Some(
-            processes
-                .iter()
-                .filter(|p| {
-                    p.ptype == "web" && p.ready && p.state == drycc_engine::ProcessState::Up
-                })
-                .filter_map(|p| p.port)
-                .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-                .collect(),
-        )
+/// The router's settings from the controller's.
+pub fn router_config(settings: &Settings) -> drycc_router::Config {
+    drycc_router::Config {
+        header_read_timeout: std::time::Duration::from_secs_f64(
+            settings.router_header_timeout.clamp(0.001, 3600.0),
+        ),
+        max_header_bytes: settings.router_max_header_kib.saturating_mul(1024),
+        ..drycc_router::Config::default()
     }
 }
 
-type RouterTask = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
+/// Start the router's threads on `listen` (a `host:port`), reading `table`.
+pub async fn start_router_threads(
+    listen: &str,
+    table: tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
+    settings: &Settings,
+) -> anyhow::Result<drycc_router::threads::Running> {
+    let address = tokio::net::lookup_host(listen)
+        .await
+        .ok()
+        .and_then(|mut addresses| addresses.next())
+        .with_context(|| format!("the router address {listen} is not a host:port"))?;
+    let running = drycc_router::threads::start(
+        address,
+        drycc_router::threads::default_threads(),
+        table,
+        router_config(settings),
+    )
+    .with_context(|| {
+        format!("cannot start the router on {listen} (DRYCC_ROUTER_LISTEN=off disables it)")
+    })?;
+    tracing::info!(address = %running.local_addr(), domain = %settings.domain, "Router listening.");
+    Ok(running)
+}
 
-async fn start_router(state: &Shared) -> anyhow::Result<Option<RouterTask>> {
+async fn start_router(state: &Shared) -> anyhow::Result<Option<drycc_router::threads::Running>> {
     let listen = state.settings.router_listen.trim();
     if listen.eq_ignore_ascii_case("off") || listen.is_empty() {
         return Ok(None);
     }
-    let listener = tokio::net::TcpListener::bind(listen)
+    start_router_threads(listen, state.routes.subscribe(), &state.settings)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {listen} for the router (DRYCC_ROUTER_LISTEN=off disables it)"
-            )
-        })?;
-    let router = drycc_router::Router::new(
-        state.settings.domain.clone(),
-        Arc::new(EngineBackends(state.clone())),
-    );
-    tracing::info!(address = %listen, domain = %state.settings.domain, "Router listening.");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(router.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Some((stop, task)))
+        .map(Some)
 }

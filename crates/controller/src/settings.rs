@@ -28,6 +28,10 @@ pub enum Command {
     /// controller is not running. A controller that stops leaves apps
     /// running, so that upgrading the platform never restarts them.
     StopApps,
+    /// Run only the HTTP router, following the routing table of the
+    /// controller at `DRYCC_CONTROLLER_URL`; it keeps serving its last
+    /// table while the controller is down or restarting.
+    Router,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -52,6 +56,23 @@ pub struct Settings {
     /// The HTTP router (`off` disables it).
     #[arg(long, env = "DRYCC_ROUTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub router_listen: String,
+    /// Seconds a client may take to send a request's headers to the router.
+    #[arg(long, env = "DRYCC_ROUTER_HEADER_TIMEOUT", default_value_t = 30.0)]
+    pub router_header_timeout: f64,
+    /// Largest request head the router reads, in KiB (431 beyond; at least 8).
+    #[arg(long, env = "DRYCC_ROUTER_MAX_HEADER_KIB", default_value_t = 64)]
+    pub router_max_header_kib: usize,
+    /// The secret a standalone router presents to the controller (default:
+    /// `router.secret` in the data dir, created on first use).
+    #[arg(long, env = "DRYCC_ROUTER_SECRET", hide_env_values = true)]
+    pub router_secret: Option<String>,
+    /// The controller a standalone router (`drycc-controller router`) follows.
+    #[arg(
+        long,
+        env = "DRYCC_CONTROLLER_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub controller_url: String,
     /// Apps answer on `<app>.<domain>`.
     #[arg(long, env = "DRYCC_DOMAIN", default_value = "localhost")]
     pub domain: String,

@@ -8,6 +8,7 @@ use drycc_engine::Engine;
 use drycc_store::Store;
 
 use crate::reconciler::Reconciler;
+use crate::routes::RoutePublisher;
 use crate::settings::Settings;
 
 pub struct AppState {
@@ -24,6 +25,10 @@ pub struct AppState {
     pub reconciler: Reconciler,
     /// The autoscaler's memory: last rescales and decisions per type.
     pub autoscaler: crate::autoscaler::Autoscaler,
+    /// The routing table, pushed to the router.
+    pub routes: RoutePublisher,
+    /// What a standalone router presents to follow the routing table.
+    pub router_secret: String,
     /// Cancelled when the controller starts to stop: requests waiting for
     /// an outcome answer at once instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -40,6 +45,7 @@ impl AppState {
         data_dir: PathBuf,
         api_url: String,
         hook_secret: String,
+        router_secret: String,
     ) -> AppState {
         AppState {
             store,
@@ -50,6 +56,8 @@ impl AppState {
             hook_secret,
             reconciler: Reconciler::new(),
             autoscaler: Default::default(),
+            routes: RoutePublisher::new(),
+            router_secret,
             stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }

@@ -50,6 +50,8 @@ pub async fn create(
         }
         None => create_with_generated_name(&state, &user.username).await?,
     };
+    state.routes.store_changed();
+    state.routes.sync().await;
     Ok((StatusCode::CREATED, Json(app_view(&app))))
 }
 
@@ -92,6 +94,7 @@ pub async fn destroy(
     }
     state.forget_app_lock(&app.id);
     state.autoscaler.forget(&app.id, None);
+    state.routes.store_changed();
     // The reconciler removes what the store no longer has; the files go
     // once no process can be using them any more.
     state.reconciler.enqueue(&app.id);

@@ -161,6 +161,10 @@ pub async fn update(
         .store
         .put_settings(&app.id, &user.username, &autoscale, update.routable)
         .await?;
+    if update.routable.is_some() {
+        state.routes.store_changed();
+        state.routes.sync().await;
+    }
     let counts: BTreeMap<String, u32> = clamp
         .into_iter()
         .filter(|(ptype, count)| app.structure.get(ptype) != Some(count))

@@ -51,6 +51,7 @@ async fn setup(engine: FakeEngine, deploy_timeout: u64) -> Setup {
         dir.path().to_path_buf(),
         "http://127.0.0.1:0".into(),
         "secret".into(),
+        "router-secret".into(),
     ));
     let stop = CancellationToken::new();
     let task = tokio::spawn(super::run(state.clone(), stop.clone()));

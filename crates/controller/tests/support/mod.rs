@@ -107,8 +107,27 @@ impl Controller {
 
     /// Start (again) on new free ports with the same data dir.
     pub fn spawn(&mut self) {
-        let port = free_port();
-        let router_port = free_port();
+        self.spawn_at(free_port(), free_port());
+    }
+
+    /// The API's port.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the URL")
+    }
+
+    /// SIGKILL, as a crash would; app processes keep running.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("controller running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Start (again) on the given ports with the same data dir.
+    pub fn spawn_at(&mut self, port: u16, router_port: u16) {
         self.url = format!("http://127.0.0.1:{port}");
         self.router_url = format!("http://127.0.0.1:{router_port}");
         let log = std::fs::OpenOptions::new()

@@ -1,0 +1,205 @@
+//! The routing table, computed here and pushed to the router: for every
+//! app in the store, its hosts, whether it is routable, and its ready `web`
+//! processes. It is computed again when the engine reports a change (a
+//! burst of changes makes one table) or the store's apps or settings
+//! change, and published on a watch only when it differs. The router reads
+//! snapshots of it; it never asks the controller per request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drycc_engine::ProcessState;
+use drycc_router::{AppRoute, RouteTable, Routes};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::Shared;
+
+/// How long a burst of engine changes may settle before a table is made.
+const COALESCE: Duration = Duration::from_millis(5);
+/// After a start, adopted `web` processes are not ready until their first
+/// probe passes: the first table waits for that (at most this long), so a
+/// standalone router never swaps its last good table for an empty one.
+const STARTUP_SETTLE: Duration = Duration::from_secs(5);
+/// Back-off when the store cannot be read.
+const RETRY: Duration = Duration::from_millis(250);
+/// A `sync` gives up waiting after this long (the table follows anyway).
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// The table's publisher and the requests to compute it again.
+pub struct RoutePublisher {
+    table: watch::Sender<Arc<RouteTable>>,
+    store_dirty: AtomicBool,
+    wake: Notify,
+    requested: AtomicU64,
+    done: watch::Sender<u64>,
+    /// Whether [`run`] runs (a controller with no router task, as in the
+    /// reconciler's tests, has no table to wait for).
+    running: AtomicBool,
+}
+
+impl Default for RoutePublisher {
+    fn default() -> Self {
+        RoutePublisher::new()
+    }
+}
+
+impl RoutePublisher {
+    pub fn new() -> RoutePublisher {
+        RoutePublisher {
+            table: drycc_router::channel().0,
+            store_dirty: AtomicBool::new(true),
+            wake: Notify::new(),
+            requested: AtomicU64::new(0),
+            done: watch::channel(0).0,
+            running: AtomicBool::new(false),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.table.subscribe()
+    }
+
+    /// An app was created or destroyed, or its settings changed.
+    pub fn store_changed(&self) {
+        self.store_dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Wait until a table computed after this call is published, so that
+    /// an API answer ("scaled", "routing disabled") holds at the router too.
+    pub async fn sync(&self) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
+        let target = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake.notify_one();
+        let mut done = self.done.subscribe();
+        let _ = tokio::time::timeout(SYNC_LIMIT, done.wait_for(|d| *d >= target)).await;
+    }
+}
+
+/// Compute and publish tables until `stop` is cancelled.
+pub async fn run(state: Shared, stop: CancellationToken) {
+    let publisher = &state.routes;
+    publisher.running.store(true, Ordering::Release);
+    let _running = Running(&publisher.running);
+    let mut changes = state.engine.changes();
+    let started = tokio::time::Instant::now();
+    let mut apps: Vec<(String, bool)> = Vec::new();
+    let mut generation = 0u64;
+    let mut last: Option<Vec<AppRoute>> = None;
+    loop {
+        let requested = publisher.requested.load(Ordering::Acquire);
+        changes.borrow_and_update();
+        let mut retry = false;
+        if publisher.store_dirty.swap(false, Ordering::AcqRel) {
+            match load_apps(&state).await {
+                Ok(loaded) => apps = loaded,
+                Err(error) => {
+                    tracing::warn!(%error, "Cannot read the apps for the routing table; retrying.");
+                    publisher.store_dirty.store(true, Ordering::Release);
+                    retry = true;
+                }
+            }
+        }
+        let settling = generation == 0 && started.elapsed() < STARTUP_SETTLE;
+        match compute(&state, &apps, settling).await {
+            _ if retry => {}
+            Ok(None) => {}
+            Ok(Some(table)) => {
+                if last.as_ref() != Some(&table) {
+                    generation += 1;
+                    tracing::debug!(
+                        generation,
+                        apps = table.len(),
+                        "Publishing a routing table."
+                    );
+                    publisher
+                        .table
+                        .send_replace(Arc::new(RouteTable::new(Routes {
+                            generation,
+                            apps: table.clone(),
+                        })));
+                    last = Some(table);
+                }
+                publisher.done.send_if_modified(|done| {
+                    let newer = requested > *done;
+                    *done = (*done).max(requested);
+                    newer
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Cannot read the processes for the routing table; retrying.");
+                retry = true;
+            }
+        }
+        let settle_tick = generation == 0 && !retry;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tokio::time::sleep(COALESCE).await;
+            }
+            _ = publisher.wake.notified() => {}
+            _ = tokio::time::sleep(RETRY), if retry || settle_tick => {}
+        }
+    }
+}
+
+/// Clears the running flag however [`run`] ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// Every app of the store and whether it is routable.
+async fn load_apps(state: &Shared) -> Result<Vec<(String, bool)>, drycc_store::StoreError> {
+    let mut apps = Vec::new();
+    for app in state.store.list_apps().await? {
+        let routable = state.store.get_settings(&app.id).await?.routable;
+        apps.push((app.id, routable));
+    }
+    Ok(apps)
+}
+
+/// The table of `apps` with their ready web processes now; `None` while
+/// `settling` and a web process that runs has not passed a probe yet.
+async fn compute(
+    state: &Shared,
+    apps: &[(String, bool)],
+    settling: bool,
+) -> Result<Option<Vec<AppRoute>>, drycc_engine::EngineError> {
+    let domain = state.settings.domain.to_ascii_lowercase();
+    let mut table = Vec::with_capacity(apps.len());
+    for (app, routable) in apps {
+        let processes = state.engine.processes(app).await?;
+        let web = processes.iter().filter(|p| p.ptype == "web");
+        if settling
+            && web
+                .clone()
+                .any(|p| p.state == ProcessState::Starting && p.pid.is_some())
+        {
+            return Ok(None);
+        }
+        let mut backends: Vec<std::net::SocketAddr> = web
+            .filter(|p| p.ready && p.state == ProcessState::Up)
+            .filter_map(|p| p.port)
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .collect();
+        backends.sort_unstable();
+        table.push(AppRoute {
+            app: app.clone(),
+            hosts: vec![format!("{app}.{domain}")],
+            backends,
+            routable: *routable,
+        });
+    }
+    Ok(Some(table))
+}

@@ -1,0 +1,218 @@
+//! The server side: accept connections, read requests (bounded headers, a
+//! header read timeout), find the app in the current table and hand the
+//! request to the proxy.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::headers::{self, Peer, RequestIds};
+use crate::proxy::{self, Proxy};
+use crate::table::{Lookup, RouteTable};
+
+/// What the router sends to clients.
+pub type ClientBody = Either<Incoming, Full<Bytes>>;
+
+/// The smallest header buffer hyper accepts.
+const MIN_HEADER_BYTES: usize = 8192;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A client that has not sent a whole request head by then is
+    /// disconnected.
+    pub header_read_timeout: Duration,
+    /// A request head larger than this gets 431 (at least 8 KiB).
+    pub max_header_bytes: usize,
+    /// `X-Forwarded-Proto`.
+    pub proto: &'static str,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+            proto: "http",
+        }
+    }
+}
+
+/// The router: a table to read and a pool of backend connections.
+pub struct Router {
+    table: watch::Receiver<Arc<RouteTable>>,
+    proxy: Proxy,
+    ids: RequestIds,
+    config: Config,
+}
+
+fn text(status: StatusCode, message: String) -> Response<ClientBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(message + "\n"))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The current table of one connection: refreshed from the watch only
+/// when a new one was published, so a request reads it without a lock.
+struct Snapshot {
+    receiver: watch::Receiver<Arc<RouteTable>>,
+    table: Arc<RouteTable>,
+}
+
+impl Snapshot {
+    fn current(&mut self) -> Arc<RouteTable> {
+        if self.receiver.has_changed().unwrap_or(false) {
+            self.table = self.receiver.borrow_and_update().clone();
+        }
+        self.table.clone()
+    }
+}
+
+impl Router {
+    pub fn new(table: watch::Receiver<Arc<RouteTable>>, config: Config) -> Arc<Router> {
+        Arc::new(Router {
+            table,
+            proxy: Proxy::new(),
+            ids: RequestIds::new(rand::random()),
+            config,
+        })
+    }
+
+    /// Serve until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        tracing::warn!(%error, "Router accept failed.");
+                        // Out of descriptors, typically: let some close.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => return,
+            };
+            tokio::spawn(self.clone().connection(stream, client));
+        }
+    }
+
+    async fn connection(self: Arc<Self>, stream: TcpStream, client: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let port = stream.local_addr().map_or(0, |a| a.port());
+        let peer = Peer {
+            ip: client.ip(),
+            port,
+            proto: self.config.proto,
+        };
+        let mut receiver = self.table.clone();
+        let table = receiver.borrow_and_update().clone();
+        let snapshot = RefCell::new(Snapshot { receiver, table });
+        let router = self.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let table = snapshot.borrow_mut().current();
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(router.route(&table, request, peer).await) }
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.config.header_read_timeout)
+            .max_buf_size(self.config.max_header_bytes.max(MIN_HEADER_BYTES));
+        if let Err(error) = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .await
+        {
+            tracing::debug!(%error, "Router connection ended with an error.");
+        }
+    }
+
+    async fn route(
+        &self,
+        table: &RouteTable,
+        mut request: Request<Incoming>,
+        peer: Peer,
+    ) -> Response<ClientBody> {
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().host())
+            .unwrap_or_default();
+        let route = match table.lookup(host) {
+            Lookup::Found(route) => route.clone(),
+            Lookup::Unknown(host) => {
+                return text(StatusCode::NOT_FOUND, format!("no app answers on {host}"))
+            }
+            Lookup::NotLoaded => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the router has not received its routing table yet".into(),
+                )
+            }
+        };
+        if !route.routable {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "app {} is not routable: `drycc routing:enable -a {}` lets traffic in",
+                    route.app, route.app
+                ),
+            );
+        }
+        if route.backends.is_empty() {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "app {} has no ready web process: try `drycc scale web=1 -a {}`",
+                    route.app, route.app
+                ),
+            );
+        }
+        let upgrade =
+            headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        headers::strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
+        headers::forward(request.headers_mut(), &peer, &self.ids);
+        match self.proxy.send(&route, request).await {
+            Ok(mut response) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    if let Some(client) = upgrade {
+                        proxy::splice(client, &mut response);
+                    }
+                }
+                proxy::prepare_response(&mut response);
+                response.map(Either::Left)
+            }
+            Err(error) => {
+                tracing::warn!(app = %route.app, %error, "Router could not reach a web process.");
+                let message = match &error {
+                    proxy::ProxyError::BadPath(_) => "bad request path".to_string(),
+                    proxy::ProxyError::Unreachable { app, .. } => {
+                        format!("app {app}: no web process answered")
+                    }
+                };
+                text(error.status(), message)
+            }
+        }
+    }
+}
