@@ -66,7 +66,10 @@ impl Cgroups for V1 {
             make_dirs(&dir)?;
         }
         let cpu = self.cpu.join(group);
-        write(&cpu.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
+        // A new group inherits the kernel's default period, which is ours.
+        if read(&cpu.join("cpu.cfs_period_us"))? != CFS_PERIOD_US.to_string() {
+            write(&cpu.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
+        }
         let quota = match limits.cpu_millis {
             // The kernel's minimum quota is 1 ms.
             Some(millis) => (millis.saturating_mul(CFS_PERIOD_US) / 1000)
@@ -76,9 +79,6 @@ impl Cgroups for V1 {
         };
         write(&cpu.join("cpu.cfs_quota_us"), &quota)?;
         let memory = self.memory.join(group);
-        // A process moved in after it started brings its pages along, so
-        // that its memory reads true (best effort: newer kernels refuse).
-        let _ = write(&memory.join("memory.move_charge_at_immigrate"), "3");
         if let Some(bytes) = limits.memory_bytes {
             write(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
             // With swap accounting, memory + swap gets the same limit, so

@@ -1169,7 +1169,10 @@ async fn limits_hold_usage_is_measured_and_an_oom_kill_is_named() {
     let busy_usage = usage.iter().find(|u| u.ptype == "busy").unwrap();
     let millis = busy_usage.cpu_millis.unwrap();
     assert!((100..=300).contains(&millis), "{millis}m");
-    assert!(busy_usage.memory_bytes.unwrap() > 0);
+    assert!(
+        busy_usage.memory_bytes.is_some(),
+        "memory is read from its group"
+    );
     f.engine.stop_all().await;
 }
 

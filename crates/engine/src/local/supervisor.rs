@@ -182,10 +182,16 @@ pub(crate) async fn supervise(
 pub(crate) const OOM_KILLED: &str = "OOMKilled";
 
 /// Put a process just spawned into its own control group with the
-/// template's limits. A process can fork before it is moved; its children
+/// template's limits (when it has any). A process can fork before it is moved; its children
 /// stay in its process group, which is signalled as a whole. Where control
 /// groups cannot be used the limits are only recorded.
 fn confine(shared: &Shared, app: &str, name: &str, template: &ProcessTemplate, pid: u32) {
+    // A group costs a few cgroupfs directories and writes per process:
+    // only processes with a limit get one (a mass scale-up of unlimited
+    // processes stays as fast as without control groups).
+    if template.cpu_millis.is_none() && template.memory_bytes.is_none() {
+        return;
+    }
     if shared.cgroups.enforced().is_err() {
         return;
     }
