@@ -62,24 +62,20 @@ impl Cgroups for V1 {
     }
 
     fn create(&self, group: &str, limits: Limits) -> Result<()> {
-        for dir in self.dirs(group) {
-            make_dirs(&dir)?;
+        // Only the hierarchies a limit needs, and cpuacct for the CPU
+        // reading: each directory costs tens of microseconds.
+        make_dirs(&self.cpuacct.join(group))?;
+        if let Some(millis) = limits.cpu_millis {
+            let cpu = self.cpu.join(group);
+            make_dirs(&cpu)?;
+            // A new group inherits the kernel's default period, which is
+            // ours; only the quota is written. The kernel's minimum is 1 ms.
+            let quota = (millis.saturating_mul(CFS_PERIOD_US) / 1000).max(1000);
+            write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
         }
-        let cpu = self.cpu.join(group);
-        // A new group inherits the kernel's default period, which is ours.
-        if read(&cpu.join("cpu.cfs_period_us"))? != CFS_PERIOD_US.to_string() {
-            write(&cpu.join("cpu.cfs_period_us"), &CFS_PERIOD_US.to_string())?;
-        }
-        let quota = match limits.cpu_millis {
-            // The kernel's minimum quota is 1 ms.
-            Some(millis) => (millis.saturating_mul(CFS_PERIOD_US) / 1000)
-                .max(1000)
-                .to_string(),
-            None => "-1".to_string(),
-        };
-        write(&cpu.join("cpu.cfs_quota_us"), &quota)?;
-        let memory = self.memory.join(group);
         if let Some(bytes) = limits.memory_bytes {
+            let memory = self.memory.join(group);
+            make_dirs(&memory)?;
             write(&memory.join("memory.limit_in_bytes"), &bytes.to_string())?;
             // With swap accounting, memory + swap gets the same limit, so
             // the limit is not escaped into swap.
@@ -93,20 +89,16 @@ impl Cgroups for V1 {
 
     fn add(&self, group: &str, pid: u32) -> Result<()> {
         for dir in self.dirs(group) {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            if dir.is_dir() {
+                write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            }
         }
         Ok(())
     }
 
     fn stats(&self, group: &str) -> Result<Stats> {
-        let cpu_nanos = read(&self.cpuacct.join(group).join("cpuacct.usage"))?
-            .parse()
-            .unwrap_or(0);
-        let memory = self.memory.join(group);
-        let memory_bytes = read(&memory.join("memory.usage_in_bytes"))?
-            .parse()
-            .unwrap_or(0);
-        let oom_kills = read(&memory.join("memory.oom_control"))
+        let (cpu_nanos, memory_bytes) = self.usage(group)?;
+        let oom_kills = read(&self.memory.join(group).join("memory.oom_control"))
             .ok()
             .and_then(|text| keyed(&text, "oom_kill"))
             .unwrap_or(0);
@@ -119,12 +111,17 @@ impl Cgroups for V1 {
 
     fn usage(&self, group: &str) -> Result<(u64, u64)> {
         let cpu = read(&self.cpuacct.join(group).join("cpuacct.usage"))?;
-        let memory = read(&self.memory.join(group).join("memory.usage_in_bytes"))?;
-        Ok((cpu.parse().unwrap_or(0), memory.parse().unwrap_or(0)))
+        // No memory group without a memory limit: nothing charged there.
+        let memory = read(&self.memory.join(group).join("memory.usage_in_bytes"))
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0);
+        Ok((cpu.parse().unwrap_or(0), memory))
     }
 
     fn kill_all(&self, group: &str) -> Result<usize> {
-        kill_listed(&self.memory.join(group).join("cgroup.procs"))
+        // cpuacct is the one hierarchy every group has.
+        kill_listed(&self.cpuacct.join(group).join("cgroup.procs"))
     }
 
     fn remove(&self, group: &str) -> Result<()> {

@@ -15,6 +15,8 @@ fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64
     // cgroup v1, pages touched in the microseconds before the process was
     // moved into its group stay charged to the parent.)
     match shared.cgroups.usage(&shared.cgroup_of(app, name)) {
+        // No memory group (no memory limit): the process's resident size.
+        Ok((cpu, 0)) => Some((cpu, pid.and_then(resident).unwrap_or(0))),
         Ok(reading) => Some(reading),
         Err(_) => from_proc(pid?),
     }
@@ -30,17 +32,20 @@ fn from_proc(pid: u32) -> Option<(u64, u64)> {
         .iter()
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
-    // SAFETY: sysconf only reads system constants.
-    let (hz, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_CLK_TCK),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let (hz, page) = (u64::try_from(hz).ok()?.max(1), u64::try_from(page).ok()?);
+    // SAFETY: sysconf only reads a system constant.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()?
+        .max(1);
+    Some((ticks * 1_000_000_000 / hz, resident(pid)?))
+}
+
+/// Resident memory of one process in bytes, from `/proc/<pid>/statm`.
+fn resident(pid: u32) -> Option<u64> {
+    // SAFETY: sysconf only reads a system constant.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some((ticks * 1_000_000_000 / hz, resident * page))
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page)
 }
 
 /// Millicores used between two readings.
