@@ -10,11 +10,13 @@
 # Run from anywhere inside the workspace. As root, the server runs as the
 # `postgres` user (initdb refuses root).
 #
-#   PGPORT   port to listen on (default 55432)
+#   PGPORT   port to listen on (default: a free one)
 #   PGBIN    directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 set -euo pipefail
 
-port="${PGPORT:-55432}"
+# A free port unless one is asked for: another cluster (a parallel run)
+# may hold any fixed one.
+port="${PGPORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 bin="${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
 if [[ -z "$bin" || ! -x "$bin/initdb" ]]; then
     echo "with-postgres: no PostgreSQL server binaries found (apt-get install -y postgresql)" >&2
