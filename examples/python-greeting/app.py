@@ -1,6 +1,5 @@
 """A web process that imports a package the Python buildpack installed."""
 import os
-import socket
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import greeting
@@ -8,7 +7,7 @@ import greeting
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = (greeting.hello(socket.gethostname()) + "\n").encode()
+        body = (greeting.hello(os.environ.get("HOSTNAME", "?")) + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -46,6 +46,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("http://{address}"),
         hex::encode(secret),
     ));
+    let builtins = state.buildpacks_dir();
+    tokio::task::spawn_blocking(move || drycc_buildpacks::builtin::install(&builtins))
+        .await
+        .context("cannot install the built-in buildpacks")?
+        .context("cannot install the built-in buildpacks")?;
     let stop_reconciler = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn(crate::reconciler::run(
         state.clone(),
