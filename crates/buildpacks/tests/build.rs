@@ -258,6 +258,35 @@ async fn builtin_python_installs_a_local_package_offline() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello, slug!\n");
+
+    // The next build of the same requirements installs from the cache.
+    std::fs::remove_dir_all(app.join(".venv")).unwrap();
+    let (result, lines) = fixture.build(&[]).await;
+    result.unwrap_or_else(|e| panic!("{e}\n{}", lines.join("\n")));
+    assert!(
+        lines.iter().any(|l| l.contains("Requirements unchanged")),
+        "{lines:?}"
+    );
+    let output = Command::new(app.join(".venv/bin/python"))
+        .args(["-c", "import greeting; print(greeting.hello('cache'))"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "Hello, cache!\n");
+    // A change to the package in the app is installed again.
+    std::fs::write(
+        app.join("vendor/greeting/greeting/__init__.py"),
+        "def hello(name):\n    return 'changed'\n",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(app.join(".venv")).unwrap();
+    let (result, lines) = fixture.build(&[]).await;
+    result.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Installing requirements with pip")),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]

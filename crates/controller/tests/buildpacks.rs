@@ -173,7 +173,7 @@ PY
 
 #[test]
 fn custom_buildpack_cache_procfile_failure_and_rollback() {
-    let controller = Controller::start(&[]);
+    let controller = Controller::start(&[("DRYCC_SLUGS_KEEP", "2")]);
     let mut api = Api::new(&controller.url);
     api.login("alice", "s3cret-pass");
     let app = "custom-bp";
@@ -244,6 +244,10 @@ fn custom_buildpack_cache_procfile_failure_and_rollback() {
     let third = wait_routed(&controller, app, |b| b.ends_with("; procfile\n"));
     assert!(third.contains("profile-ok"), "{third}");
     let running = web_name(&api, app);
+    // Three builds, two slugs kept: the first push's slug is gone.
+    let slugs = controller.data_dir.path().join("slugs").join(app);
+    let slug_count = || std::fs::read_dir(&slugs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(slug_count(), 2, "DRYCC_SLUGS_KEEP=2");
     let releases_before = api.get(&format!("/v2/apps/{app}/releases/")).body["count"].clone();
 
     // A failing compile rejects the push with its output; nothing changes.
@@ -266,6 +270,7 @@ fn custom_buildpack_cache_procfile_failure_and_rollback() {
         "the running process is untouched"
     );
     assert_eq!(routed(&controller.router_url, app).1, third);
+    assert_eq!(slug_count(), 2, "the failed build left no slug");
 
     // Rollback: the previous release's slug runs again, exactly.
     let answer = api.post(&format!("/v2/apps/{app}/releases/rollback/"), json!({}));
