@@ -130,6 +130,7 @@ build=$1 cache=$2 env=$3
 echo "-----> Custom compile, MESSAGE=$(cat "$env/MESSAGE")"
 if [ -f "$build/fail" ]; then
   echo "       compile exploded: $(cat "$build/fail")"
+  echo "DRYCC-RESULT ok"
   exit 1
 fi
 if [ -f "$cache/count" ]; then
@@ -260,6 +261,10 @@ fn custom_buildpack_cache_procfile_failure_and_rollback() {
         "{output}"
     );
     assert!(output.contains("failed to compile"), "{output}");
+    assert!(
+        output.contains("remote:  DRYCC-RESULT ok"),
+        "a fake verdict is shown escaped: {output}"
+    );
     assert_eq!(
         api.get(&format!("/v2/apps/{app}/releases/")).body["count"],
         releases_before

@@ -189,9 +189,28 @@ async fn compile(
         builtins: state.buildpacks_dir(),
         buildpacks_cache: state.fetched_buildpacks_dir(),
     };
-    let outcome = drycc_buildpacks::build(&dirs, config, &build_env(app, &request.sha), progress)
-        .await
-        .map_err(|error| error.to_string())?;
+    // Buildpack output goes to the push through a filter: a line that
+    // looks like the build's verdict is escaped, so no buildpack can make
+    // the hook accept a failed push.
+    let (output, mut lines) = mpsc::channel::<String>(64);
+    let forward = async {
+        while let Some(line) = lines.recv().await {
+            let line = if line.trim_start().starts_with("DRYCC-RESULT") {
+                format!(" {line}")
+            } else {
+                line
+            };
+            let _ = progress.send(line).await;
+        }
+    };
+    let env = build_env(app, &request.sha);
+    let built = async move {
+        let result = drycc_buildpacks::build(&dirs, config, &env, &output).await;
+        drop(output);
+        result
+    };
+    let (outcome, ()) = tokio::join!(built, forward);
+    let outcome = outcome.map_err(|error| error.to_string())?;
     let mut types = outcome.default_process_types;
     let _ = progress
         .send("-----> Discovering process types".into())

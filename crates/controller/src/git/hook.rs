@@ -81,9 +81,13 @@ pub async fn run() -> anyhow::Result<i32> {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
-            if text == RESULT_OK {
-                ok = true;
-            } else if !text.starts_with("DRYCC-RESULT") {
+            // The controller's verdict is the last line; build output that
+            // looks like one is escaped by the controller, and a verdict
+            // is only taken as final when nothing else follows it.
+            if text.starts_with("DRYCC-RESULT") {
+                ok = text == RESULT_OK;
+            } else {
+                ok = false;
                 let _ = writeln!(stderr, "{text}");
             }
         }
