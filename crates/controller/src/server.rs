@@ -57,6 +57,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         stop_reconciler.clone(),
     ));
     resume(&state).await?;
+    crate::git::build::sweep(&state).await;
 
     let router_task = start_router(&state).await?;
 

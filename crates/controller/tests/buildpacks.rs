@@ -283,3 +283,43 @@ fn custom_buildpack_cache_procfile_failure_and_rollback() {
     let rolled = wait_routed(&controller, app, |b| b.ends_with("; release default\n"));
     assert_eq!(rolled, second, "the slug of the second push runs again");
 }
+
+#[test]
+fn a_restart_removes_what_an_interrupted_build_left() {
+    let mut controller = Controller::start(&[]);
+    let mut api = Api::new(&controller.url);
+    api.login("alice", "s3cret-pass");
+    let app = "interrupted";
+    create_app(&api, app);
+    let repo = support::fixture_repo("webapp");
+    let token = api.token.clone().expect("token");
+    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
+    assert!(ok, "push failed:\n{output}\n{}", controller.log());
+    controller.stop();
+    // What a crash during a build leaves: a checkout, scratch, a slug
+    // that no build names.
+    let data = controller.data_dir.path().to_path_buf();
+    let slugs = data.join("slugs").join(app);
+    let running: Vec<_> = std::fs::read_dir(&slugs)
+        .expect("slugs")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(running.len(), 1);
+    for dir in [
+        slugs.join("0123abc-deadbeef"),
+        data.join("checkouts").join(app).join("0123abc"),
+        data.join("tmp").join("build-x").join("env"),
+    ] {
+        std::fs::create_dir_all(&dir).expect("create");
+    }
+    controller.spawn();
+    api.url = controller.url.clone();
+    let left: Vec<_> = std::fs::read_dir(&slugs)
+        .expect("slugs")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, running, "only the recorded slug is kept");
+    assert!(!data.join("checkouts").exists());
+    assert!(!data.join("tmp").exists());
+    assert_eq!(api.pods_of(app, "web").len(), 1);
+}

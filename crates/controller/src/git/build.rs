@@ -159,6 +159,58 @@ async fn run(
     }
 }
 
+/// At start, before the API serves (so no build runs): remove what builds
+/// interrupted by a stop or a crash left behind: checkouts, scratch
+/// directories, and slugs that no build row names.
+pub async fn sweep(state: &Shared) {
+    let apps = match state.store.list_apps().await {
+        Ok(apps) => apps,
+        Err(error) => {
+            tracing::warn!(%error, "Cannot list apps to remove unfinished builds.");
+            return;
+        }
+    };
+    let mut recorded: Vec<(std::path::PathBuf, BTreeSet<String>)> = Vec::new();
+    for app in apps {
+        match state.store.list_builds(&app.id).await {
+            Ok(builds) => recorded.push((
+                state.slugs_dir().join(&app.id),
+                builds.iter().map(deploy::slug_name).collect(),
+            )),
+            Err(error) => {
+                tracing::warn!(app = %app.id, %error, "Cannot list builds to remove unfinished ones.");
+                return;
+            }
+        }
+    }
+    let scratch = [state.checkouts_dir(), state.data_dir.join("tmp")];
+    let removed = tokio::task::spawn_blocking(move || {
+        let mut removed = 0;
+        for dir in scratch {
+            if std::fs::remove_dir_all(&dir).is_ok() {
+                removed += 1;
+            }
+        }
+        for (app_dir, names) in recorded {
+            let Ok(entries) = std::fs::read_dir(&app_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !names.contains(&name) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    })
+    .await
+    .unwrap_or(0);
+    if removed > 0 {
+        tracing::info!(removed, "Removed what unfinished builds left behind.");
+    }
+}
+
 /// Rename the hook's checkout to the slug directory (both in the data dir).
 async fn move_checkout(checkout: &Path, slug_dir: &Path) -> std::io::Result<()> {
     if let Some(parent) = slug_dir.parent() {
