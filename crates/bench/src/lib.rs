@@ -177,6 +177,24 @@ impl Api {
         )
     }
 
+    /// `git push` of the repository in `dir` to `app`; the time until the
+    /// push returned, which is when the new release is ready (the build
+    /// runs in the pre-receive hook and waits for the rollout).
+    pub fn push_dir(&self, app: &str, dir: &Path) -> Result<Duration> {
+        let host = self.url.trim_start_matches("http://");
+        let started = Instant::now();
+        git(
+            &[
+                "push",
+                "-q",
+                &format!("http://bench:{}@{host}/git/{app}.git", self.token),
+                "main",
+            ],
+            dir,
+        )?;
+        Ok(started.elapsed())
+    }
+
     /// `POST /scale/`; fails unless it answers 204.
     pub fn scale(&self, app: &str, body: Value) -> Result<Duration> {
         let started = Instant::now();
@@ -257,6 +275,27 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Ok(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// Commit every change of the work tree in `dir` (a repository is created
+/// on the first call).
+pub fn commit_all(dir: &Path, message: &str) -> Result<()> {
+    if !dir.join(".git").exists() {
+        git(&["init", "-q", "-b", "main"], dir)?;
+    }
+    git(&["add", "-A"], dir)?;
+    git(
+        &[
+            "-c",
+            "user.name=b",
+            "-c",
+            "user.email=b@example.com",
+            "commit",
+            "-qm",
+            message,
+        ],
+        dir,
+    )
 }
 
 fn git(args: &[&str], dir: &Path) -> Result<()> {

@@ -32,7 +32,11 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
     if !build.sha.is_empty() {
         env.insert("SOURCE_VERSION".into(), build.sha.clone());
     }
-    let workdir = state.slugs_dir().join(&app.id).join(&build.sha);
+    let workdir = slug_dir(state, &app.id, build);
+    // Heroku's convention: a slug's `.profile.d/*.sh` set up the
+    // environment of each process (a virtualenv's PATH, ...). One stat per
+    // pass, of a local directory.
+    let profile = workdir.join(drycc_buildpacks::slug::PROFILE_D).is_dir();
     let container_port = config
         .values
         .get("PORT")
@@ -54,7 +58,11 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 ptype: ptype.clone(),
                 release: release.version,
                 hash: template_hash(&app.id, ptype, release.version, generation),
-                command: command.clone(),
+                command: if profile {
+                    drycc_buildpacks::slug::with_profile(command)
+                } else {
+                    command.clone()
+                },
                 env: env.clone(),
                 workdir: workdir.clone(),
                 image: None,
@@ -84,6 +92,22 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
             }
         })
         .collect()
+}
+
+/// The slug directory name of a build: its `image` for buildpack builds
+/// (one slug per build), the commit for builds made before slugs had
+/// names of their own.
+pub fn slug_name(build: &drycc_store::Build) -> String {
+    if build.image.is_empty() {
+        build.sha.clone()
+    } else {
+        build.image.clone()
+    }
+}
+
+/// Where the processes of a native build run.
+pub fn slug_dir(state: &AppState, app: &str, build: &drycc_store::Build) -> std::path::PathBuf {
+    state.slugs_dir().join(app).join(slug_name(build))
 }
 
 /// The port a container app listens on unless its config sets `PORT`.

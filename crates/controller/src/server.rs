@@ -48,6 +48,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         hex::encode(secret),
         router_secret,
     ));
+    let builtins = state.buildpacks_dir();
+    tokio::task::spawn_blocking(move || drycc_buildpacks::builtin::install(&builtins))
+        .await
+        .context("cannot install the built-in buildpacks")?
+        .context("cannot install the built-in buildpacks")?;
     let stop_reconciler = tokio_util::sync::CancellationToken::new();
     let reconciler = tokio::spawn(crate::reconciler::run(
         state.clone(),
@@ -60,6 +65,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         state.clone(),
         stop_reconciler.clone(),
     ));
+    crate::git::build::sweep(&state).await;
 
     let router_task = start_router(&state).await?;
 

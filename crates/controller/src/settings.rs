@@ -127,6 +127,14 @@ pub struct Settings {
     /// Output kept per process, in KiB (older output is cut off).
     #[arg(long, env = "DRYCC_LOG_KIB_PER_PROCESS", default_value_t = 4096)]
     pub log_kib_per_process: u64,
+    /// Where the built-in buildpacks are written at start (default:
+    /// `buildpacks` in the data dir).
+    #[arg(long, env = "DRYCC_BUILDPACKS_DIR")]
+    pub buildpacks_dir: Option<PathBuf>,
+    /// Slugs kept per app: those of the newest builds, plus the one the
+    /// app runs; older ones are removed after each build.
+    #[arg(long, env = "DRYCC_SLUGS_KEEP", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub slugs_keep: u32,
 }
 
 impl Settings {

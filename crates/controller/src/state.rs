@@ -87,8 +87,33 @@ impl AppState {
         self.data_dir.join("repos")
     }
 
+    /// Compiled slugs, `<app>/<slug>` (see `deploy::slug_dir`).
     pub fn slugs_dir(&self) -> PathBuf {
         self.data_dir.join("slugs")
+    }
+
+    /// Pushed commits extracted by the git hook, `<app>/<sha>`, until a
+    /// build moves them into a slug.
+    pub fn checkouts_dir(&self) -> PathBuf {
+        self.data_dir.join("checkouts")
+    }
+
+    /// The per-app build caches, `<app>`, kept between pushes.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache")
+    }
+
+    /// The built-in buildpacks, written at start.
+    pub fn buildpacks_dir(&self) -> PathBuf {
+        self.settings
+            .buildpacks_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("buildpacks"))
+    }
+
+    /// Fetched buildpacks, one directory per URL and ref.
+    pub fn fetched_buildpacks_dir(&self) -> PathBuf {
+        self.data_dir.join("buildpacks-fetched")
     }
 }
 

@@ -48,6 +48,10 @@
 //!   on both engines, and free of migrations when a map's value shape
 //!   changes.
 //!
+//! A buildpack build (a `git push` of source) keeps its slug's directory
+//! name in `image` and the buildpacks that compiled it in `stack`; image
+//! builds keep their image reference in `image`.
+//!
 //! A release is immutable and points at one config row and at most one build
 //! row; every release gets its own config row (configs are small) while
 //! builds are shared by the releases that keep them. Release versions are

@@ -85,6 +85,16 @@ fn build_type(b: &Build) -> &'static str {
     }
 }
 
+/// The buildpacks that built a source build (its `stack`); builds made
+/// before buildpacks ran say `native`, which names none.
+fn buildpacks(b: &Build) -> String {
+    if build_type(b) == "buildpack" && b.stack != "native" {
+        b.stack.clone()
+    } else {
+        String::new()
+    }
+}
+
 fn builds_view(app: &str, mut builds: Vec<Build>) -> String {
     if builds.is_empty() {
         return format!("No builds found in {app} app.\n");
@@ -103,11 +113,15 @@ fn builds_view(app: &str, mut builds: Vec<Build>) -> String {
                 b.owner.clone(),
                 build_type(b).to_string(),
                 source,
+                buildpacks(b),
                 drycc_time(&b.created),
             ]
         })
         .collect();
-    table::render(&["UUID", "OWNER", "TYPE", "SOURCE", "CREATED"], &rows)
+    table::render(
+        &["UUID", "OWNER", "TYPE", "SOURCE", "BUILDPACKS", "CREATED"],
+        &rows,
+    )
 }
 
 #[cfg(test)]
@@ -132,11 +146,12 @@ mod tests {
         src.uuid = "b2".into();
         src.sha = "0123456789abcdef".into();
         src.created = "2023-12-09T02:25:00Z".into();
+        src.stack = "python".into();
         assert_eq!(
             builds_view("foo", vec![b, src]),
-            "UUID    OWNER    TYPE         SOURCE        CREATED\n\
-             b2      alice    buildpack    0123456       2023-12-09T02:25:00UTC\n\
-             b1      alice    image        nginx:1.25    2023-12-08T02:25:00UTC\n"
+            "UUID    OWNER    TYPE         SOURCE        BUILDPACKS    CREATED\n\
+             b2      alice    buildpack    0123456       python        2023-12-09T02:25:00UTC\n\
+             b1      alice    image        nginx:1.25                  2023-12-08T02:25:00UTC\n"
         );
         assert_eq!(builds_view("foo", vec![]), "No builds found in foo app.\n");
     }

@@ -113,6 +113,8 @@ pub async fn destroy(
     for dir in [
         state.repos_dir().join(format!("{}.git", app.id)),
         state.slugs_dir().join(&app.id),
+        state.checkouts_dir().join(&app.id),
+        state.cache_dir().join(&app.id),
     ] {
         if let Err(error) = tokio::fs::remove_dir_all(&dir).await {
             if error.kind() != std::io::ErrorKind::NotFound {

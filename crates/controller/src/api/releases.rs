@@ -161,6 +161,14 @@ pub async fn rollback(
     if release.failed {
         return Err(ApiError::bad_request("Cannot roll back to failed release."));
     }
+    if let Some(build) = release.build.as_ref().filter(|b| !b.sha.is_empty()) {
+        let dir = deploy::slug_dir(&state, &app.id, build);
+        if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
+            return Err(ApiError::bad_request(format!(
+                "Cannot roll back to v{target}: its slug was removed (only the newest DRYCC_SLUGS_KEEP builds keep theirs)."
+            )));
+        }
+    }
     let structure = release.build.as_ref().map(|build| {
         let types = build.procfile.keys().cloned().collect();
         drycc_model::scale::structure_after_deploy(&app.structure, &types)

@@ -1,14 +1,18 @@
-//! The internal build endpoint called by the pre-receive hook: read the
-//! checkout's Procfile (or detect a default), create build + release, roll
-//! it out, and stream progress lines back.
+//! The internal build endpoint called by the pre-receive hook: move the
+//! pushed checkout into a new slug, run the app's buildpacks in it
+//! (`drycc_buildpacks`), take the process types from the Procfile over the
+//! buildpacks' defaults, create build + release, roll it out, and stream
+//! progress lines back. A failed build removes its slug and changes
+//! nothing else.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use drycc_buildpacks::{slug, Dirs};
 use drycc_model::scale::structure_after_deploy;
 use drycc_store::{BuildRef, NewBuild, NewConfig};
 use tokio::sync::mpsc;
@@ -65,20 +69,14 @@ async fn run(
     let say = |line: String| async move {
         let _ = progress.send(line).await;
     };
-    let checkout = state.slugs_dir().join(&request.app).join(&request.sha);
+    let checkout = state.checkouts_dir().join(&request.app).join(&request.sha);
     if !checkout.is_dir() {
         return Err(format!("the checkout of {} is missing", request.sha));
     }
     if checkout.join("Dockerfile").is_file() {
+        let _ = tokio::fs::remove_dir_all(&checkout).await;
         return Err("Dockerfile builds run on the Docker engine, which is not reachable: start a Docker daemon (or set DOCKER_HOST) and push again.".into());
     }
-    let procfile = read_procfile(&checkout)?;
-    let types: Vec<&str> = procfile.keys().map(String::as_str).collect();
-    say(format!(
-        "-----> Procfile declares types -> {}",
-        types.join(", ")
-    ))
-    .await;
     let app = state
         .store
         .get_app(&request.app)
@@ -100,6 +98,31 @@ async fn run(
             .await
             .map_err(|e| e.to_string())?,
     };
+    // The checkout becomes the slug: compiled where its processes will run,
+    // in a directory of its own, so the running release's slug is never
+    // touched and a failed build leaves nothing behind.
+    let slug = slug::new_name(&request.sha);
+    let slug_dir = state.slugs_dir().join(&app.id).join(&slug);
+    if let Err(error) = move_checkout(&checkout, &slug_dir).await {
+        let _ = tokio::fs::remove_dir_all(&checkout).await;
+        return Err(format!("cannot prepare the build: {error}"));
+    }
+    let compiled = compile(
+        state,
+        &app.id,
+        request,
+        &slug_dir,
+        &latest.config.values,
+        progress,
+    )
+    .await;
+    let (procfile, buildpacks) = match compiled {
+        Ok(built) => built,
+        Err(message) => {
+            let _ = tokio::fs::remove_dir_all(&slug_dir).await;
+            return Err(message);
+        }
+    };
     let type_set = procfile.keys().cloned().collect();
     let structure = structure_after_deploy(&app.structure, &type_set);
     let short = &request.sha[..request.sha.len().min(7)];
@@ -107,8 +130,8 @@ async fn run(
         owner: request.user.clone(),
         summary: format!("{} deployed {short}", request.user),
         build: BuildRef::New(NewBuild {
-            image: String::new(),
-            stack: "native".into(),
+            image: slug,
+            stack: buildpacks,
             sha: request.sha.clone(),
             procfile,
             dockerfile: String::new(),
@@ -116,7 +139,9 @@ async fn run(
         config: NewConfig::from(&latest.config),
         structure: Some(structure),
     };
-    match deploy::release(state, &app.id, change, Some(progress)).await {
+    let released = deploy::release(state, &app.id, change, Some(progress)).await;
+    prune_slugs(state, &app.id).await;
+    match released {
         Ok(release) => {
             say(format!("-----> Launching... done, v{}", release.version)).await;
             say(String::new()).await;
@@ -134,55 +159,226 @@ async fn run(
     }
 }
 
+/// At start, before the API serves (so no build runs): remove what builds
+/// interrupted by a stop or a crash left behind: checkouts, scratch
+/// directories, and slugs that no build row names.
+pub async fn sweep(state: &Shared) {
+    let apps = match state.store.list_apps().await {
+        Ok(apps) => apps,
+        Err(error) => {
+            tracing::warn!(%error, "Cannot list apps to remove unfinished builds.");
+            return;
+        }
+    };
+    let mut recorded: Vec<(std::path::PathBuf, BTreeSet<String>)> = Vec::new();
+    for app in apps {
+        match state.store.list_builds(&app.id).await {
+            Ok(builds) => recorded.push((
+                state.slugs_dir().join(&app.id),
+                builds.iter().map(deploy::slug_name).collect(),
+            )),
+            Err(error) => {
+                tracing::warn!(app = %app.id, %error, "Cannot list builds to remove unfinished ones.");
+                return;
+            }
+        }
+    }
+    let scratch = [state.checkouts_dir(), state.data_dir.join("tmp")];
+    let removed = tokio::task::spawn_blocking(move || {
+        let mut removed = 0;
+        for dir in scratch {
+            if std::fs::remove_dir_all(&dir).is_ok() {
+                removed += 1;
+            }
+        }
+        for (app_dir, names) in recorded {
+            let Ok(entries) = std::fs::read_dir(&app_dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !names.contains(&name) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    })
+    .await
+    .unwrap_or(0);
+    if removed > 0 {
+        tracing::info!(removed, "Removed what unfinished builds left behind.");
+    }
+}
+
+/// Rename the hook's checkout to the slug directory (both in the data dir).
+async fn move_checkout(checkout: &Path, slug_dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = slug_dir.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::rename(checkout, slug_dir).await
+}
+
+/// Run the app's buildpacks in `slug_dir`; the process types (the
+/// Procfile's, over the buildpacks' defaults) and the buildpacks that ran.
+async fn compile(
+    state: &Shared,
+    app: &str,
+    request: &BuildRequest,
+    slug_dir: &Path,
+    config: &BTreeMap<String, String>,
+    progress: &mpsc::Sender<String>,
+) -> Result<(BTreeMap<String, String>, String), String> {
+    // A bad Procfile fails the push before anything is installed.
+    let procfile = read_procfile(slug_dir)?;
+    let dirs = Dirs {
+        build: slug_dir.to_path_buf(),
+        cache: state.cache_dir().join(app),
+        work: state
+            .data_dir
+            .join("tmp")
+            .join(format!("build-{app}-{}", uuid::Uuid::new_v4().simple())),
+        builtins: state.buildpacks_dir(),
+        buildpacks_cache: state.fetched_buildpacks_dir(),
+    };
+    // Buildpack output goes to the push through a filter: a line that
+    // looks like the build's verdict is escaped, so no buildpack can make
+    // the hook accept a failed push.
+    let (output, mut lines) = mpsc::channel::<String>(64);
+    let forward = async {
+        while let Some(line) = lines.recv().await {
+            let line = if line.trim_start().starts_with("DRYCC-RESULT") {
+                format!(" {line}")
+            } else {
+                line
+            };
+            let _ = progress.send(line).await;
+        }
+    };
+    let env = build_env(app, &request.sha);
+    let built = async move {
+        let result = drycc_buildpacks::build(&dirs, config, &env, &output).await;
+        drop(output);
+        result
+    };
+    let (outcome, ()) = tokio::join!(built, forward);
+    let outcome = outcome.map_err(|error| error.to_string())?;
+    let mut types = outcome.default_process_types;
+    let _ = progress
+        .send("-----> Discovering process types".into())
+        .await;
+    match procfile {
+        Some(declared) => {
+            let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+            let _ = progress
+                .send(format!(
+                    "-----> Procfile declares types -> {}",
+                    names.join(", ")
+                ))
+                .await;
+            types.extend(declared);
+        }
+        None => {
+            let names: Vec<&str> = types.keys().map(String::as_str).collect();
+            let _ = progress
+                .send(format!(
+                    "-----> Default types for buildpack -> {}",
+                    names.join(", ")
+                ))
+                .await;
+        }
+    }
+    if types.is_empty() {
+        return Err("no process types: add a Procfile with a line such as `web: <command that listens on $PORT>`".into());
+    }
+    let dir = slug_dir.to_path_buf();
+    let size = tokio::task::spawn_blocking(move || slug::size(&dir))
+        .await
+        .unwrap_or(0);
+    let _ = progress
+        .send(format!(
+            "-----> Compiled slug size is {}",
+            slug::human_size(size)
+        ))
+        .await;
+    Ok((types, outcome.specs.join(", ")))
+}
+
+/// The environment of buildpack programs: the controller's `PATH` (the
+/// runtimes the built-in buildpacks use), never the rest of its
+/// environment (which may hold the database URL). The app's config
+/// reaches buildpacks through the env dir.
+fn build_env(app: &str, sha: &str) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("LANG".to_string(), "C.UTF-8".to_string()),
+        ("STACK".to_string(), "drycc-native".to_string()),
+        ("SOURCE_VERSION".to_string(), sha.to_string()),
+        ("DRYCC_APP".to_string(), app.to_string()),
+    ];
+    for name in ["PATH", "HOME", "TMPDIR"] {
+        if let Ok(value) = std::env::var(name) {
+            env.push((name.to_string(), value));
+        }
+    }
+    env
+}
+
+/// Remove the slugs of all but the newest `DRYCC_SLUGS_KEEP` builds,
+/// never the one of the release the app should run.
+async fn prune_slugs(state: &Shared, app: &str) {
+    let builds = match state.store.list_builds(app).await {
+        Ok(builds) => builds,
+        Err(error) => {
+            tracing::warn!(app, %error, "Cannot list builds to remove old slugs.");
+            return;
+        }
+    };
+    let keep_count = usize::try_from(state.settings.slugs_keep).unwrap_or(usize::MAX);
+    let mut keep: BTreeSet<String> = builds
+        .iter()
+        .take(keep_count)
+        .map(deploy::slug_name)
+        .collect();
+    for release in [
+        state.store.desired_release(app).await,
+        state.store.last_good_release(app).await,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    {
+        if let Some(build) = &release.build {
+            keep.insert(deploy::slug_name(build));
+        }
+    }
+    let candidates: Vec<String> = builds.iter().map(deploy::slug_name).collect();
+    let app_dir = state.slugs_dir().join(app);
+    let removed = tokio::task::spawn_blocking(move || slug::prune(&app_dir, &candidates, &keep))
+        .await
+        .unwrap_or_default();
+    if !removed.is_empty() {
+        tracing::info!(app, removed = ?removed, "Removed old slugs.");
+    }
+}
+
 fn router_port(listen: &str) -> String {
     listen.rsplit(':').next().unwrap_or("8080").to_string()
 }
 
-/// The Procfile's types, or the default `web` command detected from the
-/// source; an error message asks for a Procfile when nothing is detected.
-pub fn read_procfile(checkout: &Path) -> Result<BTreeMap<String, String>, String> {
+/// The Procfile's types, `None` without a Procfile; errors point at the
+/// line and column.
+pub fn read_procfile(checkout: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
     let path = checkout.join("Procfile");
-    if path.is_file() {
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read Procfile: {e}"))?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| "Procfile is not valid UTF-8".to_string())?;
-        let parsed = drycc_procfile::parse(&text).map_err(|e| format!("Procfile error:\n{e}"))?;
-        if parsed.is_empty() {
-            return Err(
-                "Procfile declares no process types: add a line such as `web: <command>`".into(),
-            );
-        }
-        return Ok(parsed.to_map());
+    if !path.is_file() {
+        return Ok(None);
     }
-    detect_default(checkout)
-        .map(|command| BTreeMap::from([("web".to_string(), command)]))
-        .ok_or_else(|| {
-            "no Procfile found and no app server detected: add a Procfile with a line such as `web: <command that listens on $PORT>`".into()
-        })
-}
-
-/// Default `web` commands (documented in docs/deploying.md).
-pub fn detect_default(checkout: &Path) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(checkout.join("package.json")) {
-        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-        if json
-            .pointer("/scripts/start")
-            .and_then(|v| v.as_str())
-            .is_some()
-        {
-            return Some("npm start".into());
-        }
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read Procfile: {e}"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "Procfile is not valid UTF-8".to_string())?;
+    let parsed = drycc_procfile::parse(&text).map_err(|e| format!("Procfile error:\n{e}"))?;
+    if parsed.is_empty() {
+        return Err(
+            "Procfile declares no process types: add a line such as `web: <command>`".into(),
+        );
     }
-    if checkout.join("config.ru").is_file() {
-        return Some("bundle exec rackup -p $PORT".into());
-    }
-    if checkout.join("manage.py").is_file() {
-        return Some("python3 manage.py runserver 0.0.0.0:$PORT --noreload".into());
-    }
-    for file in ["app.py", "main.py"] {
-        if checkout.join(file).is_file() {
-            return Some(format!("python3 {file}"));
-        }
-    }
-    None
+    Ok(Some(parsed.to_map()))
 }

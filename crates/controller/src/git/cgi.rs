@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio_util::io::{ReaderStream, StreamReader};
 
-use super::{ENV_APP, ENV_HOOK_EXE, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_SLUGS_DIR, ENV_USER};
+use super::{ENV_APP, ENV_CHECKOUTS_DIR, ENV_HOOK_EXE, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_USER};
 use crate::auth::{app_for, user_for_token, Access};
 use crate::state::Shared;
 
@@ -159,7 +159,7 @@ async fn run_backend(
         .env(ENV_HOOK_SECRET, &state.hook_secret)
         .env(ENV_APP, app)
         .env(ENV_USER, user)
-        .env(ENV_SLUGS_DIR, state.slugs_dir())
+        .env(ENV_CHECKOUTS_DIR, state.checkouts_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -13,7 +13,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
 use super::{
-    ENV_APP, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_SLUGS_DIR, ENV_USER, RESULT_OK, SECRET_HEADER,
+    ENV_APP, ENV_CHECKOUTS_DIR, ENV_HOOK_SECRET, ENV_HOOK_URL, ENV_USER, RESULT_OK, SECRET_HEADER,
 };
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
@@ -28,7 +28,7 @@ pub async fn run() -> anyhow::Result<i32> {
     let secret = env(ENV_HOOK_SECRET)?;
     let app = env(ENV_APP)?;
     let user = env(ENV_USER)?;
-    let slugs = PathBuf::from(env(ENV_SLUGS_DIR)?);
+    let checkouts = PathBuf::from(env(ENV_CHECKOUTS_DIR)?);
 
     let mut deploy = None;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -51,7 +51,7 @@ pub async fn run() -> anyhow::Result<i32> {
         return Ok(0);
     };
     eprintln!("-----> Receiving {} for {app}", &sha[..sha.len().min(7)]);
-    let target = slugs.join(&app).join(&sha);
+    let target = checkouts.join(&app).join(&sha);
     if let Err(error) = extract(&sha, &target).await {
         eprintln!("-----> Failed to check out {sha}: {error}");
         return Ok(1);
@@ -81,9 +81,13 @@ pub async fn run() -> anyhow::Result<i32> {
             let line: Vec<u8> = pending.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
-            if text == RESULT_OK {
-                ok = true;
-            } else if !text.starts_with("DRYCC-RESULT") {
+            // The controller's verdict is the last line; build output that
+            // looks like one is escaped by the controller, and a verdict
+            // is only taken as final when nothing else follows it.
+            if text.starts_with("DRYCC-RESULT") {
+                ok = text == RESULT_OK;
+            } else {
+                ok = false;
                 let _ = writeln!(stderr, "{text}");
             }
         }

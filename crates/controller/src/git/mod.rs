@@ -12,7 +12,7 @@ pub const ENV_HOOK_EXE: &str = "DRYCC_HOOK_EXE";
 pub const ENV_HOOK_SECRET: &str = "DRYCC_HOOK_SECRET";
 pub const ENV_APP: &str = "DRYCC_HOOK_APP";
 pub const ENV_USER: &str = "DRYCC_HOOK_USER";
-pub const ENV_SLUGS_DIR: &str = "DRYCC_HOOK_SLUGS_DIR";
+pub const ENV_CHECKOUTS_DIR: &str = "DRYCC_HOOK_CHECKOUTS_DIR";
 /// Header carrying the hook secret to the internal build endpoint.
 pub const SECRET_HEADER: &str = "x-drycc-hook-secret";
 /// Last line of the build stream: the hook's exit status.

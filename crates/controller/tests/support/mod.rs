@@ -420,6 +420,37 @@ fn repo_from(source: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// A directory tree (subdirectories included) in a fresh repository with
+/// one commit on main.
+pub fn tree_repo(source: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = Command::new("cp")
+        .arg("-R")
+        .arg(format!("{}/.", source.display()))
+        .arg(dir.path())
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "copy {}", source.display());
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    commit_all(dir.path(), "init");
+    dir
+}
+
+/// GET `/` of `app` through the router; (status, body).
+pub fn routed(router_url: &str, app: &str) -> (u16, String) {
+    match reqwest::blocking::Client::new()
+        .get(format!("{router_url}/"))
+        .header("Host", format!("{app}.localhost"))
+        .send()
+    {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().unwrap_or_default())
+        }
+        Err(error) => (0, error.to_string()),
+    }
+}
+
 /// Commit every change in the work tree.
 pub fn commit_all(dir: &Path, message: &str) {
     git(dir, &["add", "-A"]);
