@@ -599,12 +599,34 @@ async fn exec_runs_commands_in_the_process_environment() {
             .await,
         Err(EngineError::Invalid(_))
     ));
-    assert!(matches!(
-        engine
-            .exec("execy", &name, request(&["/no/such/program"], false, false))
-            .await,
-        Err(EngineError::Invalid(_))
-    ));
+    // A command that cannot be started ends as in a shell: one line on
+    // stderr, 127 when missing, 126 when not executable.
+    let data = f.dir.path().join("data.txt");
+    std::fs::write(&data, "not a program").unwrap();
+    let data = data.display().to_string();
+    for (words, code) in [
+        (vec!["/no/such/program"], 127),
+        (vec!["no-such-program-anywhere", "x"], 127),
+        (vec![data.as_str()], 126),
+    ] {
+        for tty in [false, true] {
+            let mut session = engine
+                .exec("execy", &name, request(&words, tty, false))
+                .await
+                .unwrap();
+            let (out, err, exit) = finish(&mut session).await;
+            assert_eq!(exit, code, "{words:?} tty={tty}: {out}{err}");
+            assert_eq!(
+                err.lines().count(),
+                1,
+                "{words:?}: one line on stderr: {err:?}"
+            );
+            assert!(
+                err.starts_with(&format!("cannot run {}: ", words[0])) && err.ends_with('\n'),
+                "{err:?}"
+            );
+        }
+    }
     f.engine.stop_all().await;
 }
 
