@@ -926,8 +926,10 @@ async fn a_new_engine_kills_the_exec_sessions_of_a_crashed_one() {
 
 /// The process records in a run directory.
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .count()
@@ -938,6 +940,39 @@ fn alive(pid: u32) -> bool {
     // Not gone, not a zombie.
     stat.rsplit_once(')')
         .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_dir_is_removed_once_no_process_record_is_left() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_dir = logs.path().to_path_buf();
+    // Nothing ran: a close leaves nothing behind.
+    let idle = fixture_with(|c| c.log_dir = Some(log_dir.clone()));
+    let config = idle.engine.config().clone();
+    assert!(config.run_dir.join("engine.lock").exists());
+    idle.engine.close().await;
+    assert!(!config.run_dir.exists(), "an idle run dir is removed");
+
+    // A running process: its record is kept for the next engine...
+    let f = fixture_with(|c| c.log_dir = Some(log_dir.clone()));
+    let worker = f.template("dirty", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 1).await;
+    let procs = f.wait_for("dirty", "up", |p| up(p, "worker") == 1).await;
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    assert_eq!(
+        records(&config.run_dir),
+        1,
+        "the record stays to be adopted"
+    );
+    assert!(alive(procs[0].pid.unwrap()));
+    // ...which removes the directory once it stopped every process.
+    let next = LocalEngine::new(config.clone()).unwrap();
+    next.stop_all().await;
+    wait_group_dead(procs[0].pid.unwrap()).await;
+    assert!(!config.run_dir.exists(), "stop_all leaves no run dir");
+    drop(f.dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,6 +115,30 @@ pub(crate) fn remove_pid_file(run_dir: &Path, name: &str) {
     }
 }
 
+/// Remove `run_dir` when it holds nothing but the engine's lock file: no
+/// process record, no pid file, nothing else. Returns whether it is gone.
+/// `remove_dir` only removes an empty directory, so a file another engine
+/// creates meanwhile keeps it.
+pub(crate) fn remove_idle_run_dir(run_dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return false;
+    };
+    for entry in entries {
+        match entry {
+            Ok(entry) if entry.file_name() == "engine.lock" => {}
+            _ => return false,
+        }
+    }
+    let _ = std::fs::remove_file(run_dir.join("engine.lock"));
+    match std::fs::remove_dir(run_dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(path = %run_dir.display(), error = %e, "run directory kept");
+            false
+        }
+    }
+}
+
 /// Kill the process groups left behind by a previous controller, as recorded
 /// by the pid files in `run_dir`, and remove the files. Returns the groups
 /// that were killed.
