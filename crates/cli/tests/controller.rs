@@ -507,3 +507,28 @@ fn no_such_app_names_the_app_and_where_its_name_came_from() {
         "{stderr}"
     );
 }
+
+#[test]
+fn restart_of_an_unknown_name_says_neither_type_nor_process() {
+    let fake = FakeController::start(|r| match (r.method.as_str(), r.target.as_str()) {
+        ("GET", "/v2/apps/foo/pods/") => (200, pods()),
+        _ => (
+            404,
+            r#"{"detail": "Container type nosuch does not exist in application"}"#.into(),
+        ),
+    });
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), &fake.url);
+    let (code, _, stderr) =
+        run(drycc(home.path())
+            .arg("-c")
+            .arg(&config)
+            .args(["ps:restart", "nosuch", "-a", "foo"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "Error: foo has neither a process type nor a process named nosuch (`drycc ps` lists them)\n"
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs[1].target, "/v2/apps/foo/pods/nosuch/restart/");
+}

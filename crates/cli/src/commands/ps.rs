@@ -2,6 +2,7 @@
 
 use super::complete_timed;
 use crate::cli::PsCmd;
+use crate::client::ApiError;
 use crate::exec::{self, ExecOptions};
 use crate::progress::{drink_of_choice, Progress};
 use crate::session::{Ctx, Session};
@@ -39,16 +40,20 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
                 .transpose()?;
             let session = ctx.session()?;
             let app = session.app(&app)?;
-            let path = match &target {
-                None => format!("/v2/apps/{app}/pods/restart/"),
+            // A process name restarts that process, anything else a type.
+            let (path, as_type) = match &target {
+                None => (format!("/v2/apps/{app}/pods/restart/"), None),
                 Some(target) => {
-                    // A process name restarts that process, anything else a type.
                     let pods = fetch_pods(&session, &app).await?;
                     match pods.iter().find(|p| &p.name == target) {
-                        Some(pod) => {
-                            format!("/v2/apps/{app}/pods/{}/{}/restart/", pod.ptype, pod.name)
-                        }
-                        None => format!("/v2/apps/{app}/pods/{target}/restart/"),
+                        Some(pod) => (
+                            format!("/v2/apps/{app}/pods/{}/{}/restart/", pod.ptype, pod.name),
+                            None,
+                        ),
+                        None => (
+                            format!("/v2/apps/{app}/pods/{target}/restart/"),
+                            Some(target.as_str()),
+                        ),
                     }
                 }
             };
@@ -57,7 +62,11 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
             let result = session
                 .client
                 .post_ignore(&path, &serde_json::json!({}))
-                .await;
+                .await
+                .map_err(|e| match as_type {
+                    Some(target) => neither_type_nor_process(e, target, &app),
+                    None => anyhow::Error::from(e),
+                });
             complete_timed(progress, result).await?;
             println!();
             print!("{}", pods_view(&app, fetch_pods(&session, &app).await?));
@@ -106,6 +115,20 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `ps:restart <arg>` tried `arg` as a process name, then as a type: an
+/// unknown type means it is neither.
+fn neither_type_nor_process(error: ApiError, target: &str, app: &str) -> anyhow::Error {
+    match &error {
+        ApiError::Status {
+            status: 404,
+            message,
+        } if message.starts_with("Container type ") => anyhow::anyhow!(
+            "{app} has neither a process type nor a process named {target} (`drycc ps` lists them)"
+        ),
+        _ => error.into(),
+    }
 }
 
 pub async fn fetch_pods(session: &Session, app: &str) -> anyhow::Result<Vec<Pod>> {
