@@ -532,3 +532,30 @@ fn restart_of_an_unknown_name_says_neither_type_nor_process() {
     let reqs = fake.requests();
     assert_eq!(reqs[1].target, "/v2/apps/foo/pods/nosuch/restart/");
 }
+
+#[test]
+fn autoscale_unset_without_a_rule_is_an_error() {
+    let fake = FakeController::start(|_| {
+        (
+            404,
+            r#"{"detail": "No autoscale rule for process type web; `drycc autoscale:list` shows the rules"}"#.into(),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), &fake.url);
+    let (code, stdout, stderr) = run(drycc(home.path()).arg("-c").arg(&config).args([
+        "autoscale:unset",
+        "web",
+        "-a",
+        "foo",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        stdout, "Removing autoscale for process type web on foo... \n",
+        "no `done`"
+    );
+    assert_eq!(
+        stderr,
+        "Error: No autoscale rule for process type web; `drycc autoscale:list` shows the rules\n"
+    );
+}
