@@ -943,6 +943,49 @@ fn alive(pid: u32) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_shows_what_really_runs() {
+    let f = fixture();
+    let direct = f.template("argvs", "direct", 1, "exec sleep 600");
+    let shell = f.template("argvs", "shell", 1, "sleep 600 && true");
+    f.apply(&direct, 1).await;
+    f.apply(&shell, 1).await;
+    let procs = f
+        .wait_for("argvs", "up", |p| {
+            up(p, "direct") == 1 && up(p, "shell") == 1
+        })
+        .await;
+    let argv = |ptype: &str| {
+        procs
+            .iter()
+            .find(|p| p.ptype == ptype)
+            .unwrap()
+            .argv
+            .clone()
+    };
+    let started = argv("direct");
+    assert!(
+        started[0].starts_with('/') && started[0].ends_with("/sleep"),
+        "{started:?}"
+    );
+    assert_eq!(&started[1..], ["600"]);
+    assert_eq!(argv("shell"), ["/bin/sh", "-c", "sleep 600 && true"]);
+    // Adopted by the next engine: as the kernel shows it.
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    let engine = LocalEngine::new(config).unwrap();
+    let next = Fixture { dir: f.dir, engine };
+    let adopted = next
+        .wait_for("argvs", "adopted", |p| {
+            up(p, "direct") == 1 && up(p, "shell") == 1
+        })
+        .await;
+    let direct = adopted.iter().find(|p| p.ptype == "direct").unwrap();
+    assert_eq!(direct.argv, ["sleep", "600"]);
+    next.engine.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_dir_is_removed_once_no_process_record_is_left() {
     let logs = tempfile::tempdir().unwrap();
     let log_dir = logs.path().to_path_buf();

@@ -163,12 +163,18 @@ pub fn describe_view(description: &PodDescription) -> String {
         if i > 0 {
             out.push('\n');
         }
-        let mut fields: Vec<(&str, String)> = vec![
-            ("Container", c.container.clone()),
+        // Only what applies: native processes have no image, and a process
+        // that never started has no command yet.
+        let mut fields: Vec<(&str, String)> = vec![("Container", c.container.clone())];
+        for (label, value) in [
             ("Image", c.image.clone()),
             ("Command", c.command.join(" ")),
             ("Args", c.args.join(" ")),
-        ];
+        ] {
+            if !value.is_empty() {
+                fields.push((label, value));
+            }
+        }
         if !c.release.is_empty() {
             fields.push(("Release", c.release.clone()));
         }
@@ -195,7 +201,7 @@ pub fn describe_view(description: &PodDescription) -> String {
         // The details of the state, e.g. `startedAt`, indented below it.
         for detail in c.state.values() {
             if let Value::Object(map) = detail {
-                for (k, v) in map {
+                for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
                     out.push_str(&format!("  {k}: {}\n", value_text(v)));
                 }
             }
@@ -274,5 +280,38 @@ mod tests {
         assert!(out.contains("CPU:              120m\n"), "{out}");
         assert!(out.contains("Memory:           3.0Mi\n"), "{out}");
         assert!(out.contains("  startedAt: 2023-12-08T02:25:00Z\n"), "{out}");
+    }
+
+    #[test]
+    fn describe_leaves_out_what_does_not_apply() {
+        let mut state = std::collections::BTreeMap::new();
+        state.insert(
+            "up".to_string(),
+            serde_json::json!({"startedAt": "2023-12-08T02:25:00Z", "lastExit": null}),
+        );
+        // An older controller's answer: empty image, null lastExit.
+        let c: ContainerDescription = serde_json::from_value(serde_json::json!({
+            "container": "web", "image": "", "command": ["/usr/bin/sleep"], "args": ["600"],
+            "state": state, "ready": true, "restartCount": 0
+        }))
+        .unwrap();
+        let out = describe_view(&PodDescription {
+            count: 1,
+            results: vec![c],
+        });
+        assert!(!out.contains("Image"), "{out}");
+        assert!(!out.contains("lastExit"), "{out}");
+        assert!(out.contains("Command:          /usr/bin/sleep\n"), "{out}");
+        assert!(out.contains("Args:             600\n"), "{out}");
+        // Without a command yet: neither line.
+        let bare: ContainerDescription = serde_json::from_value(serde_json::json!({
+            "container": "web", "state": {}, "ready": false, "restartCount": 0
+        }))
+        .unwrap();
+        let out = describe_view(&PodDescription {
+            count: 1,
+            results: vec![bare],
+        });
+        assert!(!out.contains("Command") && !out.contains("Args"), "{out}");
     }
 }

@@ -91,6 +91,20 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// The argv of a running process as the kernel shows it (empty when it
+/// cannot be read).
+pub(crate) fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The pid file of a process (or exec session) in `run_dir`.
 pub(crate) fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
     run_dir.join(format!("{name}.pid"))
