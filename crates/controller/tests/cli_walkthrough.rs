@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{example_repo, Controller};
+use support::Controller;
 
 /// `drycc` is built next to `drycc-controller` by `cargo test --workspace`.
 fn drycc_bin() -> PathBuf {
@@ -145,7 +145,7 @@ fn scaled(output: &str, verb: &str) -> Vec<(String, String, String, String)> {
 fn managing_application_processes_walkthrough() {
     let controller = Controller::start(&[]);
     // The README's example app, with the README's commands.
-    let repo = example_repo();
+    let repo = readme_repo();
     let cli = Cli {
         home: tempfile::tempdir().expect("home"),
         cwd: repo.path().to_path_buf(),
@@ -352,6 +352,54 @@ fn managing_application_processes_walkthrough() {
 
     // Interactive: ps:exec -it -- sh under a pseudo-terminal.
     interactive_exec(&cli, &rows[0].0);
+}
+
+/// `examples/hello` in a fresh repository made with the README's own
+/// commands (the lines after `cp -r examples/hello ...` up to `drycc
+/// create`), as on a machine where git has no identity configured.
+fn readme_repo() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let lines: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("cp -r examples/hello "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("drycc create"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("commit")),
+        "the README's walkthrough commits: {lines:?}"
+    );
+    let repo = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(root.join("examples/hello")).expect("examples/hello") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), repo.path().join(entry.file_name())).expect("copy");
+    }
+    let home = tempfile::tempdir().expect("empty home");
+    for line in lines {
+        let output = Command::new("sh")
+            .args(["-c", line])
+            .current_dir(repo.path())
+            .env("HOME", home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            // No identity guessed from the user database or the host name.
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+            .env("GIT_CONFIG_VALUE_0", "true")
+            .env_remove("GIT_AUTHOR_NAME")
+            .env_remove("GIT_AUTHOR_EMAIL")
+            .env_remove("GIT_COMMITTER_NAME")
+            .env_remove("GIT_COMMITTER_EMAIL")
+            .env_remove("EMAIL")
+            .output()
+            .expect("sh runs");
+        assert!(
+            output.status.success(),
+            "README line {line:?} fails on a machine without a git identity:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    repo
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
