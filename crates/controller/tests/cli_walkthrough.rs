@@ -246,6 +246,38 @@ fn managing_application_processes_walkthrough() {
     );
     let output = cli.run(&["ps:exec", &name, "--", "sh", "-c", "exit 3"]);
     assert_eq!(output.code, 3);
+    // A command that cannot run: 127, one line on stderr, as in a shell.
+    let output = cli.run(&["ps:exec", &name, "--", "/no/such/binary"]);
+    assert_eq!(output.code, 127, "{}", output.stderr);
+    assert_eq!(
+        output.stderr,
+        "cannot run /no/such/binary: No such file or directory\n"
+    );
+
+    // ps:describe: what really runs (web is `exec python3 server.py`).
+    let out = cli.ok(&["ps:describe", &name]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Command:") && l.trim_end().ends_with("/python3")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Args:") && l.trim_end().ends_with(" server.py")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Image:") && !out.contains("lastExit") && !out.contains("sh -c"),
+        "{out}"
+    );
+
+    // ps:restart of something that is neither a type nor a process.
+    let output = cli.run(&["ps:restart", "nosuch"]);
+    assert_eq!(output.code, 1);
+    assert_eq!(
+        output.stderr,
+        format!("Error: {app} has neither a process type nor a process named nosuch (`drycc ps` lists them)\n")
+    );
 
     // ps:restart <name>: the name changes.
     let rows = scaled(&cli.ok(&["ps:restart", &name]), "Restarting");
@@ -298,6 +330,16 @@ fn managing_application_processes_walkthrough() {
     assert_eq!(
         cli.ok(&["autoscale:list"]).trim(),
         "No autoscale rules found."
+    );
+    let output = cli.run(&["autoscale:unset", "web"]);
+    assert_eq!(output.code, 1, "no rule left to remove: {}", output.stdout);
+    assert!(!output.stdout.contains("done"), "{}", output.stdout);
+    assert!(
+        output
+            .stderr
+            .starts_with("Error: No autoscale rule for process type web"),
+        "{}",
+        output.stderr
     );
 
     // Argument errors: exit 1, the pattern message.
@@ -352,6 +394,25 @@ fn managing_application_processes_walkthrough() {
 
     // Interactive: ps:exec -it -- sh under a pseudo-terminal.
     interactive_exec(&cli, &rows[0].0);
+
+    // Outside the app's repository: the error names the guessed app.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let dir = elsewhere.path().join("Elsewhere");
+    std::fs::create_dir(&dir).expect("dir");
+    let away = Cli {
+        home: cli.home,
+        cwd: dir.clone(),
+    };
+    let output = away.run(&["ps"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.starts_with(&format!(
+            "Error: No app named elsewhere (guessed from the directory name {}",
+            dir.display()
+        )) && output.stderr.contains("-a <app>"),
+        "{}",
+        output.stderr
+    );
 }
 
 /// `examples/hello` in a fresh repository made with the README's own
