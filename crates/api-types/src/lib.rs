@@ -201,8 +201,14 @@ pub struct RestartRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerDescription {
     pub container: String,
+    /// Empty (and left out) for native processes, which have no image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// The program that runs (`/bin/sh -c` for a command under a shell);
+    /// left out before the process first started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
     pub state: BTreeMap<String, Value>,
     pub ready: bool,

@@ -2,8 +2,9 @@
 //! remote pointing at `<controller>/git/<app>.git`, else the lower-cased
 //! name of the current directory.
 
+use crate::client::ApiError;
 use reqwest::Url;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The app named by a remote URL of the form `<controller>/git/<app>.git`.
 pub fn app_from_remote_url(remote: &str, controller: &str) -> Option<String> {
@@ -24,11 +25,14 @@ pub fn app_from_remote_url(remote: &str, controller: &str) -> Option<String> {
     Some(app.to_string())
 }
 
-/// The first remote (in configuration order) that names an app.
-pub fn app_from_remotes(remotes: &[(String, String)], controller: &str) -> Option<String> {
-    remotes
-        .iter()
-        .find_map(|(_, url)| app_from_remote_url(url, controller))
+/// The first remote (in configuration order) that names an app: (remote, app).
+pub fn app_from_remotes(
+    remotes: &[(String, String)],
+    controller: &str,
+) -> Option<(String, String)> {
+    remotes.iter().find_map(|(remote, url)| {
+        app_from_remote_url(url, controller).map(|app| (remote.clone(), app))
+    })
 }
 
 /// The lower-cased name of `dir`.
@@ -37,20 +41,94 @@ pub fn app_from_dir(dir: &Path) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Where the app's name came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `-a/--app`.
+    Flag,
+    /// The named git remote of the repository.
+    Remote(String),
+    /// The name of this directory.
+    Directory(PathBuf),
+}
+
+/// The app of a command and how it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detected {
+    pub name: String,
+    pub source: Source,
+}
+
 /// Resolves the app for a command run in `dir`.
-pub fn detect(explicit: Option<&str>, dir: &Path, controller: &str) -> anyhow::Result<String> {
+pub fn detect(explicit: Option<&str>, dir: &Path, controller: &str) -> anyhow::Result<Detected> {
     if let Some(app) = explicit {
         let app = app.trim();
         if app.is_empty() {
             anyhow::bail!("the app name given with -a/--app is empty");
         }
-        return Ok(app.to_string());
+        return Ok(Detected {
+            name: app.to_string(),
+            source: Source::Flag,
+        });
     }
-    if let Some(app) = app_from_remotes(&crate::git::remotes(dir), controller) {
-        return Ok(app);
+    if let Some((remote, name)) = app_from_remotes(&crate::git::remotes(dir), controller) {
+        return Ok(Detected {
+            name,
+            source: Source::Remote(remote),
+        });
     }
     app_from_dir(dir)
+        .map(|name| Detected {
+            name,
+            source: Source::Directory(dir.to_path_buf()),
+        })
         .ok_or_else(|| anyhow::anyhow!("cannot tell which app to use: pass -a/--app <app>"))
+}
+
+/// The controller's answer when the app does not exist (Drycc's words).
+const NO_APP: &str = "No App matches the given query.";
+
+/// The app this command works on, once known, so that an error can name it.
+static CURRENT: std::sync::OnceLock<Detected> = std::sync::OnceLock::new();
+
+/// Remember the app of this command (the first one wins).
+pub fn remember(detected: &Detected) {
+    let _ = CURRENT.set(detected.clone());
+}
+
+/// An error of a command: "no such app" names the app and where its name
+/// came from, and says how to pick another.
+pub fn explain(error: anyhow::Error) -> anyhow::Error {
+    match CURRENT.get() {
+        Some(detected) => explain_with(error, detected),
+        None => error,
+    }
+}
+
+fn explain_with(error: anyhow::Error, detected: &Detected) -> anyhow::Error {
+    let is_no_app = error.downcast_ref::<ApiError>().is_some_and(
+        |e| matches!(e, ApiError::Status { status: 404, message } if message == NO_APP),
+    );
+    if !is_no_app {
+        return error;
+    }
+    let name = &detected.name;
+    let message = match &detected.source {
+        Source::Flag => format!(
+            "No app named {name} (given with -a). `drycc apps:list` shows the apps you can use."
+        ),
+        Source::Remote(remote) => format!(
+            "No app named {name} (from the git remote {remote} of this repository); \
+             it may have been destroyed. Name an app with -a <app>; `drycc apps:list` shows them."
+        ),
+        Source::Directory(dir) => format!(
+            "No app named {name} (guessed from the directory name {}: no git remote here \
+             points at this controller). Run the command in the app's repository or name \
+             the app with -a <app>; `drycc apps:list` shows them.",
+            dir.display()
+        ),
+    };
+    anyhow::anyhow!(message)
 }
 
 /// The git remote URL of `app` on `controller`.
@@ -111,7 +189,10 @@ mod tests {
             ("drycc".to_string(), format!("{C}/git/one.git")),
             ("other".to_string(), format!("{C}/git/two.git")),
         ];
-        assert_eq!(app_from_remotes(&remotes, C).as_deref(), Some("one"));
+        assert_eq!(
+            app_from_remotes(&remotes, C),
+            Some(("drycc".to_string(), "one".to_string()))
+        );
     }
 
     #[test]
@@ -139,9 +220,15 @@ mod tests {
         let dir = tmp.path().join("Some-Dir");
         std::fs::create_dir(&dir).unwrap();
         // Not a repository yet: the directory name.
-        assert_eq!(detect(None, &dir, C).unwrap(), "some-dir");
+        assert_eq!(
+            detect(None, &dir, C).unwrap(),
+            Detected {
+                name: "some-dir".into(),
+                source: Source::Directory(dir.clone())
+            }
+        );
         git(&dir, &["init", "-q"]);
-        assert_eq!(detect(None, &dir, C).unwrap(), "some-dir");
+        assert_eq!(detect(None, &dir, C).unwrap().name, "some-dir");
         git(
             &dir,
             &["remote", "add", "origin", "https://github.com/x/y.git"],
@@ -155,14 +242,58 @@ mod tests {
                 &format!("{C}/git/steely-mainsail.git"),
             ],
         );
-        assert_eq!(detect(None, &dir, C).unwrap(), "steely-mainsail");
+        assert_eq!(
+            detect(None, &dir, C).unwrap(),
+            Detected {
+                name: "steely-mainsail".into(),
+                source: Source::Remote("drycc".into())
+            }
+        );
         // Another controller's remote does not count.
         assert_eq!(
-            detect(None, &dir, "http://127.0.0.1:9").unwrap(),
+            detect(None, &dir, "http://127.0.0.1:9").unwrap().name,
             "some-dir"
         );
         // -a wins.
-        assert_eq!(detect(Some("other"), &dir, C).unwrap(), "other");
+        assert_eq!(detect(Some("other"), &dir, C).unwrap().source, Source::Flag);
         assert!(detect(Some(" "), &dir, C).is_err());
+    }
+
+    #[test]
+    fn no_such_app_names_the_app_and_its_source() {
+        let no_app = || {
+            anyhow::Error::from(ApiError::Status {
+                status: 404,
+                message: NO_APP.into(),
+            })
+        };
+        let guessed = Detected {
+            name: "tmp".into(),
+            source: Source::Directory(PathBuf::from("/tmp")),
+        };
+        let text = explain_with(no_app(), &guessed).to_string();
+        assert!(
+            text.starts_with("No app named tmp (guessed from the directory name /tmp"),
+            "{text}"
+        );
+        assert!(text.contains("-a <app>"), "{text}");
+        let remote = Detected {
+            name: "gone".into(),
+            source: Source::Remote("drycc".into()),
+        };
+        let text = explain_with(no_app(), &remote).to_string();
+        assert!(
+            text.contains("No app named gone (from the git remote drycc"),
+            "{text}"
+        );
+        // Other errors are left alone.
+        let other = anyhow::Error::from(ApiError::Status {
+            status: 404,
+            message: "process x not found".into(),
+        });
+        assert_eq!(
+            explain_with(other, &remote).to_string(),
+            "process x not found"
+        );
     }
 }

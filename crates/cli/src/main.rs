@@ -3,7 +3,8 @@
 //! The argument words are first rewritten from Drycc's `topic:command`
 //! grammar ([`argv`]), parsed with clap ([`cli`]), then run by one module
 //! per topic ([`commands`]). Errors print `Error: <message>` on stderr and
-//! exit with 1; `ps:exec` exits with the remote command's code.
+//! exit with 1; `ps:exec` exits with the remote command's code. Exit codes
+//! are listed in the crate's README.
 
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -67,11 +68,20 @@ fn run() -> i32 {
     }
 }
 
-/// Help and version go to stdout (exit 0); usage errors to stderr (exit 1).
+/// The exit code of every usage error: arguments clap refuses and those the
+/// CLI's own checks refuse before any I/O ([`validate`]). The spec
+/// (`shared/spec/cli.md`) asks for 1, as Drycc's CLI does, so a usage error
+/// and a failed command share it.
+const EXIT_USAGE: i32 = 1;
+/// The exit code of a command that failed (the controller refused it, or
+/// could not be reached).
+const EXIT_ERROR: i32 = 1;
+
+/// Help and version go to stdout (exit 0); usage errors to stderr.
 fn clap_exit(e: clap::Error) -> i32 {
     let _ = e.print();
     if e.use_stderr() {
-        1
+        EXIT_USAGE
     } else {
         0
     }
@@ -79,5 +89,9 @@ fn clap_exit(e: clap::Error) -> i32 {
 
 fn report(e: anyhow::Error) -> i32 {
     eprintln!("{} {e:#}", style::red("Error:", Stream::Stderr));
-    1
+    if e.downcast_ref::<validate::Invalid>().is_some() {
+        EXIT_USAGE
+    } else {
+        EXIT_ERROR
+    }
 }

@@ -61,6 +61,8 @@ impl Session {
     /// The app of this command (see [`crate::app::detect`]).
     pub fn app(&self, opt: &AppOpt) -> anyhow::Result<String> {
         let cwd = std::env::current_dir()?;
-        crate::app::detect(opt.app.as_deref(), &cwd, &self.config.controller)
+        let detected = crate::app::detect(opt.app.as_deref(), &cwd, &self.config.controller)?;
+        crate::app::remember(&detected);
+        Ok(detected.name)
     }
 }

@@ -138,6 +138,10 @@ fn usage_errors_exit_1_with_usage_on_stderr() {
         &["ps:frobnicate"],
         &["nope"],
         &["ps:list", "--bogus"],
+        &["ps:exec", "foo-web-1"],
+        &["ps:exec", "foo-web-1", "--"],
+        &["ps:describe"],
+        &["autoscale:set", "web", "--min=1"],
         &[],
     ] {
         let (code, stdout, stderr) = run(drycc(home.path()).args(args));

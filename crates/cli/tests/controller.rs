@@ -440,3 +440,122 @@ fn create_adds_the_remote_and_a_working_credential_helper() {
     let reqs = fake.requests();
     assert_eq!(reqs[0].json(), json!({"id": null}));
 }
+
+#[test]
+fn no_such_app_names_the_app_and_where_its_name_came_from() {
+    let fake = FakeController::start(|_| {
+        (
+            404,
+            r#"{"detail": "No App matches the given query."}"#.into(),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), &fake.url);
+    // Outside any repository: the directory's name.
+    let dir = home.path().join("Lost-App");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, stdout, stderr) = run(drycc(home.path())
+        .current_dir(&dir)
+        .arg("-c")
+        .arg(&config)
+        .arg("ps"));
+    assert_eq!(code, 1);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: No app named lost-app (guessed from the directory name {}",
+            dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("-a <app>"), "{stderr}");
+    assert_eq!(fake.requests()[0].target, "/v2/apps/lost-app/pods/");
+
+    // A repository whose drycc remote names an app that is gone.
+    git(&dir, home.path(), &["init", "-q"]);
+    git(
+        &dir,
+        home.path(),
+        &[
+            "remote",
+            "add",
+            "drycc",
+            &format!("{}/git/gone.git", fake.url),
+        ],
+    );
+    let (code, _, stderr) = run(drycc(home.path())
+        .current_dir(&dir)
+        .arg("-c")
+        .arg(&config)
+        .args(["config:list"]));
+    assert_eq!(code, 1);
+    assert!(
+        stderr
+            .starts_with("Error: No app named gone (from the git remote drycc of this repository)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("-a <app>"), "{stderr}");
+
+    // Named with -a.
+    let (code, _, stderr) = run(drycc(home.path())
+        .arg("-c")
+        .arg(&config)
+        .args(["ps", "-a", "nope"]));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("Error: No app named nope (given with -a)."),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn restart_of_an_unknown_name_says_neither_type_nor_process() {
+    let fake = FakeController::start(|r| match (r.method.as_str(), r.target.as_str()) {
+        ("GET", "/v2/apps/foo/pods/") => (200, pods()),
+        _ => (
+            404,
+            r#"{"detail": "Container type nosuch does not exist in application"}"#.into(),
+        ),
+    });
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), &fake.url);
+    let (code, _, stderr) =
+        run(drycc(home.path())
+            .arg("-c")
+            .arg(&config)
+            .args(["ps:restart", "nosuch", "-a", "foo"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        stderr,
+        "Error: foo has neither a process type nor a process named nosuch (`drycc ps` lists them)\n"
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs[1].target, "/v2/apps/foo/pods/nosuch/restart/");
+}
+
+#[test]
+fn autoscale_unset_without_a_rule_is_an_error() {
+    let fake = FakeController::start(|_| {
+        (
+            404,
+            r#"{"detail": "No autoscale rule for process type web; `drycc autoscale:list` shows the rules"}"#.into(),
+        )
+    });
+    let home = tempfile::tempdir().unwrap();
+    let config = write_config(home.path(), &fake.url);
+    let (code, stdout, stderr) = run(drycc(home.path()).arg("-c").arg(&config).args([
+        "autoscale:unset",
+        "web",
+        "-a",
+        "foo",
+    ]));
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(
+        stdout, "Removing autoscale for process type web on foo... \n",
+        "no `done`"
+    );
+    assert_eq!(
+        stderr,
+        "Error: No autoscale rule for process type web; `drycc autoscale:list` shows the rules\n"
+    );
+}

@@ -570,6 +570,7 @@ pub(crate) mod tests {
             port: None,
             last_exit: Some("exited with code 1".into()),
             command: "true".into(),
+            argv: Vec::new(),
             image: None,
         }
     }

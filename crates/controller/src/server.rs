@@ -126,8 +126,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
+    remove_default_run_parent(&settings);
     state.store.close().await;
     Ok(())
+}
+
+/// The engine removes an idle run directory (no process records) when it
+/// lets go; the shared default parent (`/dev/shm/drycc-local-<uid>` or
+/// `$XDG_RUNTIME_DIR/drycc-local`) goes too once no controller uses it.
+fn remove_default_run_parent(settings: &Settings) {
+    if settings.run_dir.is_none() {
+        if let Some(parent) = settings.run_dir().parent() {
+            // Only an empty directory is removed.
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
 }
 
 /// The local engine on the controller's run and data directories. It adopts
@@ -170,6 +183,7 @@ pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
         count += engine.processes(&app).await?.len();
     }
     engine.stop_all().await;
+    remove_default_run_parent(&settings);
     println!("Stopped {count} app processes.");
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{example_repo, Controller};
+use support::Controller;
 
 /// `drycc` is built next to `drycc-controller` by `cargo test --workspace`.
 fn drycc_bin() -> PathBuf {
@@ -145,7 +145,7 @@ fn scaled(output: &str, verb: &str) -> Vec<(String, String, String, String)> {
 fn managing_application_processes_walkthrough() {
     let controller = Controller::start(&[]);
     // The README's example app, with the README's commands.
-    let repo = example_repo();
+    let repo = readme_repo();
     let cli = Cli {
         home: tempfile::tempdir().expect("home"),
         cwd: repo.path().to_path_buf(),
@@ -246,6 +246,38 @@ fn managing_application_processes_walkthrough() {
     );
     let output = cli.run(&["ps:exec", &name, "--", "sh", "-c", "exit 3"]);
     assert_eq!(output.code, 3);
+    // A command that cannot run: 127, one line on stderr, as in a shell.
+    let output = cli.run(&["ps:exec", &name, "--", "/no/such/binary"]);
+    assert_eq!(output.code, 127, "{}", output.stderr);
+    assert_eq!(
+        output.stderr,
+        "cannot run /no/such/binary: No such file or directory\n"
+    );
+
+    // ps:describe: what really runs (web is `exec python3 server.py`).
+    let out = cli.ok(&["ps:describe", &name]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Command:") && l.trim_end().ends_with("/python3")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Args:") && l.trim_end().ends_with(" server.py")),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Image:") && !out.contains("lastExit") && !out.contains("sh -c"),
+        "{out}"
+    );
+
+    // ps:restart of something that is neither a type nor a process.
+    let output = cli.run(&["ps:restart", "nosuch"]);
+    assert_eq!(output.code, 1);
+    assert_eq!(
+        output.stderr,
+        format!("Error: {app} has neither a process type nor a process named nosuch (`drycc ps` lists them)\n")
+    );
 
     // ps:restart <name>: the name changes.
     let rows = scaled(&cli.ok(&["ps:restart", &name]), "Restarting");
@@ -298,6 +330,16 @@ fn managing_application_processes_walkthrough() {
     assert_eq!(
         cli.ok(&["autoscale:list"]).trim(),
         "No autoscale rules found."
+    );
+    let output = cli.run(&["autoscale:unset", "web"]);
+    assert_eq!(output.code, 1, "no rule left to remove: {}", output.stdout);
+    assert!(!output.stdout.contains("done"), "{}", output.stdout);
+    assert!(
+        output
+            .stderr
+            .starts_with("Error: No autoscale rule for process type web"),
+        "{}",
+        output.stderr
     );
 
     // Argument errors: exit 1, the pattern message.
@@ -352,6 +394,73 @@ fn managing_application_processes_walkthrough() {
 
     // Interactive: ps:exec -it -- sh under a pseudo-terminal.
     interactive_exec(&cli, &rows[0].0);
+
+    // Outside the app's repository: the error names the guessed app.
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let dir = elsewhere.path().join("Elsewhere");
+    std::fs::create_dir(&dir).expect("dir");
+    let away = Cli {
+        home: cli.home,
+        cwd: dir.clone(),
+    };
+    let output = away.run(&["ps"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.starts_with(&format!(
+            "Error: No app named elsewhere (guessed from the directory name {}",
+            dir.display()
+        )) && output.stderr.contains("-a <app>"),
+        "{}",
+        output.stderr
+    );
+}
+
+/// `examples/hello` in a fresh repository made with the README's own
+/// commands (the lines after `cp -r examples/hello ...` up to `drycc
+/// create`), as on a machine where git has no identity configured.
+fn readme_repo() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let lines: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("cp -r examples/hello "))
+        .skip(1)
+        .take_while(|l| !l.starts_with("drycc create"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("commit")),
+        "the README's walkthrough commits: {lines:?}"
+    );
+    let repo = tempfile::tempdir().expect("temp dir");
+    for entry in std::fs::read_dir(root.join("examples/hello")).expect("examples/hello") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), repo.path().join(entry.file_name())).expect("copy");
+    }
+    let home = tempfile::tempdir().expect("empty home");
+    for line in lines {
+        let output = Command::new("sh")
+            .args(["-c", line])
+            .current_dir(repo.path())
+            .env("HOME", home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            // No identity guessed from the user database or the host name.
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+            .env("GIT_CONFIG_VALUE_0", "true")
+            .env_remove("GIT_AUTHOR_NAME")
+            .env_remove("GIT_AUTHOR_EMAIL")
+            .env_remove("GIT_COMMITTER_NAME")
+            .env_remove("GIT_COMMITTER_EMAIL")
+            .env_remove("EMAIL")
+            .output()
+            .expect("sh runs");
+        assert!(
+            output.status.success(),
+            "README line {line:?} fails on a machine without a git identity:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    repo
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {

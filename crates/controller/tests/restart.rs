@@ -176,6 +176,11 @@ fn app_processes_outlive_graceful_and_crashed_controllers() {
     // Graceful stop: the processes run on and serve while no controller runs.
     let status = controller.stop();
     assert!(status.success(), "graceful stop exits 0: {status}");
+    let run_dir = controller.data_dir.path().join("run");
+    assert!(
+        run_dir.join("engine.lock").exists(),
+        "the run dir with its records stays for the next controller"
+    );
     for (name, pid) in &first {
         assert!(
             alive(*pid),
@@ -231,4 +236,5 @@ fn app_processes_outlive_graceful_and_crashed_controllers() {
         assert!(!alive(*pid), "{name} ({pid}) survived stop-apps");
     }
     assert!(controller.recorded_pids().is_empty());
+    assert!(!run_dir.exists(), "stop-apps removes the idle run dir");
 }

@@ -104,6 +104,10 @@ pub struct ProcessStatus {
     /// Last exit code or reason, for `describe` and failed rollouts.
     pub last_exit: Option<String>,
     pub command: String,
+    /// What the engine started: the program's path, then its arguments
+    /// (`/bin/sh`, `-c`, the command when it runs under a shell). Empty
+    /// until the process first started.
+    pub argv: Vec<String>,
     pub image: Option<String>,
 }
 

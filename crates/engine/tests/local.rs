@@ -599,12 +599,34 @@ async fn exec_runs_commands_in_the_process_environment() {
             .await,
         Err(EngineError::Invalid(_))
     ));
-    assert!(matches!(
-        engine
-            .exec("execy", &name, request(&["/no/such/program"], false, false))
-            .await,
-        Err(EngineError::Invalid(_))
-    ));
+    // A command that cannot be started ends as in a shell: one line on
+    // stderr, 127 when missing, 126 when not executable.
+    let data = f.dir.path().join("data.txt");
+    std::fs::write(&data, "not a program").unwrap();
+    let data = data.display().to_string();
+    for (words, code) in [
+        (vec!["/no/such/program"], 127),
+        (vec!["no-such-program-anywhere", "x"], 127),
+        (vec![data.as_str()], 126),
+    ] {
+        for tty in [false, true] {
+            let mut session = engine
+                .exec("execy", &name, request(&words, tty, false))
+                .await
+                .unwrap();
+            let (out, err, exit) = finish(&mut session).await;
+            assert_eq!(exit, code, "{words:?} tty={tty}: {out}{err}");
+            assert_eq!(
+                err.lines().count(),
+                1,
+                "{words:?}: one line on stderr: {err:?}"
+            );
+            assert!(
+                err.starts_with(&format!("cannot run {}: ", words[0])) && err.ends_with('\n'),
+                "{err:?}"
+            );
+        }
+    }
     f.engine.stop_all().await;
 }
 
@@ -904,8 +926,10 @@ async fn a_new_engine_kills_the_exec_sessions_of_a_crashed_one() {
 
 /// The process records in a run directory.
 fn records(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .count()
@@ -916,6 +940,82 @@ fn alive(pid: u32) -> bool {
     // Not gone, not a zombie.
     stat.rsplit_once(')')
         .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_shows_what_really_runs() {
+    let f = fixture();
+    let direct = f.template("argvs", "direct", 1, "exec sleep 600");
+    let shell = f.template("argvs", "shell", 1, "sleep 600 && true");
+    f.apply(&direct, 1).await;
+    f.apply(&shell, 1).await;
+    let procs = f
+        .wait_for("argvs", "up", |p| {
+            up(p, "direct") == 1 && up(p, "shell") == 1
+        })
+        .await;
+    let argv = |ptype: &str| {
+        procs
+            .iter()
+            .find(|p| p.ptype == ptype)
+            .unwrap()
+            .argv
+            .clone()
+    };
+    let started = argv("direct");
+    assert!(
+        started[0].starts_with('/') && started[0].ends_with("/sleep"),
+        "{started:?}"
+    );
+    assert_eq!(&started[1..], ["600"]);
+    assert_eq!(argv("shell"), ["/bin/sh", "-c", "sleep 600 && true"]);
+    // Adopted by the next engine: as the kernel shows it.
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    let engine = LocalEngine::new(config).unwrap();
+    let next = Fixture { dir: f.dir, engine };
+    let adopted = next
+        .wait_for("argvs", "adopted", |p| {
+            up(p, "direct") == 1 && up(p, "shell") == 1
+        })
+        .await;
+    let direct = adopted.iter().find(|p| p.ptype == "direct").unwrap();
+    assert_eq!(direct.argv, ["sleep", "600"]);
+    next.engine.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_dir_is_removed_once_no_process_record_is_left() {
+    let logs = tempfile::tempdir().unwrap();
+    let log_dir = logs.path().to_path_buf();
+    // Nothing ran: a close leaves nothing behind.
+    let idle = fixture_with(|c| c.log_dir = Some(log_dir.clone()));
+    let config = idle.engine.config().clone();
+    assert!(config.run_dir.join("engine.lock").exists());
+    idle.engine.close().await;
+    assert!(!config.run_dir.exists(), "an idle run dir is removed");
+
+    // A running process: its record is kept for the next engine...
+    let f = fixture_with(|c| c.log_dir = Some(log_dir.clone()));
+    let worker = f.template("dirty", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 1).await;
+    let procs = f.wait_for("dirty", "up", |p| up(p, "worker") == 1).await;
+    let config = f.engine.config().clone();
+    f.engine.close().await;
+    drop(f.engine);
+    assert_eq!(
+        records(&config.run_dir),
+        1,
+        "the record stays to be adopted"
+    );
+    assert!(alive(procs[0].pid.unwrap()));
+    // ...which removes the directory once it stopped every process.
+    let next = LocalEngine::new(config.clone()).unwrap();
+    next.stop_all().await;
+    wait_group_dead(procs[0].pid.unwrap()).await;
+    assert!(!config.run_dir.exists(), "stop_all leaves no run dir");
+    drop(f.dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

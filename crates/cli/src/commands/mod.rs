@@ -18,6 +18,10 @@ use crate::session::Ctx;
 use std::io::Read;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    run(cli).await.map_err(crate::app::explain)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
     let ctx = Ctx {
         config_flag: cli.config,
     };

@@ -2,6 +2,7 @@
 
 use super::complete_timed;
 use crate::cli::PsCmd;
+use crate::client::ApiError;
 use crate::exec::{self, ExecOptions};
 use crate::progress::{drink_of_choice, Progress};
 use crate::session::{Ctx, Session};
@@ -39,16 +40,20 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
                 .transpose()?;
             let session = ctx.session()?;
             let app = session.app(&app)?;
-            let path = match &target {
-                None => format!("/v2/apps/{app}/pods/restart/"),
+            // A process name restarts that process, anything else a type.
+            let (path, as_type) = match &target {
+                None => (format!("/v2/apps/{app}/pods/restart/"), None),
                 Some(target) => {
-                    // A process name restarts that process, anything else a type.
                     let pods = fetch_pods(&session, &app).await?;
                     match pods.iter().find(|p| &p.name == target) {
-                        Some(pod) => {
-                            format!("/v2/apps/{app}/pods/{}/{}/restart/", pod.ptype, pod.name)
-                        }
-                        None => format!("/v2/apps/{app}/pods/{target}/restart/"),
+                        Some(pod) => (
+                            format!("/v2/apps/{app}/pods/{}/{}/restart/", pod.ptype, pod.name),
+                            None,
+                        ),
+                        None => (
+                            format!("/v2/apps/{app}/pods/{target}/restart/"),
+                            Some(target.as_str()),
+                        ),
                     }
                 }
             };
@@ -57,7 +62,11 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
             let result = session
                 .client
                 .post_ignore(&path, &serde_json::json!({}))
-                .await;
+                .await
+                .map_err(|e| match as_type {
+                    Some(target) => neither_type_nor_process(e, target, &app),
+                    None => anyhow::Error::from(e),
+                });
             complete_timed(progress, result).await?;
             println!();
             print!("{}", pods_view(&app, fetch_pods(&session, &app).await?));
@@ -108,6 +117,20 @@ pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `ps:restart <arg>` tried `arg` as a process name, then as a type: an
+/// unknown type means it is neither.
+fn neither_type_nor_process(error: ApiError, target: &str, app: &str) -> anyhow::Error {
+    match &error {
+        ApiError::Status {
+            status: 404,
+            message,
+        } if message.starts_with("Container type ") => anyhow::anyhow!(
+            "{app} has neither a process type nor a process named {target} (`drycc ps` lists them)"
+        ),
+        _ => error.into(),
+    }
+}
+
 pub async fn fetch_pods(session: &Session, app: &str) -> anyhow::Result<Vec<Pod>> {
     let list: PodList = session.client.get(&format!("/v2/apps/{app}/pods/")).await?;
     Ok(list.results)
@@ -140,12 +163,18 @@ pub fn describe_view(description: &PodDescription) -> String {
         if i > 0 {
             out.push('\n');
         }
-        let mut fields: Vec<(&str, String)> = vec![
-            ("Container", c.container.clone()),
+        // Only what applies: native processes have no image, and a process
+        // that never started has no command yet.
+        let mut fields: Vec<(&str, String)> = vec![("Container", c.container.clone())];
+        for (label, value) in [
             ("Image", c.image.clone()),
             ("Command", c.command.join(" ")),
             ("Args", c.args.join(" ")),
-        ];
+        ] {
+            if !value.is_empty() {
+                fields.push((label, value));
+            }
+        }
         if !c.release.is_empty() {
             fields.push(("Release", c.release.clone()));
         }
@@ -172,7 +201,7 @@ pub fn describe_view(description: &PodDescription) -> String {
         // The details of the state, e.g. `startedAt`, indented below it.
         for detail in c.state.values() {
             if let Value::Object(map) = detail {
-                for (k, v) in map {
+                for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
                     out.push_str(&format!("  {k}: {}\n", value_text(v)));
                 }
             }
@@ -251,5 +280,38 @@ mod tests {
         assert!(out.contains("CPU:              120m\n"), "{out}");
         assert!(out.contains("Memory:           3.0Mi\n"), "{out}");
         assert!(out.contains("  startedAt: 2023-12-08T02:25:00Z\n"), "{out}");
+    }
+
+    #[test]
+    fn describe_leaves_out_what_does_not_apply() {
+        let mut state = std::collections::BTreeMap::new();
+        state.insert(
+            "up".to_string(),
+            serde_json::json!({"startedAt": "2023-12-08T02:25:00Z", "lastExit": null}),
+        );
+        // An older controller's answer: empty image, null lastExit.
+        let c: ContainerDescription = serde_json::from_value(serde_json::json!({
+            "container": "web", "image": "", "command": ["/usr/bin/sleep"], "args": ["600"],
+            "state": state, "ready": true, "restartCount": 0
+        }))
+        .unwrap();
+        let out = describe_view(&PodDescription {
+            count: 1,
+            results: vec![c],
+        });
+        assert!(!out.contains("Image"), "{out}");
+        assert!(!out.contains("lastExit"), "{out}");
+        assert!(out.contains("Command:          /usr/bin/sleep\n"), "{out}");
+        assert!(out.contains("Args:             600\n"), "{out}");
+        // Without a command yet: neither line.
+        let bare: ContainerDescription = serde_json::from_value(serde_json::json!({
+            "container": "web", "state": {}, "ready": false, "restartCount": 0
+        }))
+        .unwrap();
+        let out = describe_view(&PodDescription {
+            count: 1,
+            results: vec![bare],
+        });
+        assert!(!out.contains("Command") && !out.contains("Args"), "{out}");
     }
 }

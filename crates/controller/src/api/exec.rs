@@ -47,7 +47,11 @@ fn frame(channel: u8, data: &[u8]) -> Message {
     Message::Binary(bytes.into())
 }
 
-async fn fail(mut socket: WebSocket, message: String) {
+async fn fail(mut socket: WebSocket, mut message: String) {
+    // A line of its own on the client's stderr.
+    if !message.ends_with('\n') {
+        message.push('\n');
+    }
     let _ = socket
         .send(frame(channel::STDERR, message.as_bytes()))
         .await;

@@ -279,6 +279,17 @@ async fn usage_of(state: &AppState, app: &str, name: &str) -> (Option<u64>, Opti
     }
 }
 
+/// What runs, as Kubernetes shows it: `command` (the program, or
+/// `/bin/sh -c`) and `args`.
+fn split_argv(argv: &[String]) -> (Vec<String>, Vec<String>) {
+    let program = match argv {
+        [sh, c, ..] if sh == "/bin/sh" && c == "-c" => 2,
+        [] => 0,
+        _ => 1,
+    };
+    (argv[..program].to_vec(), argv[program..].to_vec())
+}
+
 pub async fn describe(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -290,20 +301,20 @@ pub async fn describe(
         .iter()
         .find(|p| p.name == name)
         .ok_or_else(|| ApiError::not_found(format!("process {name} not found")))?;
+    let mut fields = serde_json::Map::new();
+    fields.insert("startedAt".into(), timestamp(&process.started).into());
+    if let Some(last_exit) = &process.last_exit {
+        fields.insert("lastExit".into(), last_exit.clone().into());
+    }
     let mut detail = BTreeMap::new();
-    detail.insert(
-        process.state.to_string(),
-        serde_json::json!({
-            "startedAt": timestamp(&process.started),
-            "lastExit": process.last_exit,
-        }),
-    );
+    detail.insert(process.state.to_string(), Value::Object(fields));
+    let (command, args) = split_argv(&process.argv);
     let (cpu_millis, memory_bytes) = usage_of(&state, &app.id, &name).await;
     let container = ContainerDescription {
         container: process.ptype.clone(),
         image: process.image.clone().unwrap_or_default(),
-        command: vec!["sh".into(), "-c".into()],
-        args: vec![process.command.clone()],
+        command,
+        args,
         state: detail,
         ready: process.ready,
         restart_count: process.restarts,
@@ -317,4 +328,26 @@ pub async fn describe(
         count: 1,
         results: vec![container],
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_argv;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn argv_splits_into_command_and_args() {
+        assert_eq!(
+            split_argv(&words(&["/bin/sh", "-c", "sleep $X"])),
+            (words(&["/bin/sh", "-c"]), words(&["sleep $X"]))
+        );
+        assert_eq!(
+            split_argv(&words(&["/usr/bin/sleep", "600"])),
+            (words(&["/usr/bin/sleep"]), words(&["600"]))
+        );
+        assert_eq!(split_argv(&[]), (vec![], vec![]));
+    }
 }

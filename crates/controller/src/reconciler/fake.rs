@@ -113,6 +113,7 @@ fn process(deployment: &Deployment, index: u32, ready: bool) -> ProcessStatus {
         port: None,
         last_exit: None,
         command: t.command.clone(),
+        argv: Vec::new(),
         image: None,
     }
 }

@@ -59,13 +59,18 @@ pub(crate) fn start(
         .current_dir(&target.workdir);
     let (input_tx, input_rx) = mpsc::channel(16);
     let (output_tx, output_rx) = mpsc::channel(64);
-    let cannot = |e: io::Error| EngineError::Invalid(format!("cannot run {program}: {e}"));
+    let session = ExecSession {
+        input: input_tx,
+        output: output_rx,
+    };
     if request.tty {
         if !target.env.contains_key("TERM") {
             cmd.env("TERM", "xterm");
         }
-        let (child, master) =
-            spawn_tty(cmd, request.size.unwrap_or(DEFAULT_SIZE)).map_err(cannot)?;
+        let (child, master) = match spawn_tty(cmd, request.size.unwrap_or(DEFAULT_SIZE)) {
+            Ok(spawned) => spawned,
+            Err(e) => return not_started(program, e, output_tx, session),
+        };
         let pgid = register(shared, &target, &child)?;
         let shared = Arc::clone(shared);
         shared.runtime.clone().spawn(async move {
@@ -82,7 +87,10 @@ pub(crate) fn start(
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let child = cmd.spawn().map_err(cannot)?;
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => return not_started(program, e, output_tx, session),
+        };
         let pgid = register(shared, &target, &child)?;
         let shared = Arc::clone(shared);
         shared.runtime.clone().spawn(async move {
@@ -90,10 +98,48 @@ pub(crate) fn start(
             finish(&shared, &target.name, pgid, code, &output_tx).await;
         });
     }
-    Ok(ExecSession {
-        input: input_tx,
-        output: output_rx,
-    })
+    Ok(session)
+}
+
+/// A command that could not be started because it is missing or not
+/// executable ends like it would in a shell or under kubectl: one line on
+/// stderr and exit 127 (not found) or 126 (not executable). Other failures
+/// are the engine's errors.
+fn not_started(
+    program: &str,
+    error: io::Error,
+    output: mpsc::Sender<ExecOutput>,
+    session: ExecSession,
+) -> Result<ExecSession> {
+    let Some(code) = spawn_failure_code(&error) else {
+        return Err(EngineError::Invalid(format!(
+            "cannot run {program}: {error}"
+        )));
+    };
+    let reason = match error.raw_os_error() {
+        Some(errno) => nix::errno::Errno::from_raw(errno).desc().to_string(),
+        None => error.to_string(),
+    };
+    let line = format!("cannot run {program}: {reason}\n");
+    // The channel is new and larger than two messages: these never wait.
+    let _ = output.try_send(ExecOutput::Stderr(Bytes::from(line)));
+    let _ = output.try_send(ExecOutput::Exit(code));
+    Ok(session)
+}
+
+/// The shell's exit code for a command that could not be executed.
+fn spawn_failure_code(error: &io::Error) -> Option<i32> {
+    match error.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => Some(127),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::ENOEXEC) | Some(libc::EISDIR) => {
+            Some(126)
+        }
+        _ => match error.kind() {
+            io::ErrorKind::NotFound => Some(127),
+            io::ErrorKind::PermissionDenied => Some(126),
+            _ => None,
+        },
+    }
 }
 
 fn exec_file(name: &str, pgid: u32) -> String {

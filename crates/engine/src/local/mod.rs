@@ -424,6 +424,8 @@ impl Engine for LocalEngine {
                 break;
             }
         }
+        // With no process left to adopt, nothing here is of use to anyone.
+        os::remove_idle_run_dir(&self.shared.config.run_dir);
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
@@ -449,6 +451,7 @@ impl Engine for LocalEngine {
                 break;
             }
         }
+        os::remove_idle_run_dir(&self.shared.config.run_dir);
     }
 }
 

@@ -91,6 +91,20 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
+/// The argv of a running process as the kernel shows it (empty when it
+/// cannot be read).
+pub(crate) fn cmdline(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The pid file of a process (or exec session) in `run_dir`.
 pub(crate) fn pid_file(run_dir: &Path, name: &str) -> PathBuf {
     run_dir.join(format!("{name}.pid"))
@@ -112,6 +126,30 @@ pub(crate) fn remove_pid_file(run_dir: &Path, name: &str) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => tracing::debug!(path = %path.display(), error = %e, "could not remove pid file"),
+    }
+}
+
+/// Remove `run_dir` when it holds nothing but the engine's lock file: no
+/// process record, no pid file, nothing else. Returns whether it is gone.
+/// `remove_dir` only removes an empty directory, so a file another engine
+/// creates meanwhile keeps it.
+pub(crate) fn remove_idle_run_dir(run_dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return false;
+    };
+    for entry in entries {
+        match entry {
+            Ok(entry) if entry.file_name() == "engine.lock" => {}
+            _ => return false,
+        }
+    }
+    let _ = std::fs::remove_file(run_dir.join("engine.lock"));
+    match std::fs::remove_dir(run_dir) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(path = %run_dir.display(), error = %e, "run directory kept");
+            false
+        }
     }
 }
 

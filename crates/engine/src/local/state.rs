@@ -244,6 +244,18 @@ impl Shared {
     /// A run of the process was spawned (or adopted): record its pid, port
     /// and start, and its readiness when it needs no check. Returns its
     /// restart count, `None` when the entry is gone.
+    /// What a process runs (see [`ProcessStatus::argv`]); kept across its
+    /// exits until the next start.
+    pub(crate) fn set_argv(&self, app: &str, name: &str, argv: Vec<String>) {
+        if argv.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        if let Some(proc) = inner.apps.get_mut(app).and_then(|a| a.procs.get_mut(name)) {
+            proc.status.argv = argv;
+        }
+    }
+
     pub(crate) fn started(
         self: &Arc<Self>,
         app: &str,
@@ -508,6 +520,7 @@ fn new_status(name: &str, template: &ProcessTemplate, started: DateTime<Utc>) ->
         port: None,
         last_exit: None,
         command: template.command.clone(),
+        argv: Vec::new(),
         image: template.image.clone(),
     }
 }

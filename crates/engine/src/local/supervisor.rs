@@ -245,7 +245,7 @@ async fn run_once(
     };
     let run_dir = &shared.config.run_dir;
     runtime::write(run_dir, &record);
-    let child = match spawn(template, &env, workdir, output) {
+    let (child, argv) = match spawn(template, &env, workdir, output) {
         Ok(spawned) => spawned,
         Err(e) => return Ended::Failed(format!("could not start: {e}")),
     };
@@ -256,6 +256,7 @@ async fn run_once(
     // A process without a readiness check is ready now: one update (and
     // one change event) instead of two, which counts at 500 processes.
     let ready_now = matches!(plan, Readiness::Immediate);
+    shared.set_argv(app, name, argv);
     shared.started(app, name, pid, port, started, ready_now);
     record.pid = pid;
     record.start_time = os::start_time(pid).unwrap_or(0);
@@ -293,6 +294,8 @@ async fn follow_adopted(
         .and_then(|a| a.procs.get(name))
         .map(|p| p.status.started)
         .unwrap_or_else(Utc::now);
+    // What a previous controller started: as the kernel shows it.
+    shared.set_argv(app, name, os::cmdline(found.pid));
     shared.started(app, name, found.pid, found.port, started, ready_now);
     let running = Running::Adopted(pidfd);
     follow(
@@ -419,20 +422,23 @@ fn spawn(
     env: &Env,
     workdir: &Path,
     output: std::fs::File,
-) -> std::io::Result<Child> {
+) -> std::io::Result<(Child, Vec<String>)> {
     let path = env.get("PATH").map(String::as_str);
-    let mut cmd = match command::plan(&template.command, path, workdir) {
+    let (mut cmd, shown) = match command::plan(&template.command, path, workdir) {
         Launch::Direct { program, argv } => {
+            let mut shown = vec![program.display().to_string()];
             let mut cmd = Command::new(program);
             if let Some((argv0, args)) = argv.split_first() {
                 cmd.arg0(argv0).args(args);
+                shown.extend(args.iter().cloned());
             }
-            cmd
+            (cmd, shown)
         }
         Launch::Shell => {
             let mut cmd = Command::new("/bin/sh");
             cmd.arg("-c").arg(&template.command);
-            cmd
+            let shown = vec!["/bin/sh".into(), "-c".into(), template.command.clone()];
+            (cmd, shown)
         }
     };
     cmd.env_clear()
@@ -442,7 +448,7 @@ fn spawn(
         .stdout(Stdio::from(output.try_clone()?))
         .stderr(Stdio::from(output))
         .process_group(0);
-    cmd.spawn()
+    Ok((cmd.spawn()?, shown))
 }
 
 /// The app-log line that tells a user why a process was killed.
