@@ -311,6 +311,14 @@ fn git(args: &[&str], dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A number from the environment, or `default` when unset or not one.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `median (min .. max)` in seconds.
 pub fn summary(times: &mut [Duration]) -> String {
     times.sort();

@@ -10,15 +10,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use drycc_bench::{cpu_time, Api, Controller};
+use drycc_bench::{cpu_time, env_or, Api, Controller};
 use serde_json::json;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> Result<()> {
     let count = env_or("DRYCC_BENCH_COUNT", 500);

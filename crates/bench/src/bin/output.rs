@@ -10,14 +10,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use drycc_bench::{cpu_time, Api, Controller};
+use drycc_bench::{cpu_time, env_or, Api, Controller};
 use serde_json::json;
 
 fn main() -> Result<()> {
-    let seconds: u64 = std::env::var("DRYCC_BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let seconds: u64 = env_or("DRYCC_BENCH_SECONDS", 10);
     let bound_kib = 4096u64;
     let controller = Controller::start(&[("DRYCC_LOG_KIB_PER_PROCESS", &bound_kib.to_string())])?;
     let api = Api::register(&controller.url)?;

@@ -9,15 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use drycc_bench::{summary, Api, Controller};
+use drycc_bench::{env_or, summary, Api, Controller};
 use serde_json::json;
-
-fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// name -> pid of every process.
 fn pids(api: &Api, app: &str) -> Result<BTreeMap<String, u64>> {

@@ -10,15 +10,8 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use drycc_bench::{rss_kib, summary, Api, Controller};
+use drycc_bench::{env_or, rss_kib, summary, Api, Controller};
 use serde_json::json;
-
-fn env_or(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> Result<()> {
     let rounds = env_or("DRYCC_BENCH_ROUNDS", 5);
