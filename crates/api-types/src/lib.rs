@@ -183,6 +183,12 @@ pub struct Pod {
     pub started: String,
     pub ready: String,
     pub restarts: u32,
+    /// CPU in millicores, with `?usage=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+    /// Memory in bytes, with `?usage=true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -411,8 +417,14 @@ mod tests {
             started: "2023-12-08T02:25:00Z".into(),
             ready: "1/1".into(),
             restarts: 0,
+            cpu_millis: None,
+            memory_bytes: None,
         };
         let json = serde_json::to_value(&pod).unwrap();
         assert_eq!(json["type"], "web");
+        assert!(
+            json.get("cpu_millis").is_none(),
+            "left out unless asked for"
+        );
     }
 }

@@ -199,6 +199,9 @@ pub enum PsCmd {
     List {
         #[command(flatten)]
         app: AppOpt,
+        /// Show each process's CPU (millicores) and memory
+        #[arg(long)]
+        usage: bool,
     },
     /// Scale process types, e.g. web=4 worker=2
     Scale {

@@ -114,6 +114,16 @@ fn a_loaded_type_scales_up_and_comes_back_after_the_down_window() {
         described["memory_bytes"].as_u64().unwrap_or(0) > 0,
         "{described}"
     );
+    // So does `ps --usage`, for every process.
+    let listed = api.get(&format!("/v2/apps/{app}/pods/?usage=true"));
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let pods = listed.body["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(pods.iter().all(|p| p["cpu_millis"].is_u64()), "{pods:#?}");
+    let refused = api.get(&format!("/v2/apps/{app}/pods/?usage=maybe"));
+    assert_eq!(refused.status, 400, "{}", refused.text);
 
     // No load: back to 1, but never before the down window allowed it.
     std::fs::remove_file(&flag).expect("flag");

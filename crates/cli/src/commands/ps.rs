@@ -14,10 +14,19 @@ use serde_json::Value;
 
 pub async fn run(cmd: PsCmd, ctx: &Ctx) -> anyhow::Result<i32> {
     match cmd {
-        PsCmd::List { app } => {
+        PsCmd::List { app, usage: false } => {
             let session = ctx.session()?;
             let app = session.app(&app)?;
             print!("{}", pods_view(&app, fetch_pods(&session, &app).await?));
+        }
+        PsCmd::List { app, usage: true } => {
+            let session = ctx.session()?;
+            let app = session.app(&app)?;
+            let list: PodList = session
+                .client
+                .get(&format!("/v2/apps/{app}/pods/?usage=true"))
+                .await?;
+            print!("{}", usage_view(&app, list.results));
         }
         PsCmd::Scale { app, targets } => {
             let targets = validate::parse_scale(&targets)?;
@@ -149,6 +158,25 @@ pub fn pods_view(app: &str, mut pods: Vec<Pod>) -> String {
     table::render(&["NAME", "RELEASE", "STATE", "TYPE", "STARTED"], &rows)
 }
 
+/// `ps:list --usage`: the table with each process's CPU and memory.
+pub fn usage_view(app: &str, mut pods: Vec<Pod>) -> String {
+    if pods.is_empty() {
+        return format!("No processes found in {app} app.\n");
+    }
+    pods.sort_by(|a, b| (&a.ptype, &a.name).cmp(&(&b.ptype, &b.name)));
+    let rows: Vec<Vec<String>> = pods
+        .into_iter()
+        .map(|p| {
+            let cpu = p.cpu_millis.map_or("-".to_string(), |c| format!("{c}m"));
+            let memory = p.memory_bytes.map_or("-".to_string(), |m| {
+                format!("{:.1}Mi", m as f64 / (1024.0 * 1024.0))
+            });
+            vec![p.name, p.ptype, p.state, cpu, memory]
+        })
+        .collect();
+    table::render(&["NAME", "TYPE", "STATE", "CPU", "MEMORY"], &rows)
+}
+
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -224,7 +252,23 @@ mod tests {
             started: "2023-12-08T02:25:00Z".into(),
             ready: "1/1".into(),
             restarts: 0,
+            cpu_millis: None,
+            memory_bytes: None,
         }
+    }
+
+    #[test]
+    fn usage_shows_cpu_and_memory_or_a_dash() {
+        let mut busy = pod("app-web-c4f44c4b4-7p7dh", "web");
+        busy.cpu_millis = Some(95);
+        busy.memory_bytes = Some(12 * 1024 * 1024);
+        let quiet = pod("app-web-c4f44c4b4-8q8ff", "web");
+        assert_eq!(
+            usage_view("app", vec![quiet, busy]),
+            "NAME                       TYPE    STATE    CPU    MEMORY\n\
+             app-web-c4f44c4b4-7p7dh    web     up       95m    12.0Mi\n\
+             app-web-c4f44c4b4-8q8ff    web     up       -      -\n"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::auth::{app_for, Access, AuthUser};
 use crate::deploy::{wait_for, wait_types, DeployError, Verdict};
-use crate::error::{optional_json, ApiError, ApiResult, Json, Path};
+use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
 use crate::state::{timestamp, AppState, Shared};
 
 pub fn pod_view(process: &ProcessStatus) -> Pod {
@@ -23,7 +23,15 @@ pub fn pod_view(process: &ProcessStatus) -> Pod {
         started: timestamp(&process.started),
         ready: if process.ready { "1/1" } else { "0/1" }.into(),
         restarts: process.restarts,
+        cpu_millis: None,
+        memory_bytes: None,
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    /// `true`: each process's CPU and memory too (`drycc ps --usage`).
+    usage: Option<String>,
 }
 
 async fn pod_list(state: &AppState, app: &str, ptype: Option<&str>) -> ApiResult<PodList> {
@@ -45,9 +53,29 @@ pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
 ) -> ApiResult<Json<PodList>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
-    Ok(Json(pod_list(&state, &app.id, None).await?))
+    let mut list = pod_list(&state, &app.id, None).await?;
+    match query.usage.as_deref() {
+        None | Some("false") => {}
+        Some("true") => {
+            let usage = all_usage(&state, &app.id).await;
+            for pod in &mut list.results {
+                if let Some(u) = usage.iter().find(|u| u.name == pod.name) {
+                    pod.cpu_millis = u.cpu_millis;
+                    pod.memory_bytes = u.memory_bytes;
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "usage: \"{}\" is not true or false",
+                other.chars().take(20).collect::<String>()
+            )))
+        }
+    }
+    Ok(Json(list))
 }
 
 pub async fn list_type(
@@ -258,25 +286,24 @@ pub async fn restart_one(
     Ok(Json(pod_list(&state, &app.id, None).await?))
 }
 
-/// A process's CPU and memory: CPU is measured between two readings, so
-/// without a recent one (the autoscaler's) a second one follows shortly.
-async fn usage_of(state: &AppState, app: &str, name: &str) -> (Option<u64>, Option<u64>) {
-    let read = || async {
-        state
-            .engine
-            .usage(app)
-            .await
-            .ok()
-            .and_then(|all| all.into_iter().find(|u| u.name == name))
-            .map_or((None, None), |u| (u.cpu_millis, u.memory_bytes))
-    };
-    match read().await {
-        (None, Some(_)) => {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            read().await
-        }
-        reading => reading,
+/// Every process's CPU and memory. CPU is measured between two readings,
+/// so without a recent one (the autoscaler's) a second one follows shortly.
+async fn all_usage(state: &AppState, app: &str) -> Vec<drycc_engine::ProcessUsage> {
+    let first = state.engine.usage(app).await.unwrap_or_default();
+    if first.iter().all(|u| u.cpu_millis.is_some()) {
+        return first;
     }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    state.engine.usage(app).await.unwrap_or_default()
+}
+
+/// One process's CPU and memory (see [`all_usage`]).
+async fn usage_of(state: &AppState, app: &str, name: &str) -> (Option<u64>, Option<u64>) {
+    all_usage(state, app)
+        .await
+        .into_iter()
+        .find(|u| u.name == name)
+        .map_or((None, None), |u| (u.cpu_millis, u.memory_bytes))
 }
 
 /// What runs, as Kubernetes shows it: `command` (the program, or
