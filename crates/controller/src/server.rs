@@ -160,6 +160,7 @@ fn local_engine(
         ),
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
         cgroup_parent: format!("drycc-{}", settings.instance()),
+        kill_on_drop: false,
         crash_backoff: drycc_engine::local::BackoffPolicy {
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
             ..Default::default()

@@ -225,6 +225,36 @@ fn app_processes_outlive_graceful_and_crashed_controllers() {
     assert!(!refused.status.success());
     let third = processes(&api, app);
     controller.stop();
+
+    // A controller that fails to start after adopting the apps (its router
+    // port is taken) leaves them running, as a crash would.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let failed = std::process::Command::new(env!("CARGO_BIN_EXE_drycc-controller"))
+        .env(
+            "DRYCC_LISTEN",
+            format!("127.0.0.1:{}", support::free_port()),
+        )
+        .env(
+            "DRYCC_ROUTER_LISTEN",
+            taken.local_addr().expect("addr").to_string(),
+        )
+        .env("DRYCC_DATA_DIR", controller.data_dir.path())
+        .env("DRYCC_RUN_DIR", controller.data_dir.path().join("run"))
+        .env(
+            "DRYCC_DATABASE_URL",
+            controller
+                .database
+                .as_ref()
+                .map(|d| d.url.as_str())
+                .unwrap_or_default(),
+        )
+        .output()
+        .expect("run drycc-controller");
+    assert!(!failed.status.success(), "the router port was taken");
+    for (name, pid) in &third {
+        assert!(alive(*pid), "{name} ({pid}) was killed by a failed start");
+    }
+
     let stopped = controller.stop_apps();
     assert!(
         stopped.status.success(),

@@ -84,6 +84,11 @@ pub struct LocalConfig {
     /// The control group (relative to the controller's own) under which
     /// every process gets `<app>/<name>`; one per controller.
     pub cgroup_parent: String,
+    /// Whether dropping the engine without `close` or `stop_all` kills its
+    /// processes (a test's safety net). The controller says no: an error
+    /// on its way out must leave apps running for the next controller,
+    /// as a crash does.
+    pub kill_on_drop: bool,
 }
 
 impl Default for LocalConfig {
@@ -111,6 +116,7 @@ impl Default for LocalConfig {
             readiness_poll: Duration::from_millis(100),
             process_ports: default_process_ports(ephemeral_ports()),
             cgroup_parent: "drycc".to_string(),
+            kill_on_drop: true,
         }
     }
 }
@@ -461,8 +467,9 @@ impl Drop for LocalEngine {
     fn drop(&mut self) {
         let groups: Vec<(u32, String)> = {
             let mut inner = self.shared.lock();
-            if inner.released {
-                // Handed over on purpose (`close`): the processes run on.
+            if inner.released || !self.shared.config.kill_on_drop {
+                // Handed over on purpose (`close`), or left for the next
+                // controller to adopt: the processes run on.
                 return;
             }
             inner.closed = true;
