@@ -95,6 +95,9 @@ pub struct Settings {
         default_value = "enabled"
     )]
     pub registration_mode: RegistrationMode,
+    /// Seconds an API token is accepted after login (default 30 days).
+    #[arg(long, env = "DRYCC_TOKEN_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 86_400))]
+    pub token_ttl: u64,
     /// Upper bound of one scale value.
     #[arg(long, env = "DRYCC_MAX_PROCESSES_PER_TYPE", default_value_t = 100)]
     pub max_processes_per_type: u32,
@@ -189,6 +192,10 @@ impl Settings {
                 down_window: seconds(self.autoscale_down_window),
             },
         )
+    }
+
+    pub fn token_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.token_ttl).unwrap_or(i64::MAX / 1000))
     }
 
     pub fn deploy_timeout(&self) -> Duration {

@@ -1,4 +1,5 @@
-//! `/v2/auth/*`: register, login, whoami, logout.
+//! `/v2/auth/*`: register, login, whoami, logout; and an admin's
+//! revocation of every token of a user.
 
 use axum::extract::State;
 use axum::http::header::AUTHORIZATION;
@@ -119,7 +120,13 @@ pub async fn login(
     let valid = verify_password(request.password, hash).await?;
     let user = user.filter(|_| valid).ok_or_else(invalid)?;
     let (token, hash) = new_token();
-    state.store.create_token(&user.id, &hash).await?;
+    let now = chrono::Utc::now();
+    // Expired tokens are useless: forget them while we are writing anyway.
+    state.store.delete_expired_tokens(now).await?;
+    let expires = now
+        .checked_add_signed(state.settings.token_ttl())
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    state.store.create_token(&user.id, &hash, expires).await?;
     Ok(Json(TokenResponse { token }))
 }
 
@@ -138,5 +145,25 @@ pub async fn logout(
         .and_then(|v| v.split_whitespace().nth(1))
         .unwrap_or_default();
     state.store.delete_token(&token_hash(token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v2/admin/users/<username>/tokens/`: an admin revokes every
+/// token of a user (who must log in again everywhere).
+pub async fn revoke_user_tokens(
+    State(state): State<Shared>,
+    AuthUser(admin): AuthUser,
+    axum::extract::Path(username): axum::extract::Path<String>,
+) -> ApiResult<StatusCode> {
+    if !admin.is_superuser {
+        return Err(ApiError::forbidden());
+    }
+    let user = state
+        .store
+        .user_by_name(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No user named {username}.")))?;
+    let revoked = state.store.delete_user_tokens(&user.id).await?;
+    tracing::info!(admin = %admin.username, user = %username, revoked, "Revoked every token of a user.");
     Ok(StatusCode::NO_CONTENT)
 }
