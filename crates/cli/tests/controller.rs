@@ -338,6 +338,14 @@ fn login_writes_the_configuration_0600() {
     assert_eq!(code, 0);
     assert_eq!(stdout, "Logged out\n");
     assert!(!path.exists());
+    // The token was revoked on the server before it was forgotten.
+    let requests = fake.requests();
+    let revoke = requests.last().expect("a logout request");
+    assert_eq!(
+        (revoke.method.as_str(), revoke.target.as_str()),
+        ("POST", "/v2/auth/logout/")
+    );
+    assert_eq!(revoke.header("authorization"), Some("token fresh"));
 }
 
 #[test]

@@ -5,7 +5,8 @@ use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use drycc_store::{App, User};
+use chrono::{DateTime, Utc};
+use drycc_store::{App, Token, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -95,12 +96,34 @@ impl FromRequestParts<Shared> for AuthUser {
     }
 }
 
+/// The message of a 401 for an expired token.
+pub const EXPIRED: &str = "Token expired: log in again (drycc auth:login).";
+
 pub async fn user_for_token(state: &Shared, token: &str) -> ApiResult<User> {
-    state
+    let hash = token_hash(token);
+    let record = state
         .store
-        .user_by_token_hash(&token_hash(token))
+        .token_by_hash(&hash)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("Invalid token."))
+        .ok_or_else(|| ApiError::unauthorized("Invalid token."))?;
+    if expired(&record, state.settings.token_ttl(), Utc::now()) {
+        // Forgotten at once: it can never be valid again.
+        state.store.delete_token(&hash).await?;
+        return Err(ApiError::unauthorized(EXPIRED));
+    }
+    Ok(record.user)
+}
+
+/// Whether a token is past its expiry at `now`. Tokens issued before
+/// tokens expired have none: they last `ttl` from their creation.
+pub fn expired(token: &Token, ttl: chrono::Duration, now: DateTime<Utc>) -> bool {
+    let expires = token.expires.unwrap_or_else(|| {
+        token
+            .created
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    });
+    now >= expires
 }
 
 /// What a request wants to do with an app.
@@ -131,4 +154,57 @@ pub async fn may_access(state: &Shared, user: &User, app: &App) -> ApiResult<boo
     Ok(user.is_superuser
         || app.owner == user.username
         || state.store.has_perm(&app.id, &user.username).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(created: &str, expires: Option<&str>) -> Token {
+        let time = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        Token {
+            user: User {
+                id: "id".into(),
+                username: "alice".into(),
+                email: String::new(),
+                is_superuser: false,
+                password_hash: String::new(),
+                created: time(created),
+            },
+            created: time(created),
+            expires: expires.map(time),
+        }
+    }
+
+    #[test]
+    fn tokens_expire_at_their_expiry_or_after_the_ttl() {
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let day = chrono::Duration::days(1);
+        let issued = token("2024-01-01T00:00:00Z", Some("2024-01-02T00:00:00Z"));
+        assert!(!expired(&issued, day, at("2024-01-01T23:59:59Z")));
+        assert!(expired(&issued, day, at("2024-01-02T00:00:00Z")));
+        // The stored expiry wins over today's ttl.
+        assert!(!expired(
+            &issued,
+            chrono::Duration::seconds(1),
+            at("2024-01-01T12:00:00Z")
+        ));
+        // Issued before expiry existed: created + ttl.
+        let old = token("2024-01-01T00:00:00Z", None);
+        assert!(!expired(&old, day, at("2024-01-01T23:00:00Z")));
+        assert!(expired(&old, day, at("2024-01-02T00:00:01Z")));
+        assert!(!expired(
+            &old,
+            chrono::Duration::MAX,
+            at("2999-01-01T00:00:00Z")
+        ));
+    }
 }

@@ -84,7 +84,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let (stop_sent, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(
         listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(app),
+        // Login limits count per client address.
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            std::net::SocketAddr,
+        >(app),
     )
     .with_graceful_shutdown({
         let stopping = state.stopping.clone();

@@ -95,6 +95,21 @@ pub struct Settings {
         default_value = "enabled"
     )]
     pub registration_mode: RegistrationMode,
+    /// Seconds an API token is accepted after login (default 30 days).
+    #[arg(long, env = "DRYCC_TOKEN_TTL", default_value_t = 30 * 86_400, value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 86_400))]
+    pub token_ttl: u64,
+    /// Failed logins of one username within a window before further
+    /// attempts are refused (429) until the window has passed.
+    #[arg(long, env = "DRYCC_LOGIN_MAX_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures: u32,
+    /// Failed logins from one client address within a window (any
+    /// usernames) before its attempts are refused.
+    #[arg(long, env = "DRYCC_LOGIN_MAX_FAILURES_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures_per_address: u32,
+    /// Seconds of the failed-login window (later lockouts last 2, 4, ...
+    /// up to 64 windows).
+    #[arg(long, env = "DRYCC_LOGIN_WINDOW", default_value_t = 60.0)]
+    pub login_window: f64,
     /// Upper bound of one scale value.
     #[arg(long, env = "DRYCC_MAX_PROCESSES_PER_TYPE", default_value_t = 100)]
     pub max_processes_per_type: u32,
@@ -189,6 +204,14 @@ impl Settings {
                 down_window: seconds(self.autoscale_down_window),
             },
         )
+    }
+
+    pub fn token_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.token_ttl).unwrap_or(i64::MAX / 1000))
+    }
+
+    pub fn login_window(&self) -> Duration {
+        Duration::from_secs_f64(self.login_window.clamp(0.001, 86_400.0))
     }
 
     pub fn deploy_timeout(&self) -> Duration {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub reconciler: Reconciler,
     /// The autoscaler's memory: last rescales and decisions per type.
     pub autoscaler: crate::autoscaler::Autoscaler,
+    /// Failed logins per username and address (in memory).
+    pub login_limiter: crate::login_limit::LoginLimiter,
     /// The routing table, pushed to the router.
     pub routes: RoutePublisher,
     /// What a standalone router presents to follow the routing table.
@@ -47,6 +49,11 @@ impl AppState {
         hook_secret: String,
         router_secret: String,
     ) -> AppState {
+        let login_limiter = crate::login_limit::LoginLimiter::new(
+            settings.login_window(),
+            settings.login_max_failures,
+            settings.login_max_failures_per_address,
+        );
         AppState {
             store,
             engine,
@@ -56,6 +63,7 @@ impl AppState {
             hook_secret,
             reconciler: Reconciler::new(),
             autoscaler: Default::default(),
+            login_limiter,
             routes: RoutePublisher::new(),
             router_secret,
             stopping: tokio_util::sync::CancellationToken::new(),

@@ -70,6 +70,7 @@ fn no_input_gets_a_server_error() {
         "/v2/auth/register/".into(),
         "/v2/auth/login/".into(),
         "/v2/auth/whoami/".into(),
+        "/v2/admin/users/nobody/tokens/".into(),
         "/v2/apps/".into(),
         format!("/v2/apps/{app}/"),
         format!("/v2/apps/{app}/builds/"),

@@ -18,13 +18,14 @@
 //!
 //! # Schema
 //!
-//! (`migrations/0001_initial.sql`, `0002_release_state.sql`;
+//! (`migrations/0001_initial.sql`, `0002_release_state.sql`,
+//! `0003_token_expiry.sql`;
 //! `_sqlx_migrations` records what ran.)
 //!
 //! | table | columns | keys |
 //! |---|---|---|
 //! | `users` | `id`, `username`, `email`, `is_superuser`, `password_hash`, `created` | PK `id`, UNIQUE `username` |
-//! | `tokens` | `token_hash`, `user_id`, `created` | PK `token_hash`, FK `user_id` -> `users` (cascade) |
+//! | `tokens` | `token_hash`, `user_id`, `created`, `expires` (NULL: issued before expiry existed) | PK `token_hash`, FK `user_id` -> `users` (cascade) |
 //! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `created`, `updated` | PK `uuid`, UNIQUE `id`, FK `owner` -> `users.username` |
 //! | `builds` | `uuid`, `app`, `owner`, `image`, `stack`, `sha`, `procfile`*, `dockerfile`, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
@@ -98,6 +99,6 @@ mod users;
 pub use error::{Result, StoreError};
 pub use records::{
     App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, ReleaseState, Settings,
-    User,
+    Token, User,
 };
 pub use store::{Backend, Store};

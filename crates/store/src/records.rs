@@ -18,6 +18,17 @@ pub struct User {
     pub created: DateTime<Utc>,
 }
 
+/// An API token as the store knows it (only its hash is kept), with the
+/// user it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub user: User,
+    pub created: DateTime<Utc>,
+    /// When it stops being accepted; `None` for tokens issued before
+    /// tokens expired (the caller decides from `created`).
+    pub expires: Option<DateTime<Utc>>,
+}
+
 /// An application. `id` is its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {

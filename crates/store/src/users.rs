@@ -1,10 +1,11 @@
 //! Users and API tokens.
 
+use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 
 use crate::codec::{bool_int, now, ts, RowExt};
 use crate::error::{conflict_if_unique, Result, StoreError};
-use crate::records::User;
+use crate::records::{Token, User};
 use crate::store::{Backend, Store};
 
 const USER_COLUMNS: &str = "users.id, users.username, users.email, users.is_superuser, \
@@ -114,12 +115,18 @@ impl Store {
         u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative user count {n}")))
     }
 
-    /// Records a token for `user_id`. Only its hash is stored: the caller
-    /// passes the hex SHA-256 of the token it handed out.
+    /// Records a token for `user_id`, accepted until `expires`. Only its
+    /// hash is stored: the caller passes the hex SHA-256 of the token it
+    /// handed out.
     ///
     /// Errors: `NotFound` when the user does not exist, `Conflict` when the
     /// hash is already recorded.
-    pub async fn create_token(&self, user_id: &str, token_hash: &str) -> Result<()> {
+    pub async fn create_token(
+        &self,
+        user_id: &str,
+        token_hash: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let users = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE id = $1")
             .bind(user_id)
@@ -129,30 +136,72 @@ impl Store {
         if users == 0 {
             return Err(StoreError::NotFound(format!("User {user_id} not found")));
         }
-        sqlx::query("INSERT INTO tokens (token_hash, user_id, created) VALUES ($1, $2, $3)")
-            .bind(token_hash)
-            .bind(user_id)
-            .bind(ts(&now()))
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_if_unique("token already exists"))?;
+        sqlx::query(
+            "INSERT INTO tokens (token_hash, user_id, created, expires) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(ts(&now()))
+        .bind(ts(&expires))
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_if_unique("token already exists"))?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// The user a token hash belongs to, if it is still valid.
-    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+    /// The token with this hash and its user, expired or not (expiry is
+    /// the caller's rule).
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<Token>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM tokens JOIN users ON users.id = tokens.user_id \
+            "SELECT {USER_COLUMNS}, tokens.created AS token_created, tokens.expires \
+             FROM tokens JOIN users ON users.id = tokens.user_id \
              WHERE tokens.token_hash = $1"
         );
-        sqlx::query(&sql)
+        let Some(row) = sqlx::query(&sql)
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let expires = match row.opt_text("expires")? {
+            None => None,
+            Some(text) => Some(
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| StoreError::Corrupt(format!("column expires: {text:?}: {e}")))?,
+            ),
+        };
+        Ok(Some(Token {
+            user: user_from_row(&row)?,
+            created: row.time("token_created")?,
+            expires,
+        }))
+    }
+
+    /// Revokes every token of a user. Returns how many there were.
+    pub async fn delete_user_tokens(&self, user_id: &str) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM tokens WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Forgets tokens that expired at or before `now` (those with an
+    /// expiry). Returns how many.
+    pub async fn delete_expired_tokens(&self, now: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        // Fixed-width RFC 3339 text sorts in time order on both backends.
+        let done = sqlx::query("DELETE FROM tokens WHERE expires IS NOT NULL AND expires <= $1")
+            .bind(ts(&now))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     /// Revokes a token. Returns whether it existed.

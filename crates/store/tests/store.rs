@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::error::Error;
 
+use chrono::SubsecRound;
 use drycc_store::{
     Backend, BuildRef, NewBuild, NewConfig, NewRelease, ReleaseState, Store, StoreError,
 };
@@ -212,26 +213,58 @@ async fn user_token_lifecycle(db: &TestDb) -> TestResult {
     assert_eq!(s.user_by_id(&alice.id).await?, Some(alice.clone()));
     assert_eq!(s.user_by_name("nobody").await?, None);
 
+    let later = chrono::Utc::now() + chrono::Duration::days(30);
+    let later = later.trunc_subsecs(6);
     let hash = "a".repeat(64);
-    assert_eq!(s.user_by_token_hash(&hash).await?, None);
-    s.create_token(&alice.id, &hash).await?;
-    assert_eq!(s.user_by_token_hash(&hash).await?, Some(alice.clone()));
+    assert_eq!(s.token_by_hash(&hash).await?, None);
+    s.create_token(&alice.id, &hash, later).await?;
+    let token = s.token_by_hash(&hash).await?.ok_or("the token")?;
+    assert_eq!(token.user, alice);
+    assert_eq!(token.expires, Some(later));
+    assert!(token.created <= chrono::Utc::now());
     assert!(matches!(
-        s.create_token(&alice.id, &hash).await,
+        s.create_token(&alice.id, &hash, later).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.create_token("no-such-user", &"b".repeat(64)).await,
+        s.create_token("no-such-user", &"b".repeat(64), later).await,
         Err(StoreError::NotFound(_))
     ));
 
     // A second token for the same user is independent of the first.
     let other = "c".repeat(64);
-    s.create_token(&alice.id, &other).await?;
+    s.create_token(&alice.id, &other, later).await?;
     assert!(s.delete_token(&hash).await?);
     assert!(!s.delete_token(&hash).await?);
-    assert_eq!(s.user_by_token_hash(&hash).await?, None);
-    assert_eq!(s.user_by_token_hash(&other).await?, Some(alice));
+    assert_eq!(s.token_by_hash(&hash).await?, None);
+    assert_eq!(
+        s.token_by_hash(&other).await?.map(|t| t.user),
+        Some(alice.clone())
+    );
+
+    // Expired tokens are forgotten, valid ones and old ones without an
+    // expiry stay.
+    let earlier = chrono::Utc::now() - chrono::Duration::seconds(1);
+    s.create_token(&alice.id, &"d".repeat(64), earlier).await?;
+    sqlx::query("INSERT INTO tokens (token_hash, user_id, created) VALUES ('e', $1, $2)")
+        .bind(&alice.id)
+        .bind("2020-01-01T00:00:00.000000Z")
+        .execute(s.pool())
+        .await?;
+    let old = s.token_by_hash("e").await?.ok_or("the old token")?;
+    assert_eq!(old.expires, None);
+    assert_eq!(s.delete_expired_tokens(chrono::Utc::now()).await?, 1);
+    assert_eq!(s.token_by_hash(&"d".repeat(64)).await?, None);
+    assert!(s.token_by_hash(&other).await?.is_some());
+
+    // Revoking a user's tokens revokes them all, and nobody else's.
+    let bob = s.create_user("bob", "", "hash-b").await?;
+    s.create_token(&bob.id, &"f".repeat(64), later).await?;
+    assert_eq!(s.delete_user_tokens(&alice.id).await?, 2);
+    assert_eq!(s.token_by_hash(&other).await?, None);
+    assert_eq!(s.token_by_hash("e").await?, None);
+    assert_eq!(s.delete_user_tokens(&alice.id).await?, 0);
+    assert!(s.token_by_hash(&"f".repeat(64)).await?.is_some());
     Ok(())
 }
 
@@ -618,8 +651,13 @@ async fn reopen_sees_the_same_data(db: &TestDb) -> TestResult {
     let s = &db.store;
     alice_and_app(s).await?;
     let app = "steely-mainsail";
-    s.create_token(&s.user_by_name("alice").await?.ok_or("alice")?.id, "f00d")
-        .await?;
+    let expires = (chrono::Utc::now() + chrono::Duration::days(1)).trunc_subsecs(6);
+    s.create_token(
+        &s.user_by_name("alice").await?.ok_or("alice")?.id,
+        "f00d",
+        expires,
+    )
+    .await?;
     let mut release = deploy("alice", "nginx:1");
     release.config.values.insert("FOO".into(), "bar".into());
     release.structure = Some(map(&[("web", 2u32)]));
@@ -641,7 +679,9 @@ async fn reopen_sees_the_same_data(db: &TestDb) -> TestResult {
     assert_eq!(again.list_builds(app).await?, builds);
     assert_eq!(again.get_settings(app).await?, settings);
     assert_eq!(again.user_by_name("alice").await?, alice);
-    assert_eq!(again.user_by_token_hash("f00d").await?, alice);
+    let token = again.token_by_hash("f00d").await?;
+    assert_eq!(token.as_ref().map(|t| &t.user), alice.as_ref());
+    assert_eq!(token.and_then(|t| t.expires), Some(expires));
     assert_eq!(again.list_perms(app).await?, ["bob"]);
     // Migrations ran once; a third open is as good.
     let third = db.reopen().await;

@@ -1,9 +1,15 @@
-//! `/v2/auth/*`: register, login, whoami, logout.
+//! `/v2/auth/*`: register, login, whoami, logout; and an admin's
+//! revocation of every token of a user.
 
-use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use drycc_api_types::{LoginRequest, RegisterRequest, TokenResponse};
+use tokio::time::Instant;
 
 use crate::auth::{hash_password, new_token, token_hash, verify_password, AuthUser};
 use crate::error::{ApiError, ApiResult, Json};
@@ -106,9 +112,17 @@ async fn registered_by_admin(state: &Shared, headers: &HeaderMap) -> bool {
 
 pub async fn login(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
-) -> ApiResult<Json<TokenResponse>> {
+) -> ApiResult<Response> {
     let invalid = || ApiError::bad_request("Unable to log in with provided credentials.");
+    let limiter = &state.login_limiter;
+    let address = peer.ip();
+    // Refused before the password is checked: a locked-out guesser costs
+    // no argon2 work.
+    if let Err(wait) = limiter.check(&request.username, address, Instant::now()) {
+        return Ok(too_many_attempts(wait));
+    }
     let user = state.store.user_by_name(&request.username).await?;
     // An unknown name costs the same argon2 work as a wrong password, so
     // the answer's timing does not tell which names exist.
@@ -117,10 +131,34 @@ pub async fn login(
         None => unknown_user_hash().await?,
     };
     let valid = verify_password(request.password, hash).await?;
-    let user = user.filter(|_| valid).ok_or_else(invalid)?;
+    let Some(user) = user.filter(|_| valid) else {
+        limiter.failed(&request.username, address, Instant::now());
+        return Err(invalid());
+    };
+    limiter.succeeded(&user.username);
     let (token, hash) = new_token();
-    state.store.create_token(&user.id, &hash).await?;
-    Ok(Json(TokenResponse { token }))
+    let now = chrono::Utc::now();
+    // Expired tokens are useless: forget them while we are writing anyway.
+    state.store.delete_expired_tokens(now).await?;
+    let expires = now
+        .checked_add_signed(state.settings.token_ttl())
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    state.store.create_token(&user.id, &hash, expires).await?;
+    Ok(Json(TokenResponse { token }).into_response())
+}
+
+/// 429 with `Retry-After` in whole seconds (rounded up).
+fn too_many_attempts(wait: Duration) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Too many failed login attempts: try again in {seconds} seconds."),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }
 
 pub async fn whoami(AuthUser(user): AuthUser) -> Json<drycc_api_types::User> {
@@ -138,5 +176,25 @@ pub async fn logout(
         .and_then(|v| v.split_whitespace().nth(1))
         .unwrap_or_default();
     state.store.delete_token(&token_hash(token)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /v2/admin/users/<username>/tokens/`: an admin revokes every
+/// token of a user (who must log in again everywhere).
+pub async fn revoke_user_tokens(
+    State(state): State<Shared>,
+    AuthUser(admin): AuthUser,
+    axum::extract::Path(username): axum::extract::Path<String>,
+) -> ApiResult<StatusCode> {
+    if !admin.is_superuser {
+        return Err(ApiError::forbidden());
+    }
+    let user = state
+        .store
+        .user_by_name(&username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("No user named {username}.")))?;
+    let revoked = state.store.delete_user_tokens(&user.id).await?;
+    tracing::info!(admin = %admin.username, user = %username, revoked, "Revoked every token of a user.");
     Ok(StatusCode::NO_CONTENT)
 }

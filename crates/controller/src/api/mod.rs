@@ -30,6 +30,10 @@ pub fn router(state: Shared) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/whoami", get(auth::whoami))
         .route("/auth/logout", post(auth::logout))
+        .route(
+            "/admin/users/{username}/tokens",
+            axum::routing::delete(auth::revoke_user_tokens),
+        )
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
         .route(

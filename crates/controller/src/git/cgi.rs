@@ -1,6 +1,12 @@
 //! `/git/<app>.git/*`: HTTP Basic auth with the user's token, then the
 //! request is handed to `git http-backend` (CGI), streamed both ways so
 //! that build progress reaches `git push` while it happens.
+//!
+//! Only git's smart HTTP protocol is served: the three requests of
+//! [`SmartRequest`]. Every other path (the dumb protocol's `HEAD` and
+//! `objects/...`, traversals, other repositories) is a 404 before any
+//! credential is checked or git runs, so `git http-backend` only ever sees
+//! a path this module wrote.
 
 use std::path::Path as FsPath;
 use std::process::Stdio;
@@ -8,7 +14,7 @@ use std::process::Stdio;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use futures::TryStreamExt;
@@ -47,16 +53,65 @@ fn basic_credentials(request: &Request) -> Option<(String, String)> {
     Some((user.to_string(), token.to_string()))
 }
 
+/// The requests of git's smart HTTP protocol, the only ones served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmartRequest {
+    /// `GET info/refs?service=git-upload-pack|git-receive-pack`.
+    InfoRefs,
+    /// `POST git-upload-pack` (fetch, clone).
+    UploadPack,
+    /// `POST git-receive-pack` (push).
+    ReceivePack,
+}
+
+impl SmartRequest {
+    /// The request for a path below `/git/<app>.git/` (percent-decoded,
+    /// as the router hands it over), its method and its query; `None` for
+    /// anything else.
+    pub fn parse(method: &Method, rest: &str, query: Option<&str>) -> Option<SmartRequest> {
+        match (method.as_str(), rest) {
+            ("GET" | "HEAD", "info/refs") => {
+                let services = query
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|pair| pair.strip_prefix("service="))
+                    .collect::<Vec<_>>();
+                matches!(services[..], ["git-upload-pack" | "git-receive-pack"])
+                    .then_some(SmartRequest::InfoRefs)
+            }
+            ("POST", "git-upload-pack") => Some(SmartRequest::UploadPack),
+            ("POST", "git-receive-pack") => Some(SmartRequest::ReceivePack),
+            _ => None,
+        }
+    }
+
+    /// The path below the repository that git http-backend is given.
+    fn path(self) -> &'static str {
+        match self {
+            SmartRequest::InfoRefs => "info/refs",
+            SmartRequest::UploadPack => "git-upload-pack",
+            SmartRequest::ReceivePack => "git-receive-pack",
+        }
+    }
+}
+
+fn not_served() -> Response {
+    plain(
+        StatusCode::NOT_FOUND,
+        "not found: only git's smart HTTP protocol is served, at /git/<app>.git",
+    )
+}
+
 pub async fn serve(
     State(state): State<Shared>,
     Path((repo, rest)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let Some(app_id) = repo.strip_suffix(".git") else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "repository paths look like /git/<app>.git",
-        );
+        return not_served();
+    };
+    let Some(smart) = SmartRequest::parse(request.method(), &rest, request.uri().query()) else {
+        return not_served();
     };
     let Some((username, token)) = basic_credentials(&request) else {
         return challenge("authentication required: use your drycc username and token");
@@ -77,7 +132,7 @@ pub async fn serve(
             "could not create the repository",
         );
     }
-    match run_backend(&state, &app.id, &user.username, &rest, request).await {
+    match run_backend(&state, &app.id, &user.username, smart.path(), request).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, app = %app.id, "git http-backend failed.");
@@ -228,4 +283,59 @@ async fn run_backend(
         .status(status)
         .body(Body::from_stream(ReaderStream::new(reader)))
         .map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: &str, rest: &str, query: Option<&str>) -> Option<SmartRequest> {
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        SmartRequest::parse(&method, rest, query)
+    }
+
+    #[test]
+    fn only_the_smart_protocol_is_served() {
+        let upload = Some("service=git-upload-pack");
+        assert_eq!(
+            parse("GET", "info/refs", upload),
+            Some(SmartRequest::InfoRefs)
+        );
+        assert_eq!(
+            parse("GET", "info/refs", Some("service=git-receive-pack")),
+            Some(SmartRequest::InfoRefs)
+        );
+        assert_eq!(
+            parse("POST", "git-upload-pack", None),
+            Some(SmartRequest::UploadPack)
+        );
+        assert_eq!(
+            parse("POST", "git-receive-pack", None),
+            Some(SmartRequest::ReceivePack)
+        );
+        // The dumb protocol, odd services, wrong methods, traversals.
+        for (method, rest, query) in [
+            ("GET", "info/refs", None),
+            ("GET", "info/refs", Some("service=git-upload-archive")),
+            (
+                "GET",
+                "info/refs",
+                Some("service=git-upload-pack&service=git-receive-pack"),
+            ),
+            ("GET", "HEAD", None),
+            ("GET", "objects/info/packs", None),
+            ("GET", "objects/ab/cdef", None),
+            ("GET", "git-upload-pack", None),
+            ("POST", "info/refs", upload),
+            ("GET", "../../drycc.db", None),
+            ("POST", "../other.git/git-receive-pack", None),
+            ("POST", "git-receive-pack/../../x", None),
+        ] {
+            assert_eq!(
+                parse(method, rest, query),
+                None,
+                "{method} {rest} {query:?}"
+            );
+        }
+    }
 }
