@@ -18,14 +18,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::headers::{self, Peer, RequestIds};
-use crate::proxy::{self, Proxy};
+use crate::proxy::{self, PooledBody, Proxy};
 use crate::table::{Lookup, RouteTable};
 
 /// What the router sends to clients.
-pub type ClientBody = Either<Incoming, Full<Bytes>>;
+pub type ClientBody = Either<PooledBody, Full<Bytes>>;
 
 /// The smallest header buffer hyper accepts.
 const MIN_HEADER_BYTES: usize = 8192;
+
+/// How often idle backend connections kept too long are closed.
+const SWEEP: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -99,8 +102,13 @@ impl Router {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         tokio::pin!(shutdown);
+        let mut sweep = tokio::time::interval(SWEEP);
         loop {
             let (stream, client) = tokio::select! {
+                _ = sweep.tick() => {
+                    self.proxy.sweep();
+                    continue;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -206,7 +214,6 @@ impl Router {
             Err(error) => {
                 tracing::warn!(app = %route.app, %error, "Router could not reach a web process.");
                 let message = match &error {
-                    proxy::ProxyError::BadPath(_) => "bad request path".to_string(),
                     proxy::ProxyError::Unreachable { app, .. } => {
                         format!("app {app}: no web process answered")
                     }
