@@ -11,6 +11,7 @@ mod autoscaler;
 mod deploy;
 mod error;
 mod git;
+mod metrics;
 mod reconciler;
 mod router_feed;
 mod routes;

@@ -14,11 +14,13 @@
 
 pub mod follow;
 pub mod headers;
+pub mod metrics;
 pub mod proxy;
 pub mod serve;
 pub mod table;
 pub mod threads;
 
+pub use metrics::Metrics;
 pub use serve::{Config, Router};
 pub use table::{AppRoute, RouteTable, Routes};
 

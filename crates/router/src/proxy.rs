@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::headers;
+use crate::metrics::AppMetrics;
 use crate::table::Route;
 
 /// How long an idle pooled connection to a backend is kept.
@@ -221,8 +222,10 @@ impl Proxy {
     pub async fn send(
         &self,
         route: &Route,
+        metrics: &AppMetrics,
         mut request: Request<Incoming>,
     ) -> Result<Response<PooledBody>, ProxyError> {
+        let started = Instant::now();
         // An HTTP/2 (or absolute-form) request travels as HTTP/1.1 in
         // origin form to the backend, which needs a Host header.
         if !request.headers().contains_key(HOST) {
@@ -246,6 +249,7 @@ impl Proxy {
         for attempt in 0..attempts {
             let backend = route.backends[(first + attempt) % count];
             if attempt > 0 {
+                metrics.retried();
                 if let Some((failed, error)) = &failure {
                     tracing::debug!(app = %route.app, %failed, %backend, %error, "Retrying on another web process.");
                 }
@@ -271,7 +275,10 @@ impl Proxy {
                     break;
                 }
                 match sender.try_send_request(request).await {
-                    Ok(response) => return Ok(self.pooled(response, sender, backend)),
+                    Ok(response) => {
+                        metrics.latency.observe(started.elapsed());
+                        return Ok(self.pooled(response, sender, backend));
+                    }
                     Err(mut error) => match error.take_message() {
                         Some(unsent) => {
                             request = unsent;

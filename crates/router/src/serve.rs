@@ -18,8 +18,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::headers::{self, Peer, RequestIds};
+use crate::metrics::Metrics;
 use crate::proxy::{self, PooledBody, Proxy};
-use crate::table::{Lookup, RouteTable};
+use crate::table::{Lookup, Route, RouteTable};
 
 /// What the router sends to clients.
 pub type ClientBody = Either<PooledBody, Full<Bytes>>;
@@ -39,6 +40,11 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// The counters every router thread adds to.
+    pub metrics: Arc<Metrics>,
+    /// Answer `GET /metrics` for a host that is no app's (the standalone
+    /// router; the controller serves them on its API port).
+    pub metrics_on_other_hosts: bool,
 }
 
 impl Default for Config {
@@ -47,6 +53,8 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             proto: "http",
+            metrics: Arc::default(),
+            metrics_on_other_hosts: false,
         }
     }
 }
@@ -65,6 +73,15 @@ fn text(status: StatusCode, message: String) -> Response<ClientBody> {
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn metrics_page(metrics: &Metrics) -> Response<ClientBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(metrics.render()))));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
 }
@@ -158,7 +175,7 @@ impl Router {
     async fn route(
         &self,
         table: &RouteTable,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         peer: Peer,
     ) -> Response<ClientBody> {
         let host = request
@@ -167,18 +184,41 @@ impl Router {
             .and_then(|h| h.to_str().ok())
             .or_else(|| request.uri().host())
             .unwrap_or_default();
-        let route = match table.lookup(host) {
-            Lookup::Found(route) => route.clone(),
+        let metrics = &self.config.metrics;
+        let found = table.lookup(host);
+        if !matches!(found, Lookup::Found(_))
+            && self.config.metrics_on_other_hosts
+            && request.uri().path() == "/metrics"
+            && request.method() == hyper::Method::GET
+        {
+            return metrics_page(metrics);
+        }
+        let route = match found {
+            Lookup::Found(route) => route,
             Lookup::Unknown(host) => {
-                return text(StatusCode::NOT_FOUND, format!("no app answers on {host}"))
+                metrics.unknown_host();
+                return text(StatusCode::NOT_FOUND, format!("no app answers on {host}"));
             }
             Lookup::NotLoaded => {
+                metrics.not_loaded();
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the router has not received its routing table yet".into(),
-                )
+                );
             }
         };
+        let counters = metrics.app(route);
+        let response = self.forward(route, request, peer).await;
+        counters.answered(response.status().as_u16());
+        response
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        mut request: Request<Incoming>,
+        peer: Peer,
+    ) -> Response<ClientBody> {
         if !route.routable {
             return text(
                 StatusCode::NOT_FOUND,
@@ -201,7 +241,11 @@ impl Router {
             headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
         headers::strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
         headers::forward(request.headers_mut(), &peer, &self.ids);
-        match self.proxy.send(&route, request).await {
+        match self
+            .proxy
+            .send(route, self.config.metrics.app(route), request)
+            .await
+        {
             Ok(mut response) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client) = upgrade {

@@ -182,6 +182,72 @@ async fn a_refused_connection_is_retried_on_another_backend() {
     assert!(body.contains("no web process answered"), "{body}");
 }
 
+async fn get_path(running: &Running, host: &str, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", running.url))
+        .header("Host", host)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("router answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+#[tokio::test]
+async fn metrics_count_answers_retries_and_latency_per_app() {
+    let one = backend("one").await;
+    let dead = refused();
+    let config = Config {
+        metrics_on_other_hosts: true,
+        ..Config::default()
+    };
+    let metrics = config.metrics.clone();
+    let running = router(
+        vec![
+            app("counted", vec![dead, one], true),
+            app("idle", vec![], true),
+        ],
+        config,
+    )
+    .await;
+    for _ in 0..4 {
+        assert_eq!(get(&running, "counted.localhost", &[]).await.0, 200);
+    }
+    // An app's own /metrics is the app's.
+    let (status, body) = get_path(&running, "counted.localhost", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend one"), "{body}");
+    assert_eq!(get(&running, "idle.localhost", &[]).await.0, 503);
+    assert_eq!(get(&running, "nobody.localhost", &[]).await.0, 404);
+    // A new table keeps the counts.
+    running.publish(2, vec![app("counted", vec![one], true)]);
+    assert_eq!(get(&running, "counted.localhost", &[]).await.0, 200);
+
+    let (status, text) = get_path(&running, "127.0.0.1", "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, metrics.render());
+    for line in [
+        r#"drycc_router_requests_total{app="counted",status="2xx"} 6"#,
+        r#"drycc_router_requests_total{app="counted",status="5xx"} 0"#,
+        r#"drycc_router_requests_total{app="idle",status="5xx"} 1"#,
+        // Five requests started on the refused backend every other time.
+        r#"drycc_router_retries_total{app="counted"} 3"#,
+        r#"drycc_router_backend_latency_seconds_bucket{app="counted",le="+Inf"} 6"#,
+        r#"drycc_router_backend_latency_seconds_count{app="counted"} 6"#,
+        "drycc_router_unknown_host_requests_total 1",
+    ] {
+        assert!(has_line(&text, line), "{line} in\n{text}");
+    }
+    // Without the setting, /metrics on another host is a 404 like any.
+    let plain = router(vec![], Config::default()).await;
+    assert_eq!(get_path(&plain, "127.0.0.1", "/metrics").await.0, 404);
+}
+
 #[tokio::test]
 async fn unknown_hosts_idle_apps_and_disabled_routing_get_clear_answers() {
     let one = backend("one").await;
