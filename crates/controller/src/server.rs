@@ -232,6 +232,7 @@ pub fn router_config(settings: &Settings) -> drycc_router::Config {
             settings.router_header_timeout.clamp(0.001, 3600.0),
         ),
         max_header_bytes: settings.router_max_header_kib.saturating_mul(1024),
+        access_log: settings.router_access_log == "on",
         ..drycc_router::Config::default()
     }
 }

@@ -87,7 +87,7 @@ fn scrape(client: &reqwest::blocking::Client, url: &str, host: &str) -> String {
 fn the_table_follows_scales_and_the_routable_setting() {
     let app = "routed";
     let host = format!("{app}.localhost");
-    let (controller, api) = deployed(app, &[]);
+    let (controller, api) = deployed(app, &[("DRYCC_ROUTER_ACCESS_LOG", "on")]);
     let client = client();
     let url = controller.router_url.clone();
 
@@ -141,6 +141,32 @@ fn the_table_follows_scales_and_the_routable_setting() {
     let (status, body) = through(&client, &url, &host);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no ready web process"), "{body}");
+
+    // DRYCC_ROUTER_ACCESS_LOG=on: a line per request in the controller's
+    // log (a proxied answer's once its body was sent).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = controller.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("drycc_router::access") && l.contains(&host))
+            .collect();
+        if lines.len() >= 7 {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("status=200") && l.contains("backend=127.0.0.1:")),
+                "{lines:#?}"
+            );
+            assert!(lines.iter().any(|l| l.contains("status=503")), "{lines:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "access log lines missing:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // The 404 of routing:disable and this 503 count as the app's.
     let page = scrape(&client, &controller.url, "localhost");

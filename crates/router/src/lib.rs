@@ -12,6 +12,7 @@
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod follow;
 pub mod headers;
 pub mod metrics;

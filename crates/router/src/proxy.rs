@@ -24,6 +24,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::access;
 use crate::headers;
 use crate::metrics::AppMetrics;
 use crate::table::Route;
@@ -124,9 +125,31 @@ impl Pools {
 pub struct PooledBody {
     inner: Incoming,
     back: Option<(SendRequest<Incoming>, SocketAddr, Arc<Pools>)>,
+    backend: SocketAddr,
+    /// Logged when the body is done with ([`access`]), when the log is on.
+    record: Option<Box<access::Record>>,
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        if let Some(record) = &self.record {
+            record.emit();
+        }
+    }
 }
 
 impl PooledBody {
+    /// The backend that answered.
+    pub fn backend(&self) -> SocketAddr {
+        self.backend
+    }
+
+    /// Log `record` once this body was sent (its bytes counted).
+    pub fn log_when_done(&mut self, mut record: Box<access::Record>) {
+        record.backend = Some(self.backend);
+        self.record = Some(record);
+    }
+
     fn release(&mut self) {
         if let Some((sender, backend, pools)) = self.back.take() {
             pools.put(backend, sender);
@@ -143,6 +166,11 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(record)) = (&polled, &mut self.record) {
+            if let Some(data) = frame.data_ref() {
+                record.bytes += data.len() as u64;
+            }
+        }
         match &polled {
             Poll::Ready(None) => self.release(),
             Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
@@ -324,6 +352,8 @@ impl Proxy {
         let mut response = response.map(|inner| PooledBody {
             inner,
             back: keep.then(|| (sender, backend, self.pools.clone())),
+            backend,
+            record: None,
         });
         if response.body().inner.is_end_stream() {
             response.body_mut().release();

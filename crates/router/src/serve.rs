@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
@@ -17,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::access;
 use crate::headers::{self, Peer, RequestIds};
 use crate::metrics::Metrics;
 use crate::proxy::{self, PooledBody, Proxy};
@@ -45,6 +47,8 @@ pub struct Config {
     /// Answer `GET /metrics` for a host that is no app's (the standalone
     /// router; the controller serves them on its API port).
     pub metrics_on_other_hosts: bool,
+    /// One log line per request ([`crate::access`]).
+    pub access_log: bool,
 }
 
 impl Default for Config {
@@ -55,6 +59,7 @@ impl Default for Config {
             proto: "http",
             metrics: Arc::default(),
             metrics_on_other_hosts: false,
+            access_log: false,
         }
     }
 }
@@ -75,6 +80,16 @@ fn text(status: StatusCode, message: String) -> Response<ClientBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// The host a request is for: its `Host` header, else its URI's (HTTP/2).
+fn host_of(request: &Request<Incoming>) -> &str {
+    request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or_default()
 }
 
 fn metrics_page(metrics: &Metrics) -> Response<ClientBody> {
@@ -156,7 +171,30 @@ impl Router {
         let service = hyper::service::service_fn(move |request| {
             let table = snapshot.borrow_mut().current();
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.route(&table, request, peer).await) }
+            async move {
+                if !router.config.access_log {
+                    return Ok::<_, Infallible>(router.route(&table, request, peer).await);
+                }
+                let mut record = Box::new(access::Record {
+                    method: request.method().clone(),
+                    host: host_of(&request).to_string(),
+                    path: request.uri().path_and_query().cloned(),
+                    status: 0,
+                    bytes: 0,
+                    backend: None,
+                    started: tokio::time::Instant::now(),
+                });
+                let mut response = router.route(&table, request, peer).await;
+                record.status = response.status().as_u16();
+                match response.body_mut() {
+                    Either::Left(pooled) => pooled.log_when_done(record),
+                    Either::Right(full) => {
+                        record.bytes = full.size_hint().exact().unwrap_or(0);
+                        record.emit();
+                    }
+                }
+                Ok(response)
+            }
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
@@ -178,12 +216,7 @@ impl Router {
         request: Request<Incoming>,
         peer: Peer,
     ) -> Response<ClientBody> {
-        let host = request
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().host())
-            .unwrap_or_default();
+        let host = host_of(&request);
         let metrics = &self.config.metrics;
         let found = table.lookup(host);
         if !matches!(found, Lookup::Found(_))

@@ -248,6 +248,86 @@ async fn metrics_count_answers_retries_and_latency_per_app() {
     assert_eq!(get_path(&plain, "127.0.0.1", "/metrics").await.0, 404);
 }
 
+/// Log lines written by `tracing` in this thread, for the access log.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn access_lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(drycc_router::access::TARGET))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Wait (bounded) until `count` access lines were written: a proxied
+    /// answer is logged when its body is done with.
+    async fn wait_for(&self, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.access_lines();
+            if lines.len() >= count || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_when_on() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let one = backend("one").await;
+    let quiet = router(vec![app("quiet", vec![one], true)], Config::default()).await;
+    assert_eq!(get(&quiet, "quiet.localhost", &[]).await.0, 200);
+
+    let config = Config {
+        access_log: true,
+        ..Config::default()
+    };
+    let running = router(vec![app("logged", vec![one], true)], config).await;
+    let (status, body) = get(&running, "logged.localhost", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&running, "nobody.localhost", &[]).await.0, 404);
+    let lines = captured.wait_for(2).await;
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let proxied = lines.iter().find(|l| l.contains("logged.localhost"));
+    let proxied = proxied.unwrap_or_else(|| panic!("{lines:#?}"));
+    for field in [
+        "method=GET".to_string(),
+        "path=\"/path?q=1\"".to_string(),
+        "status=200".to_string(),
+        format!("bytes={}", body.len()),
+        format!("backend={one}"),
+        "micros=".to_string(),
+    ] {
+        assert!(proxied.contains(&field), "{field} in {proxied}");
+    }
+    let unknown = lines.iter().find(|l| l.contains("nobody.localhost"));
+    let unknown = unknown.unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(unknown.contains("status=404"), "{unknown}");
+    assert!(!unknown.contains("backend="), "{unknown}");
+}
+
 #[tokio::test]
 async fn unknown_hosts_idle_apps_and_disabled_routing_get_clear_answers() {
     let one = backend("one").await;
