@@ -159,11 +159,7 @@ impl Router {
     async fn connection(self: Arc<Self>, stream: TcpStream, client: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let port = stream.local_addr().map_or(0, |a| a.port());
-        let peer = Peer {
-            ip: client.ip(),
-            port,
-            proto: self.config.proto,
-        };
+        let peer = Arc::new(Peer::new(client.ip(), port, self.config.proto));
         let mut receiver = self.table.clone();
         let table = receiver.borrow_and_update().clone();
         let snapshot = RefCell::new(Snapshot { receiver, table });
@@ -171,9 +167,10 @@ impl Router {
         let service = hyper::service::service_fn(move |request| {
             let table = snapshot.borrow_mut().current();
             let router = router.clone();
+            let peer = peer.clone();
             async move {
                 if !router.config.access_log {
-                    return Ok::<_, Infallible>(router.route(&table, request, peer).await);
+                    return Ok::<_, Infallible>(router.route(&table, request, &peer).await);
                 }
                 let mut record = Box::new(access::Record {
                     method: request.method().clone(),
@@ -184,7 +181,7 @@ impl Router {
                     backend: None,
                     started: tokio::time::Instant::now(),
                 });
-                let mut response = router.route(&table, request, peer).await;
+                let mut response = router.route(&table, request, &peer).await;
                 record.status = response.status().as_u16();
                 match response.body_mut() {
                     Either::Left(pooled) => pooled.log_when_done(record),
@@ -214,7 +211,7 @@ impl Router {
         &self,
         table: &RouteTable,
         request: Request<Incoming>,
-        peer: Peer,
+        peer: &Peer,
     ) -> Response<ClientBody> {
         let host = host_of(&request);
         let metrics = &self.config.metrics;
@@ -250,7 +247,7 @@ impl Router {
         &self,
         route: &Route,
         mut request: Request<Incoming>,
-        peer: Peer,
+        peer: &Peer,
     ) -> Response<ClientBody> {
         if !route.routable {
             return text(
@@ -273,7 +270,7 @@ impl Router {
         let upgrade =
             headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
         headers::strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
-        headers::forward(request.headers_mut(), &peer, &self.ids);
+        headers::forward(request.headers_mut(), peer, &self.ids);
         match self
             .proxy
             .send(route, self.config.metrics.app(route), request)
