@@ -15,11 +15,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::{Either, Empty};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, HOST};
 use hyper::http::uri::{PathAndQuery, Uri};
-use hyper::{Request, Response, StatusCode, Version};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -28,6 +29,15 @@ use crate::access;
 use crate::headers;
 use crate::metrics::AppMetrics;
 use crate::table::Route;
+
+/// What goes to a backend: the client's body, or none (a retried request).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+
+/// A pooled connection idle this long may have been closed by the app's
+/// own keep-alive timeout just as a request is sent on it; an idempotent
+/// request without a body sent on one keeps a copy of its head to be sent
+/// again. Under load connections are never idle that long: no copy.
+const STALE_AFTER: Duration = Duration::from_millis(500);
 
 /// How long an idle pooled connection to a backend is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -71,7 +81,7 @@ impl ProxyError {
 
 /// An idle connection, ready for a request once its last answer was read.
 struct Idle {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<UpstreamBody>,
     since: Instant,
 }
 
@@ -80,19 +90,21 @@ struct Idle {
 struct Pools(Mutex<HashMap<SocketAddr, Vec<Idle>>>);
 
 impl Pools {
-    fn take(&self, backend: SocketAddr) -> Option<SendRequest<Incoming>> {
+    /// An idle connection to `backend`, and how long it was idle.
+    fn take(&self, backend: SocketAddr) -> Option<(SendRequest<UpstreamBody>, Duration)> {
         let mut pools = self.0.lock().ok()?;
         let idle = pools.get_mut(&backend)?;
         let now = Instant::now();
         while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && now.duration_since(entry.since) < POOL_IDLE {
-                return Some(entry.sender);
+            let idle_for = now.duration_since(entry.since);
+            if !entry.sender.is_closed() && idle_for < POOL_IDLE {
+                return Some((entry.sender, idle_for));
             }
         }
         None
     }
 
-    fn put(&self, backend: SocketAddr, sender: SendRequest<Incoming>) {
+    fn put(&self, backend: SocketAddr, sender: SendRequest<UpstreamBody>) {
         if sender.is_closed() {
             return;
         }
@@ -124,7 +136,7 @@ impl Pools {
 /// body was read to the end (a body dropped early closes it).
 pub struct PooledBody {
     inner: Incoming,
-    back: Option<(SendRequest<Incoming>, SocketAddr, Arc<Pools>)>,
+    back: Option<(SendRequest<UpstreamBody>, SocketAddr, Arc<Pools>)>,
     backend: SocketAddr,
     /// Logged when the body is done with ([`access`]), when the log is on.
     record: Option<Box<access::Record>>,
@@ -199,7 +211,7 @@ impl Default for Proxy {
     }
 }
 
-async fn connect(backend: SocketAddr) -> Result<SendRequest<Incoming>, BackendError> {
+async fn connect(backend: SocketAddr) -> Result<SendRequest<UpstreamBody>, BackendError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(backend))
         .await
         .map_err(|_| BackendError::ConnectTimeout)?
@@ -251,8 +263,9 @@ impl Proxy {
         &self,
         route: &Route,
         metrics: &AppMetrics,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
     ) -> Result<Response<PooledBody>, ProxyError> {
+        let mut request = request;
         let started = Instant::now();
         // An HTTP/2 (or absolute-form) request travels as HTTP/1.1 in
         // origin form to the backend, which needs a Host header.
@@ -269,11 +282,17 @@ impl Proxy {
             *request.version_mut() = Version::HTTP_11;
         }
         origin_form(request.uri_mut());
+        let mut request = request.map(Either::Left);
+        let idempotent = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS
+        ) && request.body().is_end_stream();
 
         let count = route.backends.len();
         let first = route.pick();
         let attempts = count.min(2);
         let mut failure = None;
+        let mut stale_retried = false;
         for attempt in 0..attempts {
             let backend = route.backends[(first + attempt) % count];
             if attempt > 0 {
@@ -285,10 +304,10 @@ impl Proxy {
             // Pooled connections first (one that closed meanwhile gives the
             // request back), then a new one.
             loop {
-                let (mut sender, pooled) = match self.pools.take(backend) {
-                    Some(sender) => (sender, true),
+                let (mut sender, pooled, idle_for) = match self.pools.take(backend) {
+                    Some((sender, idle_for)) => (sender, true, idle_for),
                     None => match connect(backend).await {
-                        Ok(sender) => (sender, false),
+                        Ok(sender) => (sender, false, Duration::ZERO),
                         Err(error) => {
                             failure = Some((backend, error));
                             break;
@@ -302,13 +321,15 @@ impl Proxy {
                     failure = Some((backend, BackendError::Connect(closed())));
                     break;
                 }
+                let spare = (idempotent && pooled && idle_for >= STALE_AFTER && !stale_retried)
+                    .then(|| head_copy(&request));
                 match sender.try_send_request(request).await {
                     Ok(response) => {
                         metrics.latency.observe(started.elapsed());
                         return Ok(self.pooled(response, sender, backend));
                     }
-                    Err(mut error) => match error.take_message() {
-                        Some(unsent) => {
+                    Err(mut error) => {
+                        if let Some(unsent) = error.take_message() {
                             request = unsent;
                             if pooled {
                                 continue;
@@ -316,15 +337,27 @@ impl Proxy {
                             failure = Some((backend, error.into_error().into()));
                             break;
                         }
-                        // Sent, at least in part: not repeated.
-                        None => {
-                            return Err(ProxyError::Unreachable {
-                                app: route.app.clone(),
-                                backend,
-                                source: error.into_error().into(),
-                            })
+                        // Sent on a connection that may have been closed by
+                        // the app's keep-alive timeout meanwhile: once more,
+                        // on a new connection.
+                        match spare {
+                            Some(spare) => {
+                                tracing::debug!(app = %route.app, %backend, error = %error.error(), "Sending again on a new connection.");
+                                metrics.retried();
+                                stale_retried = true;
+                                request = spare;
+                                continue;
+                            }
+                            // Sent, at least in part: not repeated.
+                            None => {
+                                return Err(ProxyError::Unreachable {
+                                    app: route.app.clone(),
+                                    backend,
+                                    source: error.into_error().into(),
+                                })
+                            }
                         }
-                    },
+                    }
                 }
             }
         }
@@ -344,7 +377,7 @@ impl Proxy {
     fn pooled(
         &self,
         response: Response<Incoming>,
-        sender: SendRequest<Incoming>,
+        sender: SendRequest<UpstreamBody>,
         backend: SocketAddr,
     ) -> Response<PooledBody> {
         // An upgraded connection belongs to the upgrade.
@@ -360,6 +393,16 @@ impl Proxy {
         }
         response
     }
+}
+
+/// A body-less copy of a request's head.
+fn head_copy(request: &Request<UpstreamBody>) -> Request<UpstreamBody> {
+    let mut copy = Request::new(Either::Right(Empty::new()));
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 fn closed() -> std::io::Error {

@@ -328,6 +328,59 @@ async fn the_access_log_has_a_line_per_request_when_on() {
     assert!(!unknown.contains("backend="), "{unknown}");
 }
 
+/// A backend that answers the first request of each connection, keeps
+/// it open, and closes it when the next request arrives (as an app whose
+/// keep-alive timeout fires just as a request is sent).
+async fn closing_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    async fn read_head(stream: &mut TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return false,
+            }
+        }
+        true
+    }
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_head(&mut stream).await {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
+                    let _ = stream.write_all(answer).await;
+                    read_head(&mut stream).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_get_sent_on_a_connection_the_app_just_closed_is_sent_again() {
+    let backend = closing_backend().await;
+    let config = Config::default();
+    let metrics = config.metrics.clone();
+    let running = router(vec![app("closing", vec![backend], true)], config).await;
+    assert_eq!(
+        get(&running, "closing.localhost", &[]).await,
+        (200, "fresh".to_string())
+    );
+    // Not a synchronisation: the pooled connection must have been idle for
+    // a while to be suspected of an app-side keep-alive timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        get(&running, "closing.localhost", &[]).await,
+        (200, "fresh".to_string())
+    );
+    let text = metrics.render();
+    let line = r#"drycc_router_retries_total{app="closing"} 1"#;
+    assert!(has_line(&text, line), "{line} in\n{text}");
+}
+
 #[tokio::test]
 async fn unknown_hosts_idle_apps_and_disabled_routing_get_clear_answers() {
     let one = backend("one").await;
