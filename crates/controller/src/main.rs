@@ -12,6 +12,7 @@ mod deploy;
 mod error;
 mod git;
 mod login_limit;
+mod metrics;
 mod reconciler;
 mod router_feed;
 mod routes;

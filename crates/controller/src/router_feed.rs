@@ -137,9 +137,15 @@ pub async fn stream(State(state): State<Shared>, headers: HeaderMap) -> Response
 pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
     let secret = secret(&settings)?;
     let (sender, receiver) = drycc_router::channel();
-    let router =
-        crate::server::start_router_threads(settings.router_listen.trim(), receiver, &settings)
-            .await?;
+    // Its counters on `GET /metrics` for a host that is no app's.
+    let router = crate::server::start_router_threads(
+        settings.router_listen.trim(),
+        receiver,
+        &settings,
+        Default::default(),
+        true,
+    )
+    .await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let controller = settings.controller_url.clone();
     let follower = tokio::spawn({

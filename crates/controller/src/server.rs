@@ -236,6 +236,7 @@ pub fn router_config(settings: &Settings) -> drycc_router::Config {
             settings.router_header_timeout.clamp(0.001, 3600.0),
         ),
         max_header_bytes: settings.router_max_header_kib.saturating_mul(1024),
+        access_log: settings.router_access_log == "on",
         ..drycc_router::Config::default()
     }
 }
@@ -245,6 +246,8 @@ pub async fn start_router_threads(
     listen: &str,
     table: tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
     settings: &Settings,
+    metrics: Arc<drycc_router::Metrics>,
+    metrics_on_other_hosts: bool,
 ) -> anyhow::Result<drycc_router::threads::Running> {
     let address = tokio::net::lookup_host(listen)
         .await
@@ -255,7 +258,11 @@ pub async fn start_router_threads(
         address,
         drycc_router::threads::default_threads(),
         table,
-        router_config(settings),
+        drycc_router::Config {
+            metrics,
+            metrics_on_other_hosts,
+            ..router_config(settings)
+        },
     )
     .with_context(|| {
         format!("cannot start the router on {listen} (DRYCC_ROUTER_LISTEN=off disables it)")
@@ -269,7 +276,13 @@ async fn start_router(state: &Shared) -> anyhow::Result<Option<drycc_router::thr
     if listen.eq_ignore_ascii_case("off") || listen.is_empty() {
         return Ok(None);
     }
-    start_router_threads(listen, state.routes.subscribe(), &state.settings)
-        .await
-        .map(Some)
+    start_router_threads(
+        listen,
+        state.routes.subscribe(),
+        &state.settings,
+        state.router_metrics.clone(),
+        false,
+    )
+    .await
+    .map(Some)
 }

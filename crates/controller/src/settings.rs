@@ -62,6 +62,10 @@ pub struct Settings {
     /// Largest request head the router reads, in KiB (431 beyond; at least 8).
     #[arg(long, env = "DRYCC_ROUTER_MAX_HEADER_KIB", default_value_t = 64)]
     pub router_max_header_kib: usize,
+    /// One log line per request through the router (`on` or `off`), at info
+    /// level under the target `drycc_router::access`.
+    #[arg(long, env = "DRYCC_ROUTER_ACCESS_LOG", default_value = "off", value_parser = ["on", "off"])]
+    pub router_access_log: String,
     /// The secret a standalone router presents to the controller (default:
     /// `router.secret` in the data dir, created on first use).
     #[arg(long, env = "DRYCC_ROUTER_SECRET", hide_env_values = true)]

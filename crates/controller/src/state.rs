@@ -31,6 +31,8 @@ pub struct AppState {
     pub routes: RoutePublisher,
     /// What a standalone router presents to follow the routing table.
     pub router_secret: String,
+    /// The embedded router's counters, served on `GET /metrics`.
+    pub router_metrics: Arc<drycc_router::Metrics>,
     /// Cancelled when the controller starts to stop: requests waiting for
     /// an outcome answer at once instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
@@ -66,6 +68,7 @@ impl AppState {
             login_limiter,
             routes: RoutePublisher::new(),
             router_secret,
+            router_metrics: Arc::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }

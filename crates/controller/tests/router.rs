@@ -66,11 +66,28 @@ fn answering(
         .collect()
 }
 
+/// The value of the sample `name` (with its labels) in a Prometheus text
+/// page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn scrape(client: &reqwest::blocking::Client, url: &str, host: &str) -> String {
+    let response = client
+        .get(format!("{url}/metrics"))
+        .header("Host", host)
+        .send()
+        .expect("metrics answer");
+    assert_eq!(response.status().as_u16(), 200);
+    response.text().expect("metrics page")
+}
+
 #[test]
 fn the_table_follows_scales_and_the_routable_setting() {
     let app = "routed";
     let host = format!("{app}.localhost");
-    let (controller, api) = deployed(app, &[]);
+    let (controller, api) = deployed(app, &[("DRYCC_ROUTER_ACCESS_LOG", "on")]);
     let client = client();
     let url = controller.router_url.clone();
 
@@ -82,6 +99,28 @@ fn the_table_follows_scales_and_the_routable_setting() {
     scale(&api, app, 2);
     let seen = answering(&client, &url, &host, 4);
     assert_eq!(seen.len(), 2, "{seen:?}");
+
+    // The controller's /metrics: the engine's processes and the router's
+    // counters (four answers, one unknown host so far).
+    let page = scrape(&client, &controller.url, "localhost");
+    let web = format!("{{app=\"{app}\",type=\"web\"");
+    for (name, value) in [
+        (format!("drycc_processes{web},state=\"up\"}}"), 2.0),
+        (format!("drycc_processes{web},state=\"crashed\"}}"), 0.0),
+        (format!("drycc_process_restarts{web}}}"), 0.0),
+        (
+            format!("drycc_router_requests_total{{app=\"{app}\",status=\"2xx\"}}"),
+            4.0,
+        ),
+        (
+            format!("drycc_router_backend_latency_seconds_count{{app=\"{app}\"}}"),
+            4.0,
+        ),
+        (format!("drycc_router_retries_total{{app=\"{app}\"}}"), 0.0),
+        ("drycc_router_unknown_host_requests_total".to_string(), 1.0),
+    ] {
+        assert_eq!(sample(&page, &name), Some(value), "{name} in\n{page}");
+    }
 
     let answer = api.post(
         &format!("/v2/apps/{app}/settings/"),
@@ -102,6 +141,39 @@ fn the_table_follows_scales_and_the_routable_setting() {
     let (status, body) = through(&client, &url, &host);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("no ready web process"), "{body}");
+
+    // DRYCC_ROUTER_ACCESS_LOG=on: a line per request in the controller's
+    // log (a proxied answer's once its body was sent).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = controller.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("drycc_router::access") && l.contains(&host))
+            .collect();
+        if lines.len() >= 7 {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("status=200") && l.contains("backend=127.0.0.1:")),
+                "{lines:#?}"
+            );
+            assert!(lines.iter().any(|l| l.contains("status=503")), "{lines:#?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "access log lines missing:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The 404 of routing:disable and this 503 count as the app's.
+    let page = scrape(&client, &controller.url, "localhost");
+    for (class, value) in [("2xx", 5.0), ("4xx", 1.0), ("5xx", 1.0)] {
+        let name = format!("drycc_router_requests_total{{app=\"{app}\",status=\"{class}\"}}");
+        assert_eq!(sample(&page, &name), Some(value), "{name} in\n{page}");
+    }
 }
 
 /// `drycc-controller router`, stopped by its pid when dropped.
@@ -266,4 +338,10 @@ fn a_standalone_router_serves_through_a_controller_crash() {
         "{failed} of {} requests failed; first: {first:?}",
         ok + failed
     );
+    // The standalone router's counters, on a host that is no app's; the
+    // waits above sent some requests of their own.
+    let page = scrape(&client, &router.url, "127.0.0.1");
+    let name = format!("drycc_router_requests_total{{app=\"{app}\",status=\"2xx\"}}");
+    let answered = sample(&page, &name).unwrap_or_default();
+    assert!(answered >= ok as f64, "{name} below {ok} in\n{page}");
 }

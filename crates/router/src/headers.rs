@@ -24,13 +24,25 @@ const HOP_BY_HOP: [&str; 6] = [
 /// Longest client-supplied request id that is kept.
 const MAX_REQUEST_ID: usize = 200;
 
-/// Where a request came from, for the `X-Forwarded-*` headers.
-#[derive(Clone, Copy, Debug)]
+/// Where a request came from, for the `X-Forwarded-*` headers; the
+/// values are made once per connection.
+#[derive(Clone, Debug)]
 pub struct Peer {
-    pub ip: IpAddr,
+    ip: HeaderValue,
     /// The router's port the client connected to.
-    pub port: u16,
-    pub proto: &'static str,
+    port: HeaderValue,
+    proto: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr, port: u16, proto: &'static str) -> Peer {
+        Peer {
+            ip: HeaderValue::from_str(&ip.to_string())
+                .unwrap_or(HeaderValue::from_static("unknown")),
+            port: HeaderValue::from(port),
+            proto: HeaderValue::from_static(proto),
+        }
+    }
 }
 
 /// Request ids: a random per-process prefix and a counter, unique without
@@ -49,9 +61,18 @@ impl RequestIds {
     }
 
     fn generate(&self) -> HeaderValue {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let text = format!("{:016x}{n:016x}", self.prefix);
-        HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0"))
+        let mut text = [0u8; 32];
+        for (index, byte) in text.iter_mut().enumerate() {
+            let (word, shift) = if index < 16 {
+                (self.prefix, (15 - index) * 4)
+            } else {
+                (n, (31 - index) * 4)
+            };
+            *byte = HEX[((word >> shift) & 0xf) as usize];
+        }
+        HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static("0"))
     }
 }
 
@@ -106,19 +127,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Add the forwarding headers to a request bound for a backend.
 pub fn forward(headers: &mut HeaderMap, peer: &Peer, ids: &RequestIds) {
-    let ip = peer.ip.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {ip}"),
-        _ => ip,
+    let earlier = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    let forwarded_for = match earlier {
+        Some(earlier) => {
+            let ip = peer.ip.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{earlier}, {ip}")).ok()
+        }
+        None => Some(peer.ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(
-        X_FORWARDED_PROTO.clone(),
-        HeaderValue::from_static(peer.proto),
-    );
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(peer.port));
+    headers.insert(X_FORWARDED_PROTO.clone(), peer.proto.clone());
+    headers.insert(X_FORWARDED_PORT.clone(), peer.port.clone());
     if !headers.get(&X_REQUEST_ID).is_some_and(acceptable_id) {
         headers.insert(X_REQUEST_ID.clone(), ids.generate());
     }
@@ -129,11 +153,7 @@ mod tests {
     use super::*;
 
     fn peer() -> Peer {
-        Peer {
-            ip: "10.0.0.7".parse().unwrap(),
-            port: 8080,
-            proto: "http",
-        }
+        Peer::new("10.0.0.7".parse().unwrap(), 8080, "http")
     }
 
     #[test]
@@ -159,6 +179,10 @@ mod tests {
     fn generated_request_ids_differ_and_bad_ones_are_replaced() {
         let ids = RequestIds::new(7);
         assert_ne!(ids.generate(), ids.generate());
+        assert_eq!(
+            RequestIds::new(0x0123_4567_89ab_cdef).generate(),
+            "0123456789abcdef0000000000000000"
+        );
         let mut headers = HeaderMap::new();
         headers.insert("x-request-id", HeaderValue::from_static("has space"));
         forward(&mut headers, &peer(), &ids);

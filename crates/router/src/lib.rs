@@ -12,13 +12,16 @@
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access;
 pub mod follow;
 pub mod headers;
+pub mod metrics;
 pub mod proxy;
 pub mod serve;
 pub mod table;
 pub mod threads;
 
+pub use metrics::Metrics;
 pub use serve::{Config, Router};
 pub use table::{AppRoute, RouteTable, Routes};
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{Either, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{Request, Response, StatusCode};
@@ -17,15 +18,20 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::access;
 use crate::headers::{self, Peer, RequestIds};
-use crate::proxy::{self, Proxy};
-use crate::table::{Lookup, RouteTable};
+use crate::metrics::Metrics;
+use crate::proxy::{self, PooledBody, Proxy};
+use crate::table::{Lookup, Route, RouteTable};
 
 /// What the router sends to clients.
-pub type ClientBody = Either<Incoming, Full<Bytes>>;
+pub type ClientBody = Either<PooledBody, Full<Bytes>>;
 
 /// The smallest header buffer hyper accepts.
 const MIN_HEADER_BYTES: usize = 8192;
+
+/// How often idle backend connections kept too long are closed.
+const SWEEP: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -36,6 +42,13 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// `X-Forwarded-Proto`.
     pub proto: &'static str,
+    /// The counters every router thread adds to.
+    pub metrics: Arc<Metrics>,
+    /// Answer `GET /metrics` for a host that is no app's (the standalone
+    /// router; the controller serves them on its API port).
+    pub metrics_on_other_hosts: bool,
+    /// One log line per request ([`crate::access`]).
+    pub access_log: bool,
 }
 
 impl Default for Config {
@@ -44,6 +57,9 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(30),
             max_header_bytes: 64 * 1024,
             proto: "http",
+            metrics: Arc::default(),
+            metrics_on_other_hosts: false,
+            access_log: false,
         }
     }
 }
@@ -62,6 +78,25 @@ fn text(status: StatusCode, message: String) -> Response<ClientBody> {
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// The host a request is for: its `Host` header, else its URI's (HTTP/2).
+fn host_of(request: &Request<Incoming>) -> &str {
+    request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or_default()
+}
+
+fn metrics_page(metrics: &Metrics) -> Response<ClientBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(metrics.render()))));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
 }
@@ -99,8 +134,13 @@ impl Router {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         tokio::pin!(shutdown);
+        let mut sweep = tokio::time::interval(SWEEP);
         loop {
             let (stream, client) = tokio::select! {
+                _ = sweep.tick() => {
+                    self.proxy.sweep();
+                    continue;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -119,11 +159,7 @@ impl Router {
     async fn connection(self: Arc<Self>, stream: TcpStream, client: SocketAddr) {
         let _ = stream.set_nodelay(true);
         let port = stream.local_addr().map_or(0, |a| a.port());
-        let peer = Peer {
-            ip: client.ip(),
-            port,
-            proto: self.config.proto,
-        };
+        let peer = Arc::new(Peer::new(client.ip(), port, self.config.proto));
         let mut receiver = self.table.clone();
         let table = receiver.borrow_and_update().clone();
         let snapshot = RefCell::new(Snapshot { receiver, table });
@@ -131,7 +167,31 @@ impl Router {
         let service = hyper::service::service_fn(move |request| {
             let table = snapshot.borrow_mut().current();
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.route(&table, request, peer).await) }
+            let peer = peer.clone();
+            async move {
+                if !router.config.access_log {
+                    return Ok::<_, Infallible>(router.route(&table, request, &peer).await);
+                }
+                let mut record = Box::new(access::Record {
+                    method: request.method().clone(),
+                    host: host_of(&request).to_string(),
+                    path: request.uri().path_and_query().cloned(),
+                    status: 0,
+                    bytes: 0,
+                    backend: None,
+                    started: tokio::time::Instant::now(),
+                });
+                let mut response = router.route(&table, request, &peer).await;
+                record.status = response.status().as_u16();
+                match response.body_mut() {
+                    Either::Left(pooled) => pooled.log_when_done(record),
+                    Either::Right(full) => {
+                        record.bytes = full.size_hint().exact().unwrap_or(0);
+                        record.emit();
+                    }
+                }
+                Ok(response)
+            }
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder
@@ -150,27 +210,45 @@ impl Router {
     async fn route(
         &self,
         table: &RouteTable,
-        mut request: Request<Incoming>,
-        peer: Peer,
+        request: Request<Incoming>,
+        peer: &Peer,
     ) -> Response<ClientBody> {
-        let host = request
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| request.uri().host())
-            .unwrap_or_default();
-        let route = match table.lookup(host) {
-            Lookup::Found(route) => route.clone(),
+        let host = host_of(&request);
+        let metrics = &self.config.metrics;
+        let found = table.lookup(host);
+        if !matches!(found, Lookup::Found(_))
+            && self.config.metrics_on_other_hosts
+            && request.uri().path() == "/metrics"
+            && request.method() == hyper::Method::GET
+        {
+            return metrics_page(metrics);
+        }
+        let route = match found {
+            Lookup::Found(route) => route,
             Lookup::Unknown(host) => {
-                return text(StatusCode::NOT_FOUND, format!("no app answers on {host}"))
+                metrics.unknown_host();
+                return text(StatusCode::NOT_FOUND, format!("no app answers on {host}"));
             }
             Lookup::NotLoaded => {
+                metrics.not_loaded();
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the router has not received its routing table yet".into(),
-                )
+                );
             }
         };
+        let counters = metrics.app(route);
+        let response = self.forward(route, request, peer).await;
+        counters.answered(response.status().as_u16());
+        response
+    }
+
+    async fn forward(
+        &self,
+        route: &Route,
+        mut request: Request<Incoming>,
+        peer: &Peer,
+    ) -> Response<ClientBody> {
         if !route.routable {
             return text(
                 StatusCode::NOT_FOUND,
@@ -192,8 +270,12 @@ impl Router {
         let upgrade =
             headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
         headers::strip_hop_by_hop(request.headers_mut(), upgrade.is_some());
-        headers::forward(request.headers_mut(), &peer, &self.ids);
-        match self.proxy.send(&route, request).await {
+        headers::forward(request.headers_mut(), peer, &self.ids);
+        match self
+            .proxy
+            .send(route, self.config.metrics.app(route), request)
+            .await
+        {
             Ok(mut response) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     if let Some(client) = upgrade {
@@ -206,7 +288,6 @@ impl Router {
             Err(error) => {
                 tracing::warn!(app = %route.app, %error, "Router could not reach a web process.");
                 let message = match &error {
-                    proxy::ProxyError::BadPath(_) => "bad request path".to_string(),
                     proxy::ProxyError::Unreachable { app, .. } => {
                         format!("app {app}: no web process answered")
                     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One app's entry, as the controller publishes it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -34,6 +34,8 @@ pub struct Route {
     pub backends: Vec<SocketAddr>,
     pub routable: bool,
     next: AtomicUsize,
+    /// This app's counters, found once per table ([`crate::metrics`]).
+    pub(crate) metrics: OnceLock<Arc<crate::metrics::AppMetrics>>,
 }
 
 impl Route {
@@ -72,6 +74,7 @@ impl RouteTable {
                 backends: app.backends.clone(),
                 routable: app.routable,
                 next: AtomicUsize::new(0),
+                metrics: OnceLock::new(),
             });
             for host in &app.hosts {
                 hosts.insert(host.to_ascii_lowercase(), route.clone());

@@ -182,6 +182,205 @@ async fn a_refused_connection_is_retried_on_another_backend() {
     assert!(body.contains("no web process answered"), "{body}");
 }
 
+async fn get_path(running: &Running, host: &str, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", running.url))
+        .header("Host", host)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("router answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+#[tokio::test]
+async fn metrics_count_answers_retries_and_latency_per_app() {
+    let one = backend("one").await;
+    let dead = refused();
+    let config = Config {
+        metrics_on_other_hosts: true,
+        ..Config::default()
+    };
+    let metrics = config.metrics.clone();
+    let running = router(
+        vec![
+            app("counted", vec![dead, one], true),
+            app("idle", vec![], true),
+        ],
+        config,
+    )
+    .await;
+    for _ in 0..4 {
+        assert_eq!(get(&running, "counted.localhost", &[]).await.0, 200);
+    }
+    // An app's own /metrics is the app's.
+    let (status, body) = get_path(&running, "counted.localhost", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("backend one"), "{body}");
+    assert_eq!(get(&running, "idle.localhost", &[]).await.0, 503);
+    assert_eq!(get(&running, "nobody.localhost", &[]).await.0, 404);
+    // A new table keeps the counts.
+    running.publish(2, vec![app("counted", vec![one], true)]);
+    assert_eq!(get(&running, "counted.localhost", &[]).await.0, 200);
+
+    let (status, text) = get_path(&running, "127.0.0.1", "/metrics").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text, metrics.render());
+    for line in [
+        r#"drycc_router_requests_total{app="counted",status="2xx"} 6"#,
+        r#"drycc_router_requests_total{app="counted",status="5xx"} 0"#,
+        r#"drycc_router_requests_total{app="idle",status="5xx"} 1"#,
+        // Five requests started on the refused backend every other time.
+        r#"drycc_router_retries_total{app="counted"} 3"#,
+        r#"drycc_router_backend_latency_seconds_bucket{app="counted",le="+Inf"} 6"#,
+        r#"drycc_router_backend_latency_seconds_count{app="counted"} 6"#,
+        "drycc_router_unknown_host_requests_total 1",
+    ] {
+        assert!(has_line(&text, line), "{line} in\n{text}");
+    }
+    // Without the setting, /metrics on another host is a 404 like any.
+    let plain = router(vec![], Config::default()).await;
+    assert_eq!(get_path(&plain, "127.0.0.1", "/metrics").await.0, 404);
+}
+
+/// Log lines written by `tracing` in this thread, for the access log.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn access_lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(drycc_router::access::TARGET))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Wait (bounded) until `count` access lines were written: a proxied
+    /// answer is logged when its body is done with.
+    async fn wait_for(&self, count: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.access_lines();
+            if lines.len() >= count || tokio::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_when_on() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let one = backend("one").await;
+    let quiet = router(vec![app("quiet", vec![one], true)], Config::default()).await;
+    assert_eq!(get(&quiet, "quiet.localhost", &[]).await.0, 200);
+
+    let config = Config {
+        access_log: true,
+        ..Config::default()
+    };
+    let running = router(vec![app("logged", vec![one], true)], config).await;
+    let (status, body) = get(&running, "logged.localhost", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(get(&running, "nobody.localhost", &[]).await.0, 404);
+    let lines = captured.wait_for(2).await;
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let proxied = lines.iter().find(|l| l.contains("logged.localhost"));
+    let proxied = proxied.unwrap_or_else(|| panic!("{lines:#?}"));
+    for field in [
+        "method=GET".to_string(),
+        "path=\"/path?q=1\"".to_string(),
+        "status=200".to_string(),
+        format!("bytes={}", body.len()),
+        format!("backend={one}"),
+        "micros=".to_string(),
+    ] {
+        assert!(proxied.contains(&field), "{field} in {proxied}");
+    }
+    let unknown = lines.iter().find(|l| l.contains("nobody.localhost"));
+    let unknown = unknown.unwrap_or_else(|| panic!("{lines:#?}"));
+    assert!(unknown.contains("status=404"), "{unknown}");
+    assert!(!unknown.contains("backend="), "{unknown}");
+}
+
+/// A backend that answers the first request of each connection, keeps
+/// it open, and closes it when the next request arrives (as an app whose
+/// keep-alive timeout fires just as a request is sent).
+async fn closing_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    async fn read_head(stream: &mut TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return false,
+            }
+        }
+        true
+    }
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_head(&mut stream).await {
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfresh";
+                    let _ = stream.write_all(answer).await;
+                    read_head(&mut stream).await;
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_get_sent_on_a_connection_the_app_just_closed_is_sent_again() {
+    let backend = closing_backend().await;
+    let config = Config::default();
+    let metrics = config.metrics.clone();
+    let running = router(vec![app("closing", vec![backend], true)], config).await;
+    assert_eq!(
+        get(&running, "closing.localhost", &[]).await,
+        (200, "fresh".to_string())
+    );
+    // Not a synchronisation: the pooled connection must have been idle for
+    // a while to be suspected of an app-side keep-alive timeout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        get(&running, "closing.localhost", &[]).await,
+        (200, "fresh".to_string())
+    );
+    let text = metrics.render();
+    let line = r#"drycc_router_retries_total{app="closing"} 1"#;
+    assert!(has_line(&text, line), "{line} in\n{text}");
+}
+
 #[tokio::test]
 async fn unknown_hosts_idle_apps_and_disabled_routing_get_clear_answers() {
     let one = backend("one").await;

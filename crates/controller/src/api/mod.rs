@@ -77,6 +77,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
         .route("/readiness", get(|| async { "OK" }))
+        .route("/metrics", get(crate::metrics::serve))
         .nest("/v2", v2)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
