@@ -151,20 +151,7 @@ impl Api {
         self.post("/v2/apps/", json!({"id": app}))?;
         let repo = tempfile::tempdir()?;
         std::fs::write(repo.path().join("Procfile"), procfile)?;
-        git(&["init", "-q", "-b", "main"], repo.path())?;
-        git(&["add", "."], repo.path())?;
-        git(
-            &[
-                "-c",
-                "user.name=b",
-                "-c",
-                "user.email=b@example.com",
-                "commit",
-                "-qm",
-                "bench",
-            ],
-            repo.path(),
-        )?;
+        commit_all(repo.path(), "bench")?;
         let host = self.url.trim_start_matches("http://");
         git(
             &[

@@ -352,24 +352,21 @@ impl Store {
     /// The newest release that rolled out (`succeeded`), if any: what runs
     /// again when a newer release fails.
     pub async fn last_good_release(&self, app: &str) -> Result<Option<Release>> {
-        let sql = release_select(
-            "WHERE r.app = $1 AND r.state = 'succeeded' ORDER BY r.version DESC LIMIT 1",
-        );
-        sqlx::query(&sql)
-            .bind(app)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(release_from_row)
-            .transpose()
+        self.newest_release(app, "r.state = 'succeeded'").await
     }
 
     /// The release the app should run: the newest that has not failed
     /// (`pending` or `succeeded`), if any.
     pub async fn desired_release(&self, app: &str) -> Result<Option<Release>> {
-        let sql = release_select(
-            "WHERE r.app = $1 AND r.state <> 'failed' ORDER BY r.version DESC LIMIT 1",
-        );
+        self.newest_release(app, "r.state <> 'failed'").await
+    }
+
+    /// The newest release of `app` whose row matches `condition` (a fixed
+    /// SQL condition, never user input).
+    async fn newest_release(&self, app: &str, condition: &str) -> Result<Option<Release>> {
+        let sql = release_select(&format!(
+            "WHERE r.app = $1 AND {condition} ORDER BY r.version DESC LIMIT 1"
+        ));
         sqlx::query(&sql)
             .bind(app)
             .fetch_optional(&self.pool)
