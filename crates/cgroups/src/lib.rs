@@ -75,8 +75,11 @@ pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CgroupError + '
 pub trait Cgroups: Send + Sync + std::fmt::Debug {
     /// `v2`, `v1` or `disabled`.
     fn name(&self) -> &'static str;
-    /// Whether limits are enforced, and why not when they are not.
-    fn enforced(&self) -> Result<(), String>;
+    /// Whether limits are enforced, and why not when they are not (only
+    /// the fallback says no).
+    fn enforced(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Create the group (and its parents) with these limits.
     fn create(&self, group: &str, limits: Limits) -> Result<()>;
     /// Move a process (and the threads it has) into the group.

@@ -57,10 +57,6 @@ impl Cgroups for V1 {
         "v1"
     }
 
-    fn enforced(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn create(&self, group: &str, limits: Limits) -> Result<()> {
         // Only the hierarchies a limit needs, and cpuacct for the CPU
         // reading: each directory costs tens of microseconds.

@@ -45,10 +45,6 @@ impl Cgroups for V2 {
         "v2"
     }
 
-    fn enforced(&self) -> Result<(), String> {
-        Ok(())
-    }
-
     fn create(&self, group: &str, limits: Limits) -> Result<()> {
         // Every ancestor must enable cpu and memory for its children.
         let mut dir = self.root.clone();

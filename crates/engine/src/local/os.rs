@@ -73,10 +73,9 @@ pub(crate) fn is_zombie(pid: u32) -> bool {
 
 /// Fields 3 (state) and 5 (process group) of `/proc/<pid>/stat`.
 fn stat_fields(pid: u32) -> Option<(char, u32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
-    let state = rest.next()?.chars().next()?;
-    let pgrp = rest.nth(1)?.parse().ok()?;
+    let fields = stat(pid)?;
+    let state = fields.get(3)?.chars().next()?;
+    let pgrp = fields.get(5)?.parse().ok()?;
     Some((state, pgrp))
 }
 
@@ -84,11 +83,18 @@ fn stat_fields(pid: u32) -> Option<(char, u32)> {
 /// ticks since boot. Together with the pid it identifies a process across
 /// pid reuse.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses; the
-    // fields after the last ')' are plain numbers. Field 3 is the first one.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    stat(pid)?.get(22)?.parse().ok()
+}
+
+/// The fields of `/proc/<pid>/stat`, numbered as in proc(5) (field 1 is
+/// the pid; field 2, the command name, is left empty: it may contain
+/// blanks and parentheses, so the numbers are read after its last ')').
+pub(crate) fn stat(pid: u32) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = vec![String::new(), pid.to_string(), String::new()];
+    fields.extend(rest.split_whitespace().map(str::to_string));
+    Some(fields)
 }
 
 /// The argv of a running process as the kernel shows it (empty when it
@@ -362,6 +368,17 @@ mod tests {
         let a = start_time(me);
         assert!(a.is_some());
         assert_eq!(a, start_time(me));
+    }
+
+    #[test]
+    fn stat_fields_are_numbered_as_in_proc5() {
+        let me = std::process::id();
+        let fields = stat(me).unwrap();
+        assert_eq!(fields[1], me.to_string());
+        let pgrp = nix::unistd::getpgrp().as_raw().to_string();
+        assert_eq!(fields[5], pgrp);
+        assert_eq!(fields[22], start_time(me).unwrap().to_string());
+        assert_eq!(stat_fields(me).map(|(_, g)| g.to_string()), Some(pgrp));
     }
 
     #[test]

@@ -24,11 +24,10 @@ fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64
 
 /// CPU time and resident size of one process from `/proc`.
 fn from_proc(pid: u32) -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    // utime and stime are fields 14 and 15; the slice starts at field 3.
+    let fields = super::os::stat(pid)?;
+    // utime and stime are fields 14 and 15.
     let ticks: u64 = fields
-        .get(11..13)?
+        .get(14..16)?
         .iter()
         .filter_map(|f| f.parse::<u64>().ok())
         .sum();
