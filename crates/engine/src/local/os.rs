@@ -297,6 +297,17 @@ pub(crate) fn free_port(
     range: &RangeInclusive<u16>,
     cursor: &mut u16,
 ) -> io::Result<u16> {
+    next_port(taken, range, cursor, port_free)
+}
+
+/// The search of [`free_port`], with the bindability check passed in so the
+/// rule can be tested without depending on what else holds ports.
+fn next_port(
+    taken: &HashSet<u16>,
+    range: &RangeInclusive<u16>,
+    cursor: &mut u16,
+    bindable: impl Fn(u16) -> bool,
+) -> io::Result<u16> {
     let (start, end) = (*range.start(), *range.end());
     let size = u32::from(end.saturating_sub(start)) + 1;
     for _ in 0..size {
@@ -306,7 +317,7 @@ pub(crate) fn free_port(
             start
         };
         *cursor = if port >= end { start } else { port + 1 };
-        if !taken.contains(&port) && port_free(port) {
+        if !taken.contains(&port) && bindable(port) {
             return Ok(port);
         }
     }
@@ -388,22 +399,32 @@ mod tests {
     }
 
     #[test]
-    fn free_port_skips_taken_and_busy_ports_and_goes_round() {
-        let busy = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let b = busy.local_addr().unwrap().port();
-        let range = b..=b.saturating_add(3);
-        let mut cursor = b;
-        let taken: HashSet<u16> = [b + 1].into_iter().collect();
-        let first = free_port(&taken, &range, &mut cursor).unwrap();
-        assert!(
-            first >= b + 2,
-            "busy {b} and taken {} skipped, got {first}",
-            b + 1
+    fn next_port_skips_taken_and_busy_ports_and_goes_round() {
+        let range = 100..=103;
+        let busy = |port: u16| port != 100;
+        let taken: HashSet<u16> = [101].into_iter().collect();
+        let mut cursor = 100;
+        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 102);
+        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 103);
+        // Round again past the busy and the taken port.
+        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 102);
+        // A cursor outside the range starts at its beginning.
+        let mut outside = 7;
+        assert_eq!(
+            next_port(&taken, &range, &mut outside, |_| true).unwrap(),
+            100
         );
-        let second = free_port(&taken, &range, &mut cursor).unwrap();
-        assert_ne!(first, second);
         let all: HashSet<u16> = range.clone().collect();
-        assert!(free_port(&all, &range, &mut cursor).is_err());
+        assert!(next_port(&all, &range, &mut cursor, |_| true).is_err());
+    }
+
+    #[test]
+    fn a_bound_port_is_not_free() {
+        let held = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = held.local_addr().unwrap().port();
+        assert!(!port_free(port));
+        let mut cursor = port;
+        assert!(free_port(&HashSet::new(), &(port..=port), &mut cursor).is_err());
     }
 
     #[test]
