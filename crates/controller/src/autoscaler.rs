@@ -172,8 +172,7 @@ async fn pass(state: &AppState, policy: &Policy) -> anyhow::Result<()> {
             let since = state.autoscaler.since_last_rescale(&app.id, ptype);
             let decision = decide(&rule, current, &samples, since, policy);
             state
-                .engine
-                .log_event(&app.id, &describe(ptype, &rule, &decision))
+                .event(&app.id, &describe(ptype, &rule, &decision))
                 .await;
             state.autoscaler.remember(&app.id, ptype, &decision);
             if decision.rescales() {

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use drycc_engine::{is_converged, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate};
+use drycc_engine::{
+    is_converged, Artifact, Command, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate,
+};
 use drycc_model::naming::template_hash;
 use drycc_model::state::ProcessState;
 use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release, ReleaseState};
@@ -58,14 +60,15 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 ptype: ptype.clone(),
                 release: release.version,
                 hash: template_hash(&app.id, ptype, release.version, generation),
-                command: if profile {
+                artifact: Artifact::Checkout {
+                    path: workdir.clone(),
+                },
+                command: Command::Line(if profile {
                     drycc_buildpacks::slug::with_profile(command)
                 } else {
                     command.clone()
-                },
+                }),
                 env: env.clone(),
-                workdir: workdir.clone(),
-                image: None,
                 grace_period: grace,
                 readiness: probes
                     .and_then(|p| p.get("readinessProbe"))
@@ -195,7 +198,7 @@ pub async fn wait_for(
     timeout: Duration,
     mut check: impl FnMut(&[ProcessStatus]) -> Verdict,
 ) -> Result<(), DeployError> {
-    let mut changes = state.engine.changes();
+    let mut changes = state.engine.changes(Some(app));
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         changes.borrow_and_update();
@@ -324,7 +327,8 @@ impl From<drycc_engine::EngineError> for DeployError {
             EngineError::ProcessNotFound(name) => {
                 DeployError::Invalid(format!("process {name} not found"))
             }
-            EngineError::Unavailable(reason) => DeployError::Unavailable(reason),
+            EngineError::Unsupported(reason) => DeployError::Invalid(reason),
+            error @ EngineError::Unavailable { .. } => DeployError::Unavailable(error.detail()),
             EngineError::Io(error) => DeployError::Unavailable(error.to_string()),
         }
     }
@@ -368,8 +372,7 @@ pub async fn release(
             .await?
     };
     state
-        .engine
-        .log_event(
+        .event(
             app_id,
             &format!("{} (v{})", release.summary, release.version),
         )
@@ -453,7 +456,7 @@ pub async fn wait_types(
 ) -> Result<(), DeployError> {
     let timeout = state.settings.deploy_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut changes = state.engine.changes();
+    let mut changes = state.engine.changes(Some(app_id));
     let mut last: Option<(Vec<Deployment>, Vec<ProcessStatus>)> = None;
     let mut open = true;
     loop {
@@ -537,10 +540,11 @@ pub(crate) mod tests {
                 ptype: ptype.into(),
                 release: 2,
                 hash: hash.into(),
-                command: "true".into(),
+                artifact: Artifact::Checkout {
+                    path: PathBuf::from("/"),
+                },
+                command: Command::Line("true".into()),
                 env: Default::default(),
-                workdir: PathBuf::from("/"),
-                image: None,
                 grace_period: Duration::from_secs(1),
                 readiness: None,
                 liveness: None,
@@ -567,7 +571,7 @@ pub(crate) mod tests {
             ready,
             restarts,
             pid: None,
-            port: None,
+            endpoint: None,
             last_exit: Some("exited with code 1".into()),
             command: "true".into(),
             argv: Vec::new(),

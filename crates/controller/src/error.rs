@@ -86,7 +86,8 @@ impl From<drycc_engine::EngineError> for ApiError {
                 ApiError::not_found(format!("process {name} not found"))
             }
             EngineError::Invalid(why) => ApiError::bad_request(why),
-            EngineError::Unavailable(why) => ApiError::unavailable(why),
+            EngineError::Unsupported(why) => ApiError::bad_request(why),
+            error @ EngineError::Unavailable { .. } => ApiError::unavailable(error.detail()),
             EngineError::Io(error) => ApiError::internal(error),
         }
     }

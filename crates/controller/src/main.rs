@@ -10,6 +10,7 @@ mod auth;
 mod autoscaler;
 mod deploy;
 mod error;
+mod events;
 mod git;
 mod login_limit;
 mod metrics;

@@ -251,7 +251,7 @@ enum Next {
 /// One app's task: passes until the desired state is applied and nothing
 /// is pending. Returns (app, the generation its last pass read, gone).
 async fn reconcile_app(state: Shared, app: String, poke: Arc<Notify>) -> (String, u64, bool) {
-    let mut changes = state.engine.changes();
+    let mut changes = state.engine.changes(Some(&app));
     let mut applied = Applied::default();
     let mut backoff = BACKOFF_FIRST;
     loop {
@@ -428,8 +428,7 @@ async fn fail(
     {
         tracing::warn!(app = app_id, version, %reason, "Release failed to roll out.");
         state
-            .engine
-            .log_event(app_id, &format!("v{version} failed: {reason}"))
+            .event(app_id, &format!("v{version} failed: {reason}"))
             .await;
     }
     state.reconciler.publish(app_id, |s| s.judged += 1);

@@ -85,7 +85,7 @@ pub async fn run(state: Shared, stop: CancellationToken) {
     let publisher = &state.routes;
     publisher.running.store(true, Ordering::Release);
     let _running = Running(&publisher.running);
-    let mut changes = state.engine.changes();
+    let mut changes = state.engine.changes(None);
     let started = tokio::time::Instant::now();
     let mut apps: Vec<(String, bool)> = Vec::new();
     let mut generation = 0u64;
@@ -184,14 +184,13 @@ async fn compute(
         if settling
             && web
                 .clone()
-                .any(|p| p.state == ProcessState::Starting && p.pid.is_some())
+                .any(|p| p.state == ProcessState::Starting && p.endpoint.is_some())
         {
             return Ok(None);
         }
         let mut backends: Vec<std::net::SocketAddr> = web
             .filter(|p| p.ready && p.state == ProcessState::Up)
-            .filter_map(|p| p.port)
-            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .filter_map(|p| p.endpoint)
             .collect();
         backends.sort_unstable();
         table.push(AppRoute {

@@ -6,8 +6,8 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, post};
 use axum::Router;
-use drycc_engine::local::{LocalConfig, LocalEngine};
 use drycc_engine::Engine;
+use drycc_engine_local::{LocalConfig, LocalEngine};
 use drycc_store::Store;
 use rand::RngCore;
 use tower::Layer;
@@ -164,7 +164,7 @@ fn local_engine(
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
         cgroup_parent: format!("drycc-{}", settings.instance()),
         kill_on_drop: false,
-        crash_backoff: drycc_engine::local::BackoffPolicy {
+        crash_backoff: drycc_engine_local::BackoffPolicy {
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
             ..Default::default()
         },

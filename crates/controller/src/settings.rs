@@ -175,7 +175,7 @@ impl Settings {
             return dir.clone();
         }
         let uid = nix::unistd::getuid().as_raw();
-        drycc_engine::local::default_run_dir(uid).join(self.instance())
+        drycc_engine_local::default_run_dir(uid).join(self.instance())
     }
 
     /// A short name of this controller's data dir, which tells apart

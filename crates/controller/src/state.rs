@@ -23,6 +23,8 @@ pub struct AppState {
     pub hook_secret: String,
     /// The work queue of the reconciler and its status watches.
     pub reconciler: Reconciler,
+    /// Platform events of the apps, shown in their logs.
+    pub events: crate::events::Events,
     /// The autoscaler's memory: last rescales and decisions per type.
     pub autoscaler: crate::autoscaler::Autoscaler,
     /// Failed logins per username and address (in memory).
@@ -64,6 +66,7 @@ impl AppState {
             api_url,
             hook_secret,
             reconciler: Reconciler::new(),
+            events: Default::default(),
             autoscaler: Default::default(),
             login_limiter,
             routes: RoutePublisher::new(),
@@ -72,6 +75,11 @@ impl AppState {
             stopping: tokio_util::sync::CancellationToken::new(),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Record a platform event of `app` (shown in its logs).
+    pub async fn event(&self, app: &str, text: &str) {
+        self.events.record(&self.store, app, text).await;
     }
 
     /// The lock that serialises the validate-then-write step of changes to

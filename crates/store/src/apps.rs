@@ -160,7 +160,14 @@ impl Store {
         // Children first, releases before the builds and configs they point
         // at; explicit rather than ON DELETE CASCADE alone, so the order does
         // not depend on the engine's cascade rules.
-        for table in ["app_perms", "settings", "releases", "configs", "builds"] {
+        for table in [
+            "app_events",
+            "app_perms",
+            "settings",
+            "releases",
+            "configs",
+            "builds",
+        ] {
             let sql = format!("DELETE FROM {table} WHERE app = $1");
             sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
         }

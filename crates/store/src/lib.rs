@@ -89,6 +89,7 @@
 mod apps;
 mod codec;
 mod error;
+mod events;
 mod perms;
 mod records;
 mod releases;
@@ -97,6 +98,7 @@ mod store;
 mod users;
 
 pub use error::{Result, StoreError};
+pub use events::{Event, EVENTS_KEPT};
 pub use records::{
     App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, ReleaseState, Settings,
     Token, User,

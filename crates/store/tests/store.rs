@@ -9,6 +9,7 @@ use std::error::Error;
 use chrono::SubsecRound;
 use drycc_store::{
     Backend, BuildRef, NewBuild, NewConfig, NewRelease, ReleaseState, Store, StoreError,
+    EVENTS_KEPT,
 };
 use serde_json::json;
 use sqlx::{Connection, Executor, Row};
@@ -156,6 +157,7 @@ backends!(
     reopen_sees_the_same_data,
     release_states_follow_the_rollout,
     migration_keeps_old_releases_good,
+    events_are_bounded_ordered_and_go_with_the_app,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -548,6 +550,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
     )
     .await?;
 
+    s.record_event(app, "deployed").await?;
     s.delete_app(app).await?;
     assert_eq!(s.get_app(app).await?, None);
     assert!(s.list_releases(app).await?.is_empty());
@@ -564,6 +567,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
         "releases",
         "settings",
         "app_perms",
+        "app_events",
     ] {
         assert_eq!(count_rows(s, table).await?, 0, "rows left in {table}");
     }
@@ -873,4 +877,34 @@ fn postgres_backend_is_detected() {
         Backend::from_url("postgres://u@h/db").ok(),
         Some(Backend::Postgres)
     );
+}
+
+async fn events_are_bounded_ordered_and_go_with_the_app(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    assert!(s.recent_events(app, 10).await?.is_empty());
+    for i in 0..EVENTS_KEPT + 5 {
+        s.record_event(app, &format!("event {i}")).await?;
+    }
+    let last = s.recent_events(app, 3).await?;
+    let texts: Vec<&str> = last.iter().map(|e| e.text.as_str()).collect();
+    let n = EVENTS_KEPT + 5;
+    assert_eq!(
+        texts,
+        [
+            format!("event {}", n - 3),
+            format!("event {}", n - 2),
+            format!("event {}", n - 1)
+        ]
+    );
+    assert!(last.windows(2).all(|w| w[0].created <= w[1].created));
+    let all = s.recent_events(app, usize::MAX).await?;
+    assert_eq!(all.len(), EVENTS_KEPT);
+    assert_eq!(all[0].text, "event 5");
+    assert!(matches!(
+        s.record_event("no-such-app", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    Ok(())
 }

@@ -17,7 +17,7 @@ use crate::state::{timestamp, AppState, Shared};
 const MAX_GRACE_SECONDS: u64 = 3600;
 
 pub fn config_view(state: &AppState, config: &drycc_store::Config) -> drycc_api_types::Config {
-    let enforced = state.engine.limits_enforced();
+    let enforced = state.engine.capabilities().limits;
     let healthcheck = config
         .healthcheck
         .as_object()

@@ -8,8 +8,12 @@ use axum::response::{IntoResponse, Response};
 use drycc_api_types::LogsStart;
 use drycc_engine::LogLine;
 
+use drycc_engine::Followed;
+use tokio_stream::StreamExt;
+
 use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiError, ApiResult, Path, Query};
+use crate::events;
 use crate::state::{timestamp, Shared};
 
 /// Lines returned when the client does not ask for a number.
@@ -68,7 +72,15 @@ async fn recent(
     lines: usize,
     process: Option<&str>,
 ) -> ApiResult<String> {
-    let selected = state.engine.logs(app, lines, process).await?;
+    let selected = match process {
+        Some(events::SOURCE) => state.events.recent(&state.store, app, lines).await?,
+        Some(_) => state.engine.logs(app, lines, process).await?,
+        None => events::merge_tail(
+            state.engine.logs(app, lines, None).await?,
+            state.events.recent(&state.store, app, lines).await?,
+            lines,
+        ),
+    };
     let mut text = String::new();
     for line in &selected {
         text.push_str(&format_line(line));
@@ -93,7 +105,9 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
         _ => return,
     };
     // Subscribe before reading the backlog so no line falls in between.
-    let mut live = state.engine.follow_logs(&app);
+    let live = state.engine.follow_logs(&app);
+    let platform = drycc_engine::follow_broadcast(state.events.follow(&app));
+    let mut followed = live.merge(platform);
     let lines = start.lines.unwrap_or(DEFAULT_LINES).min(MAX_LINES);
     if let Ok(text) = recent(&state, &app, lines, start.process.as_deref()).await {
         for line in text.lines() {
@@ -111,27 +125,29 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
         return;
     }
     loop {
-        tokio::select! {
-            line = live.recv() => match line {
-                Ok(line) if start.process.as_deref().is_none_or(|p| p == line.source) => {
-                    if socket.send(Message::Text(format_line(&line).into())).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(skipped)) => {
-                    // Never a silent loss: the reader learns what it missed.
-                    let notice = format!("{app}[controller]: {skipped} log lines skipped: this follower fell behind");
-                    if socket.send(Message::Text(notice.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(_) => return,
+        let received = tokio::select! {
+            item = followed.next() => match item {
+                Some(item) => item,
+                None => return,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                _ => {}
+                _ => continue,
             },
+        };
+        let text = match received {
+            Followed::Line(line) if start.process.as_deref().is_none_or(|p| p == line.source) => {
+                format_line(&line)
+            }
+            Followed::Line(_) => continue,
+            // Never a silent loss: the reader learns what it missed.
+            Followed::Skipped(skipped) => format!(
+                "{app}[{}]: {skipped} log lines skipped: this follower fell behind",
+                events::SOURCE
+            ),
+        };
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            return;
         }
     }
 }

@@ -346,7 +346,7 @@ pub async fn describe(
         ready: process.ready,
         restart_count: process.restarts,
         pid: process.pid,
-        port: process.port,
+        port: process.endpoint.map(|e| e.port()),
         release: format!("v{}", process.release),
         cpu_millis,
         memory_bytes,

@@ -6,17 +6,16 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use drycc_engine::{
-    Deployment, Engine, EngineError, ExecRequest, ExecSession, LogLine, ProcessState,
-    ProcessStatus, Result,
+    Capabilities, Deployment, Engine, EngineError, ExecRequest, ExecSession, LogLine, LogStream,
+    ProcessState, ProcessStatus, Result,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 #[derive(Default)]
 struct Inner {
     calls: Vec<String>,
     desired: BTreeMap<(String, String), Deployment>,
     processes: BTreeMap<String, Vec<ProcessStatus>>,
-    events: Vec<String>,
 }
 
 pub struct FakeEngine {
@@ -47,10 +46,6 @@ impl FakeEngine {
     /// or `remove_app app`.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
-    }
-
-    pub fn events(&self) -> Vec<String> {
-        self.lock().events.clone()
     }
 
     /// The desired deployment of one type.
@@ -110,9 +105,9 @@ fn process(deployment: &Deployment, index: u32, ready: bool) -> ProcessStatus {
         ready,
         restarts: 0,
         pid: None,
-        port: None,
+        endpoint: None,
         last_exit: None,
-        command: t.command.clone(),
+        command: t.command.display(),
         argv: Vec::new(),
         image: None,
     }
@@ -122,10 +117,10 @@ fn process(deployment: &Deployment, index: u32, ready: bool) -> ProcessStatus {
 impl Engine for FakeEngine {
     async fn apply(&self, deployment: Deployment) -> Result<()> {
         let t = &deployment.template;
-        if self.refuse_command.as_deref() == Some(t.command.as_str()) {
+        let command = t.command.display();
+        if self.refuse_command.as_deref() == Some(command.as_str()) {
             return Err(EngineError::Invalid(format!(
-                "invalid deployment: {} is refused",
-                t.command
+                "invalid deployment: {command} is refused"
             )));
         }
         let mut inner = self.lock();
@@ -184,15 +179,12 @@ impl Engine for FakeEngine {
         Ok(Vec::new())
     }
 
-    fn follow_logs(&self, _app: &str) -> broadcast::Receiver<LogLine> {
-        broadcast::channel(1).1
+    fn follow_logs(&self, _app: &str) -> LogStream {
+        Box::pin(tokio_stream::empty())
     }
 
-    async fn log_event(&self, app: &str, text: &str) {
-        self.lock().events.push(format!("{app}: {text}"));
-    }
-
-    fn changes(&self) -> watch::Receiver<u64> {
+    fn changes(&self, _app: Option<&str>) -> watch::Receiver<u64> {
+        // One counter for all apps: a waiter re-reads and finds nothing new.
         self.changes.subscribe()
     }
 
@@ -200,8 +192,12 @@ impl Engine for FakeEngine {
         Ok(Vec::new())
     }
 
-    fn limits_enforced(&self) -> std::result::Result<(), String> {
-        Err("the fake engine runs nothing".to_string())
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            checkouts: true,
+            images: true,
+            limits: Err("the fake engine runs nothing".to_string()),
+        }
     }
 
     async fn apps(&self) -> Result<Vec<String>> {

@@ -201,9 +201,10 @@ async fn a_timed_out_release_fails_and_the_last_good_one_runs_with_its_structure
     })
     .await;
     assert!(s.engine.desired(APP, "worker").is_none());
-    assert!(s.engine.events().iter().any(|e| e.starts_with(&format!(
-        "{APP}: v{v3} failed: processes did not become ready"
-    ))));
+    let events = s.state.store.recent_events(APP, 100).await.expect("events");
+    assert!(events.iter().any(|e| e
+        .text
+        .starts_with(&format!("v{v3} failed: processes did not become ready"))));
     s.stop().await;
 }
 

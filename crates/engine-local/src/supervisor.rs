@@ -20,7 +20,7 @@ use super::command::{self, Launch};
 use super::probe::{self, Readiness, Target};
 use super::state::{workdir_of, Shared};
 use super::{os, runtime};
-use crate::{Env, ProcessState, ProcessTemplate};
+use drycc_engine::{Env, ProcessState, ProcessTemplate};
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
@@ -424,7 +424,17 @@ fn spawn(
     output: std::fs::File,
 ) -> std::io::Result<(Child, Vec<String>)> {
     let path = env.get("PATH").map(String::as_str);
-    let (mut cmd, shown) = match command::plan(&template.command, path, workdir) {
+    let line = match &template.command {
+        drycc_engine::Command::Line(line) => line.clone(),
+        // Exact arguments: each quoted for the shell, so none is split or
+        // expanded again.
+        drycc_engine::Command::Args(args) => args
+            .iter()
+            .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let (mut cmd, shown) = match command::plan(&line, path, workdir) {
         Launch::Direct { program, argv } => {
             let mut shown = vec![program.display().to_string()];
             let mut cmd = Command::new(program);
@@ -436,8 +446,8 @@ fn spawn(
         }
         Launch::Shell => {
             let mut cmd = Command::new("/bin/sh");
-            cmd.arg("-c").arg(&template.command);
-            let shown = vec!["/bin/sh".into(), "-c".into(), template.command.clone()];
+            cmd.arg("-c").arg(&line);
+            let shown = vec!["/bin/sh".into(), "-c".into(), line.clone()];
             (cmd, shown)
         }
     };

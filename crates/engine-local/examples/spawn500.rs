@@ -11,8 +11,8 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use drycc_engine::local::{default_run_dir, LocalConfig, LocalEngine};
-use drycc_engine::{Deployment, Engine, Env, ProcessState, ProcessTemplate};
+use drycc_engine::{Artifact, Command, Deployment, Engine, Env, ProcessState, ProcessTemplate};
+use drycc_engine_local::{default_run_dir, LocalConfig, LocalEngine};
 
 const APP: &str = "bench-spawn";
 
@@ -40,10 +40,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ptype: "worker".to_string(),
         release: 1,
         hash: drycc_model::naming::template_hash(APP, "worker", 1, 0),
-        command: command.clone(),
+        artifact: Artifact::Checkout {
+            path: dir.path().to_path_buf(),
+        },
+        command: Command::Line(command.clone()),
         env: Env::new(),
-        workdir: dir.path().to_path_buf(),
-        image: None,
         grace_period: Duration::from_secs(30),
         readiness: None,
         liveness: None,
@@ -51,7 +52,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         memory_bytes: None,
     };
     let rss_before = rss_kib();
-    let mut changes = engine.changes();
+    let mut changes = engine.changes(None);
 
     let start = Instant::now();
     engine

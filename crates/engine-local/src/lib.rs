@@ -46,14 +46,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 pub use drycc_model::lifecycle::BackoffPolicy;
 pub use os::{default_process_ports, ephemeral_ports};
 
-use crate::{
-    Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus,
-    ProcessUsage, Result,
+use drycc_engine::{
+    Capabilities, Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine,
+    LogStream, ProcessStatus, ProcessUsage, Result,
 };
 use state::{Desired, Shared};
 
@@ -169,9 +169,8 @@ impl LocalEngine {
     /// called from within a tokio runtime (the one that will run the
     /// supervisors).
     pub fn new(config: LocalConfig) -> Result<Arc<LocalEngine>> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            EngineError::Unavailable("the local engine needs a tokio runtime".to_string())
-        })?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| EngineError::unavailable("the local engine needs a tokio runtime"))?;
         let lock = os::prepare_run_dir(&config.run_dir)?;
         let killed = os::kill_orphans(&config.run_dir)?;
         if !killed.is_empty() {
@@ -216,8 +215,18 @@ fn validate(deployment: &Deployment) -> Result<()> {
     if t.hash.is_empty() || t.hash.contains('/') {
         return bad("the template hash is empty or contains '/'");
     }
-    if t.command.trim().is_empty() {
+    let empty = match &t.command {
+        drycc_engine::Command::Line(line) => line.trim().is_empty(),
+        drycc_engine::Command::Args(args) => args.is_empty(),
+    };
+    if empty {
         return bad("the command is empty");
+    }
+    if let drycc_engine::Artifact::Image(image) = &t.artifact {
+        return Err(EngineError::Unsupported(format!(
+            "the local engine runs checkouts, not container images ({})",
+            image.reference
+        )));
     }
     Ok(())
 }
@@ -229,7 +238,7 @@ impl Engine for LocalEngine {
         let shared = &self.shared;
         let mut inner = shared.lock();
         if inner.closed {
-            return Err(EngineError::Unavailable(
+            return Err(EngineError::unavailable(
                 "the local engine is shut down".to_string(),
             ));
         }
@@ -251,7 +260,7 @@ impl Engine for LocalEngine {
         );
         shared.reconcile(&mut inner, &app, &ptype);
         drop(inner);
-        shared.bump();
+        shared.bump(Some(&app));
         Ok(())
     }
 
@@ -266,7 +275,7 @@ impl Engine for LocalEngine {
             }
         }
         drop(inner);
-        self.shared.bump();
+        self.shared.bump(Some(app));
         Ok(())
     }
 
@@ -288,7 +297,7 @@ impl Engine for LocalEngine {
         if forget {
             self.shared.logs.forget(app);
         }
-        self.shared.bump();
+        self.shared.bump(Some(app));
         Ok(())
     }
 
@@ -335,7 +344,7 @@ impl Engine for LocalEngine {
         }
         shared.reconcile(&mut inner, app, &ptype);
         drop(inner);
-        shared.bump();
+        shared.bump(Some(app));
         Ok(())
     }
 
@@ -353,7 +362,7 @@ impl Engine for LocalEngine {
                     proc.status.state
                 )));
             }
-            let port = proc.status.port.unwrap_or(0);
+            let port = proc.status.endpoint.map_or(0, |e| e.port());
             exec::Target {
                 name: name.to_string(),
                 env: self.shared.process_env(&proc.template, port, name),
@@ -368,19 +377,15 @@ impl Engine for LocalEngine {
         let (app, process) = (app.to_string(), process.map(str::to_string));
         tokio::task::spawn_blocking(move || logs.tail(&app, lines, process.as_deref()))
             .await
-            .map_err(|e| EngineError::Unavailable(format!("reading logs failed: {e}")))
+            .map_err(|e| EngineError::unavailable(format!("reading logs failed: {e}")))
     }
 
-    fn follow_logs(&self, app: &str) -> broadcast::Receiver<LogLine> {
-        self.shared.logs.subscribe(app)
+    fn follow_logs(&self, app: &str) -> LogStream {
+        drycc_engine::follow_broadcast(self.shared.logs.subscribe(app))
     }
 
-    async fn log_event(&self, app: &str, text: &str) {
-        self.shared.logs.event(app, text);
-    }
-
-    fn changes(&self) -> watch::Receiver<u64> {
-        self.shared.subscribe_changes()
+    fn changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
+        self.shared.subscribe_changes(app)
     }
 
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>> {
@@ -388,11 +393,15 @@ impl Engine for LocalEngine {
         let app = app.to_string();
         tokio::task::spawn_blocking(move || usage::sample(&shared, &app))
             .await
-            .map_err(|e| EngineError::Unavailable(format!("sampling usage failed: {e}")))
+            .map_err(|e| EngineError::unavailable(format!("sampling usage failed: {e}")))
     }
 
-    fn limits_enforced(&self) -> std::result::Result<(), String> {
-        self.shared.cgroups.enforced()
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            checkouts: true,
+            images: false,
+            limits: self.shared.cgroups.enforced(),
+        }
     }
 
     async fn apps(&self) -> Result<Vec<String>> {
@@ -402,7 +411,7 @@ impl Engine for LocalEngine {
     }
 
     async fn close(&self) {
-        let mut changes = self.shared.subscribe_changes();
+        let mut changes = self.shared.subscribe_changes(None);
         {
             let mut inner = self.shared.lock();
             inner.closed = true;
@@ -417,7 +426,7 @@ impl Engine for LocalEngine {
         for pgid in self.shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);
         }
-        self.shared.bump();
+        self.shared.bump(None);
         // Supervisors let go at once, except those terminating a process:
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
@@ -436,7 +445,7 @@ impl Engine for LocalEngine {
     }
 
     async fn stop_all(&self) {
-        let mut changes = self.shared.subscribe_changes();
+        let mut changes = self.shared.subscribe_changes(None);
         {
             let mut inner = self.shared.lock();
             inner.closed = true;
@@ -450,7 +459,7 @@ impl Engine for LocalEngine {
         for pgid in self.shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);
         }
-        self.shared.bump();
+        self.shared.bump(None);
         // Every supervisor removes its entry once its group is gone.
         while self.shared.process_count() > 0 {
             if changes.changed().await.is_err() {

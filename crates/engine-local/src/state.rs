@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::logs::LogStore;
 use super::supervisor::{Adopted, Order};
 use super::{os, runtime, supervisor, LocalConfig};
-use crate::{Env, ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     state: Mutex<Inner>,
     pub(crate) logs: Arc<LogStore>,
     changes: watch::Sender<u64>,
+    /// Per-app change counters, made when someone first watches the app.
+    app_changes: Mutex<HashMap<String, watch::Sender<u64>>>,
     pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
     execs: Mutex<HashSet<u32>>,
@@ -134,6 +136,7 @@ impl Shared {
             }),
             logs,
             changes: watch::channel(0).0,
+            app_changes: Mutex::new(HashMap::new()),
             runtime,
             execs: Mutex::new(HashSet::new()),
             cgroups,
@@ -160,12 +163,39 @@ impl Shared {
         self.lock().apps.values().map(|e| e.procs.len()).sum()
     }
 
-    pub(crate) fn bump(&self) {
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    /// Tell the watchers of `app` (of every app with `None`) and the
+    /// watchers of all apps that something changed.
+    pub(crate) fn bump(&self, app: Option<&str>) {
+        let step = |n: &mut u64| *n = n.wrapping_add(1);
+        self.changes.send_modify(step);
+        let mut watchers = self.app_changes.lock().unwrap_or_else(|e| e.into_inner());
+        match app {
+            Some(app) => {
+                if let Some(sender) = watchers.get(app) {
+                    sender.send_modify(step);
+                }
+            }
+            None => {
+                // A good moment to forget the apps nobody watches any more.
+                watchers.retain(|_, sender| sender.receiver_count() > 0);
+                for sender in watchers.values() {
+                    sender.send_modify(step);
+                }
+            }
+        }
     }
 
-    pub(crate) fn subscribe_changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+    pub(crate) fn subscribe_changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
+        match app {
+            None => self.changes.subscribe(),
+            Some(app) => self
+                .app_changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(app.to_string())
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe(),
+        }
     }
 
     pub(crate) fn add_exec(&self, pgid: u32) {
@@ -237,7 +267,7 @@ impl Shared {
         let proc = inner.apps.get_mut(app)?.procs.get_mut(name)?;
         let result = f(proc);
         drop(inner);
-        self.bump();
+        self.bump(Some(app));
         Some(result)
     }
 
@@ -272,7 +302,7 @@ impl Shared {
             .and_then(|a| a.procs.get_mut(name))?;
         let restarts = proc.status.restarts;
         proc.status.pid = Some(pid);
-        proc.status.port = Some(port);
+        proc.status.endpoint = Some(endpoint(port));
         proc.status.started = started;
         if !proc.stopping {
             proc.status.ready = ready;
@@ -287,7 +317,7 @@ impl Shared {
             self.reconcile(&mut inner, app, &ptype);
         }
         drop(inner);
-        self.bump();
+        self.bump(Some(app));
         Some(restarts)
     }
 
@@ -299,7 +329,7 @@ impl Shared {
             entry.procs.remove(name);
         }
         drop(inner);
-        self.bump();
+        self.bump(Some(app));
     }
 
     /// Take over the processes a previous controller recorded: the live
@@ -324,7 +354,7 @@ impl Shared {
             let template = Arc::new(record.template);
             let mut status = new_status(&record.name, &template, record.started);
             status.restarts = record.restarts + u32::from(!alive);
-            status.port = Some(record.port);
+            status.endpoint = Some(endpoint(record.port));
             if alive {
                 status.pid = Some(record.pid);
             } else {
@@ -339,7 +369,7 @@ impl Shared {
             self.add_process(&mut inner, status, template, Some(adopted));
         }
         drop(inner);
-        self.bump();
+        self.bump(None);
         alive_count
     }
 
@@ -362,7 +392,7 @@ impl Shared {
         let ptype = proc.status.ptype.clone();
         self.reconcile(&mut inner, app, &ptype);
         drop(inner);
-        self.bump();
+        self.bump(Some(app));
     }
 
     /// The supervisor of a process is done: forget the process, free its
@@ -390,7 +420,7 @@ impl Shared {
             let parent = format!("{}/{app}", self.config.cgroup_parent.trim_matches('/'));
             let _ = self.cgroups.remove(&parent);
         }
-        self.bump();
+        self.bump(Some(app));
     }
 
     /// Converge one (app, type): ask the lifecycle rules for the next step
@@ -517,20 +547,24 @@ fn new_status(name: &str, template: &ProcessTemplate, started: DateTime<Utc>) ->
         ready: false,
         restarts: 0,
         pid: None,
-        port: None,
+        endpoint: None,
         last_exit: None,
-        command: template.command.clone(),
+        command: template.command.display(),
         argv: Vec::new(),
-        image: template.image.clone(),
+        image: None,
     }
 }
 
 /// Where a process runs. An unset workdir must not mean "wherever the
 /// controller runs".
 pub(crate) fn workdir_of(template: &ProcessTemplate) -> &std::path::Path {
-    if template.workdir.as_os_str().is_empty() {
-        std::path::Path::new("/")
-    } else {
-        &template.workdir
+    match &template.artifact {
+        drycc_engine::Artifact::Checkout { path } if !path.as_os_str().is_empty() => path,
+        _ => std::path::Path::new("/"),
     }
+}
+
+/// Native processes listen on the host's loopback.
+fn endpoint(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
