@@ -34,16 +34,33 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
     if !build.sha.is_empty() {
         env.insert("SOURCE_VERSION".into(), build.sha.clone());
     }
-    let workdir = slug_dir(state, &app.id, build);
-    // Heroku's convention: a slug's `.profile.d/*.sh` set up the
-    // environment of each process (a virtualenv's PATH, ...). One stat per
-    // pass, of a local directory.
-    let profile = workdir.join(drycc_buildpacks::slug::PROFILE_D).is_dir();
+    let image = build
+        .image_config
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<ImageRecord>(v.clone()).ok());
     let container_port = config
         .values
         .get("PORT")
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(CONTAINER_PORT);
+    let (artifact, profile) = match &image {
+        Some(record) => (
+            Artifact::Image(drycc_engine::ImageSpec {
+                reference: build.image.clone(),
+                entrypoint: record.entrypoint.clone(),
+                port: container_port,
+            }),
+            false,
+        ),
+        None => {
+            let workdir = slug_dir(state, &app.id, build);
+            // Heroku's convention: a slug's `.profile.d/*.sh` set up the
+            // environment of each process (a virtualenv's PATH, ...). One
+            // stat per pass, of a local directory.
+            let profile = workdir.join(drycc_buildpacks::slug::PROFILE_D).is_dir();
+            (Artifact::Checkout { path: workdir }, profile)
+        }
+    };
     build
         .procfile
         .iter()
@@ -60,14 +77,15 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 ptype: ptype.clone(),
                 release: release.version,
                 hash: template_hash(&app.id, ptype, release.version, generation),
-                artifact: Artifact::Checkout {
-                    path: workdir.clone(),
+                artifact: artifact.clone(),
+                command: match &image {
+                    // The image's own CMD, unless the Procfile names one.
+                    Some(record) if record.web_is_cmd && ptype == "web" => {
+                        Command::Args(record.cmd.clone())
+                    }
+                    _ if profile => Command::Line(drycc_buildpacks::slug::with_profile(command)),
+                    _ => Command::Line(command.clone()),
                 },
-                command: Command::Line(if profile {
-                    drycc_buildpacks::slug::with_profile(command)
-                } else {
-                    command.clone()
-                }),
                 env: env.clone(),
                 grace_period: grace,
                 readiness: probes
@@ -111,6 +129,23 @@ pub fn slug_name(build: &drycc_store::Build) -> String {
 /// Where the processes of a native build run.
 pub fn slug_dir(state: &AppState, app: &str, build: &drycc_store::Build) -> std::path::PathBuf {
     state.slugs_dir().join(app).join(slug_name(build))
+}
+
+/// What an image build runs, read from the image's config when the build
+/// was made and kept with it (`builds.image_config`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageRecord {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub exposed_ports: Vec<u16>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// `web` runs the image's CMD (no Procfile line for it).
+    #[serde(default)]
+    pub web_is_cmd: bool,
 }
 
 /// The port a container app listens on unless its config sets `PORT`.

@@ -57,6 +57,8 @@ pub struct Build {
     /// Process type -> command.
     pub procfile: BTreeMap<String, String>,
     pub dockerfile: String,
+    /// The image's config (JSON, read by the controller) of an image build.
+    pub image_config: Option<serde_json::Value>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }
@@ -161,6 +163,7 @@ pub struct NewBuild {
     pub sha: String,
     pub procfile: BTreeMap<String, String>,
     pub dockerfile: String,
+    pub image_config: Option<serde_json::Value>,
 }
 
 /// Which build a new release points at.

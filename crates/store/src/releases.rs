@@ -19,7 +19,7 @@ const VERSION_RACE_RETRIES: usize = 5;
 
 const BUILD_COLUMNS: &str = "b.uuid AS b_uuid, b.app AS b_app, b.owner AS b_owner, \
      b.image AS b_image, b.stack AS b_stack, b.sha AS b_sha, b.procfile AS b_procfile, \
-     b.dockerfile AS b_dockerfile, b.created AS b_created, b.updated AS b_updated";
+     b.dockerfile AS b_dockerfile, b.image_config AS b_image_config, b.created AS b_created, b.updated AS b_updated";
 
 const CONFIG_COLUMNS: &str = "c.uuid AS c_uuid, c.app AS c_app, c.owner AS c_owner, \
      c.env_values AS c_values, c.cpu AS c_cpu, c.memory AS c_memory, \
@@ -51,6 +51,10 @@ fn build_from_row(row: &AnyRow) -> Result<Build> {
         sha: row.text("b_sha")?,
         procfile: row.json("b_procfile")?,
         dockerfile: row.text("b_dockerfile")?,
+        image_config: row
+            .opt_text("b_image_config")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()?,
         created: row.time("b_created")?,
         updated: row.time("b_updated")?,
     })
@@ -160,12 +164,14 @@ pub(crate) async fn insert_release(
                 sha: nb.sha.clone(),
                 procfile: nb.procfile.clone(),
                 dockerfile: nb.dockerfile.clone(),
+                image_config: nb.image_config.clone(),
                 created: *at,
                 updated: *at,
             };
             sqlx::query(
                 "INSERT INTO builds (uuid, app, owner, image, stack, sha, procfile, dockerfile, \
-                 created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 image_config, created, updated) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&build.uuid)
             .bind(&build.app)
@@ -175,6 +181,7 @@ pub(crate) async fn insert_release(
             .bind(&build.sha)
             .bind(json(&build.procfile)?)
             .bind(&build.dockerfile)
+            .bind(build.image_config.as_ref().map(json).transpose()?)
             .bind(ts(at))
             .bind(ts(at))
             .execute(&mut *conn)

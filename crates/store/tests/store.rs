@@ -158,6 +158,7 @@ backends!(
     release_states_follow_the_rollout,
     migration_keeps_old_releases_good,
     events_are_bounded_ordered_and_go_with_the_app,
+    an_image_build_keeps_its_image_config,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -177,6 +178,7 @@ fn new_build(image: &str, types: &[&str]) -> NewBuild {
             .map(|t| (t.to_string(), format!("run-{t}")))
             .collect(),
         dockerfile: String::new(),
+        image_config: None,
     }
 }
 
@@ -906,5 +908,28 @@ async fn events_are_bounded_ordered_and_go_with_the_app(db: &TestDb) -> TestResu
         s.record_event("no-such-app", "x").await,
         Err(StoreError::NotFound(_))
     ));
+    Ok(())
+}
+
+async fn an_image_build_keeps_its_image_config(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    let config = json!({"entrypoint": ["/bin/boot"], "cmd": ["serve"], "exposed_ports": [5000]});
+    let mut build = new_build("127.0.0.1:5000/example:1", &["web"]);
+    build.image_config = Some(config.clone());
+    let mut release = deploy("alice", "example:1");
+    release.build = BuildRef::New(build);
+    let v2 = s.create_release(app, release).await?;
+    assert_eq!(
+        v2.build.as_ref().unwrap().image_config,
+        Some(config.clone())
+    );
+    let read = s.latest_release(app).await?;
+    assert_eq!(read.build.unwrap().image_config, Some(config));
+    assert_eq!(
+        s.list_builds(app).await?[0].image_config.as_ref().unwrap()["cmd"][0],
+        "serve"
+    );
     Ok(())
 }

@@ -135,6 +135,7 @@ async fn run(
             sha: request.sha.clone(),
             procfile,
             dockerfile: String::new(),
+            image_config: None,
         }),
         config: NewConfig::from(&latest.config),
         structure: Some(structure),
