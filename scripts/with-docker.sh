@@ -8,9 +8,9 @@
 #   bash scripts/with-docker.sh cargo test -p drycc-images
 #
 # Needs root and the Debian packages docker.io, docker-registry,
-# busybox-static and iproute2 (the test images are built from the host's /bin/busybox;
-# nothing is pulled). When one is missing, the command runs without the two
-# variables and the Docker tests skip, with a warning.
+# busybox-static and iproute2 (test images are built from the host's
+# /bin/busybox: nothing is pulled). When one is missing, the command runs
+# without the two variables and the Docker tests skip, with a warning.
 #
 # The engine gets a bridge of its own on a free 10.x.y.0/24 instead of
 # docker0, and leaves iptables alone: another dockerd on this host (a system

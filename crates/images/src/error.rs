@@ -48,7 +48,7 @@ pub enum ImageError {
         #[source]
         source: BoxError,
     },
-    #[error("the Docker engine failed: {source}")]
+    #[error("the Docker engine failed: {}", chain(.source))]
     Docker {
         #[source]
         source: bollard::errors::Error,

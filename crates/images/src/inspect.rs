@@ -74,10 +74,13 @@ impl Inspector {
         let reference = parse_reference(reference)?;
         if let Some(docker) = &self.docker {
             if let Some(config) = self.inspect_local(docker, &reference).await? {
+                tracing::debug!(%reference, "image config read from the Docker engine");
                 return Ok(config);
             }
         }
-        self.inspect_registry(&reference, credentials).await
+        let config = self.inspect_registry(&reference, credentials).await?;
+        tracing::debug!(%reference, digest = ?config.digest, "image config read from the registry");
+        Ok(config)
     }
 
     async fn inspect_local(

@@ -21,19 +21,55 @@ use crate::parse_reference;
 /// (Debian: busybox-static), as `FROM scratch` has no libc.
 pub const BUSYBOX: &str = "/bin/busybox";
 
-/// The Docker engine named by `DOCKER_HOST`, or `None` when it is unset.
-/// Connecting is lazy: a wrong address fails at the first request.
+/// The Docker engine named by `DOCKER_HOST`, or `None` when it is unset,
+/// with the API version agreed on: bollard speaks the newest version, which
+/// older engines (Debian's 20.10 speaks 1.41) refuse. The agreement is one
+/// request, made on a thread of its own so that this can be called from
+/// sync and async code alike; an engine that does not answer it is
+/// reported, and the tests fail at their first request.
 pub fn docker_from_env() -> Option<Docker> {
     let host = std::env::var("DOCKER_HOST")
         .ok()
         .filter(|h| !h.is_empty())?;
-    match Docker::connect_with_host(&host) {
-        Ok(docker) => Some(docker),
+    let docker = match Docker::connect_with_host(&host) {
+        Ok(docker) => docker,
         Err(e) => {
-            eprintln!("WARNING: DOCKER_HOST={host} cannot be used ({e}); Docker tests skipped");
-            None
+            let _ = writeln!(
+                io::stderr(),
+                "WARNING: DOCKER_HOST={host} cannot be used ({e}); Docker tests skipped"
+            );
+            return None;
+        }
+    };
+    // The version is shared by every clone of `docker`.
+    let probe = docker.clone();
+    let agreed = std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(probe.negotiate_version())?;
+                Ok(())
+            })
+            .join()
+    });
+    match agreed {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = writeln!(
+                io::stderr(),
+                "WARNING: the Docker engine at DOCKER_HOST={host} does not answer: {e:#}"
+            );
+        }
+        Err(_) => {
+            let _ = writeln!(
+                io::stderr(),
+                "WARNING: asking {host} for its API version panicked"
+            );
         }
     }
+    Some(docker)
 }
 
 /// The registry of `DRYCC_TEST_REGISTRY` (`127.0.0.1:<port>`), or `None`.

@@ -24,6 +24,7 @@ async fn a_registry_that_is_down_is_unreachable() -> anyhow::Result<()> {
     match Inspector::new(None).inspect(&reference, None).await {
         Err(e @ ImageError::RegistryUnreachable { .. }) => {
             let message = e.to_string();
+            eprintln!("{message}");
             assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
             assert!(message.to_lowercase().contains("refused"), "{message}");
         }
@@ -260,4 +261,30 @@ async fn basic_auth_credentials_are_needed_and_not_kept() -> anyhow::Result<()> 
 #[tokio::test]
 async fn bearer_token_credentials_are_needed_and_not_kept() -> anyhow::Result<()> {
     credentials_are_needed_and_not_kept(Auth::Bearer).await
+}
+
+#[tokio::test]
+async fn a_docker_engine_that_is_down_is_a_docker_error() -> anyhow::Result<()> {
+    // A socket nothing listens on: bollard wants the file to exist.
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    drop(listener);
+    let docker = bollard::Docker::connect_with_unix(
+        &socket.to_string_lossy(),
+        5,
+        bollard::API_DEFAULT_VERSION,
+    )?;
+    let result = Inspector::new(Some(docker))
+        .inspect("127.0.0.1:1/app:1", None)
+        .await;
+    match result {
+        Err(e @ ImageError::Docker { .. }) => {
+            let message = e.to_string();
+            eprintln!("{message}");
+            assert!(message.to_lowercase().contains("refused"), "{message}");
+        }
+        other => panic!("expected a Docker error, got {other:?}"),
+    }
+    Ok(())
 }
