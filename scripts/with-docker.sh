@@ -54,6 +54,7 @@ sock="$dir/docker.sock"
 bridge="drycc$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
 dockerd_pid=""
 registry_pid=""
+command_pid=""
 
 # Stops a process we started: SIGTERM, up to $2 seconds, then SIGKILL.
 stop_pid() {
@@ -99,9 +100,18 @@ cleanup() {
     ip link show "$bridge" >/dev/null 2>&1 && ip link delete "$bridge"
     rm -rf "$dir" "$data_root"
 }
+# On a signal the command is stopped first: it must not outlive the engine
+# and the registry it uses.
+on_signal() {
+    if [[ -n "$command_pid" ]]; then
+        kill -TERM "$command_pid" 2>/dev/null
+        wait "$command_pid" 2>/dev/null
+    fi
+    exit "$1"
+}
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
 
 # A /24 nothing on this host routes directly (only "via" the default
 # gateway, or not at all).
@@ -172,10 +182,14 @@ wait_until() {
     exit 1
 }
 wait_until dockerd "$dockerd_pid" "$dir/dockerd.log" \
-    curl -sf --unix-socket "$sock" http://localhost/_ping
+    curl -sf --max-time 5 --unix-socket "$sock" http://localhost/_ping
 wait_until docker-registry "$registry_pid" "$dir/registry.log" \
-    curl -sf "http://127.0.0.1:$registry_port/v2/"
+    curl -sf --max-time 5 "http://127.0.0.1:$registry_port/v2/"
 
 export DOCKER_HOST="unix://$sock"
 export DRYCC_TEST_REGISTRY="127.0.0.1:$registry_port"
-"$@"
+# In the background (stdin kept) so that a signal is handled at once
+# rather than when the command ends.
+"$@" <&0 &
+command_pid=$!
+wait "$command_pid"
