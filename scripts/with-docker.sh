@@ -182,9 +182,9 @@ wait_until() {
     exit 1
 }
 wait_until dockerd "$dockerd_pid" "$dir/dockerd.log" \
-    curl -sf --max-time 5 --unix-socket "$sock" http://localhost/_ping
+    curl -sf --noproxy "*" --max-time 5 --unix-socket "$sock" http://localhost/_ping
 wait_until docker-registry "$registry_pid" "$dir/registry.log" \
-    curl -sf --max-time 5 "http://127.0.0.1:$registry_port/v2/"
+    curl -sf --noproxy "*" --max-time 5 "http://127.0.0.1:$registry_port/v2/"
 
 export DOCKER_HOST="unix://$sock"
 export DRYCC_TEST_REGISTRY="127.0.0.1:$registry_port"

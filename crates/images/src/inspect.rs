@@ -53,6 +53,14 @@ pub struct Inspector {
     loopback: Client,
 }
 
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("docker", &self.docker.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inspector {
     /// With `docker`, images the engine has are read from it first.
     pub fn new(docker: Option<Docker>) -> Inspector {
@@ -166,20 +174,33 @@ impl Inspector {
 /// registries on this machine (every registry when the list is empty, for
 /// a client only ever given loopback ones).
 fn client_config(loopback: Option<Vec<String>>) -> ClientConfig {
+    let is_loopback = loopback.is_some();
     let protocol = match loopback {
         None => ClientProtocol::Https,
         Some(registries) if registries.is_empty() => ClientProtocol::Http,
         Some(registries) => ClientProtocol::HttpsExcept(registries),
     };
-    ClientConfig {
+    let mut config = ClientConfig {
         protocol,
         connect_timeout: Some(CONNECT_TIMEOUT),
         read_timeout: Some(READ_TIMEOUT),
         platform_resolver: Some(Box::new(pick_platform)),
         user_agent: concat!("drycc-images/", env!("CARGO_PKG_VERSION")),
         ..ClientConfig::default()
+    };
+    if is_loopback {
+        // A registry on this machine must not be asked through the
+        // environment's proxy (HTTP_PROXY), which cannot see it. A proxy
+        // of our own that every loopback host bypasses turns the
+        // environment's off.
+        config.http_proxy = Some(UNUSED_PROXY.to_string());
+        config.no_proxy = Some(LOOPBACK_HOSTS.to_string());
     }
+    config
 }
+
+const UNUSED_PROXY: &str = "http://127.0.0.1:1";
+const LOOPBACK_HOSTS: &str = "localhost,127.0.0.0/8,::1";
 
 /// Of a multi-platform image: linux/amd64, else the first entry that is an
 /// image for some platform (not an attestation, whose platform is

@@ -131,7 +131,10 @@ pub async fn build_busybox_image(
     // went wrong (it stops reading on its own errors).
     let archived = archive.await.context("the build context writer panicked")?;
     if let Some(e) = failure {
-        bail!("building {tag} failed: {e}\n{log}");
+        bail!(
+            "building {tag} failed: {e} (the RUN step fails when {BUSYBOX} is not \
+             statically linked: Debian's busybox-static is)\n{log}"
+        );
     }
     archived.with_context(|| format!("cannot send the build context of {tag}"))?;
     Ok(())

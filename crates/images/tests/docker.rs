@@ -40,7 +40,10 @@ async fn remove(docker: &Docker, tag: &str) {
 /// The digest the registry gives the manifest Docker pushed.
 async fn registry_digest(registry: &str, repository: &str, tag: &str) -> anyhow::Result<String> {
     let url = format!("http://{registry}/v2/{repository}/manifests/{tag}");
-    let response = reqwest::Client::new()
+    // The registry is on loopback: never through the environment's proxy.
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
         .head(&url)
         .header(
             "Accept",

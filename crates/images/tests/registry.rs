@@ -68,12 +68,14 @@ struct Pushed {
 }
 
 impl Repository {
-    fn new(registry: &str, name: &str) -> Self {
-        Repository {
-            http: reqwest::Client::new(),
+    fn new(registry: &str, name: &str) -> anyhow::Result<Self> {
+        Ok(Repository {
+            // The registry is on loopback: never through the environment's
+            // proxy.
+            http: reqwest::Client::builder().no_proxy().build()?,
             registry: registry.to_string(),
             name: format!("drycc-images-test/{name}-{}", std::process::id()),
-        }
+        })
     }
 
     fn reference(&self, tag: &str) -> String {
@@ -209,7 +211,7 @@ async fn manifests_and_indexes(flavour: Flavour) -> anyhow::Result<()> {
     let Some(registry) = registry(&format!("manifests_and_indexes({flavour:?})")) else {
         return Ok(());
     };
-    let repository = Repository::new(&registry, &format!("{flavour:?}").to_lowercase());
+    let repository = Repository::new(&registry, &format!("{flavour:?}").to_lowercase())?;
     let arm = repository
         .image(flavour, flavour.config(), "arm64", "arm")
         .await?;
@@ -270,7 +272,7 @@ async fn an_artifact_is_not_an_image() -> anyhow::Result<()> {
     let Some(registry) = registry("an_artifact_is_not_an_image") else {
         return Ok(());
     };
-    let repository = Repository::new(&registry, "artifact");
+    let repository = Repository::new(&registry, "artifact")?;
     let chart = repository
         .image(
             Flavour::Oci,
