@@ -23,6 +23,8 @@ pub struct AppState {
     pub hook_secret: String,
     /// The work queue of the reconciler and its status watches.
     pub reconciler: Reconciler,
+    /// Reads image configs (the Docker engine's copy, else the registry).
+    pub images: drycc_images::Inspector,
     /// Platform events of the apps, shown in their logs.
     pub events: crate::events::Events,
     /// The autoscaler's memory: last rescales and decisions per type.
@@ -67,6 +69,7 @@ impl AppState {
             hook_secret,
             reconciler: Reconciler::new(),
             events: Default::default(),
+            images: drycc_images::Inspector::new(None),
             autoscaler: Default::default(),
             login_limiter,
             routes: RoutePublisher::new(),

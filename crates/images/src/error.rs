@@ -48,6 +48,10 @@ pub enum ImageError {
         #[source]
         source: BoxError,
     },
+    /// A Dockerfile build failed: the engine's message (a failing step,
+    /// a syntax error) and the end of the build's output.
+    #[error("building {tag} failed: {reason}")]
+    Build { tag: String, reason: String },
     #[error("the Docker engine failed: {}", chain(.source))]
     Docker {
         #[source]

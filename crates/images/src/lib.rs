@@ -17,6 +17,7 @@
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod build;
 mod config;
 mod error;
 mod inspect;
@@ -24,6 +25,7 @@ mod reference;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use build::build_image;
 pub use config::ImageConfig;
 pub use error::{BoxError, ImageError};
 pub use inspect::{Credentials, Inspector};

@@ -9,11 +9,9 @@
 use std::io::{self, Write};
 
 use anyhow::{bail, Context};
-use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
+use bollard::query_parameters::PushImageOptionsBuilder;
 use bollard::Docker;
-use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::mpsc;
 
 use crate::parse_reference;
 
@@ -105,38 +103,24 @@ pub async fn build_busybox_image(
          RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
          {dockerfile_tail}\n"
     );
-    let (sender, mut receiver) = mpsc::channel::<io::Result<Bytes>>(4);
-    let archive = tokio::task::spawn_blocking(move || write_context(&dockerfile, sender));
-    let body = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx));
-
-    let options = BuildImageOptionsBuilder::default()
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .build();
-    let mut output = docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+    let busybox = std::fs::read(BUSYBOX)
+        .with_context(|| format!("{BUSYBOX} (Debian: apt-get install busybox-static)"))?;
+    let files = vec![
+        ("Dockerfile".to_string(), dockerfile.into_bytes()),
+        ("busybox".to_string(), busybox),
+    ];
     let mut log = String::new();
-    let mut failure = None;
-    while let Some(item) = output.next().await {
-        match item {
-            Ok(info) => log.extend(info.stream),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    drop(output);
-    // The archive's error only matters when the engine did not say what
-    // went wrong (it stops reading on its own errors).
-    let archived = archive.await.context("the build context writer panicked")?;
-    if let Some(e) = failure {
-        bail!(
-            "building {tag} failed: {e} (the RUN step fails when {BUSYBOX} is not \
-             statically linked: Debian's busybox-static is)\n{log}"
-        );
-    }
-    archived.with_context(|| format!("cannot send the build context of {tag}"))?;
+    crate::build::build_with(docker, tag, None, files, |line| {
+        log.push_str(line);
+        log.push('\n');
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "the RUN step fails when {BUSYBOX} is not statically linked (Debian's \
+             busybox-static is)\n{log}"
+        )
+    })?;
     Ok(())
 }
 
@@ -169,72 +153,4 @@ async fn negotiate(docker: &Docker) -> anyhow::Result<()> {
         .await
         .context("cannot talk to the Docker engine (DOCKER_HOST)")?;
     Ok(())
-}
-
-/// The build context: the Dockerfile and busybox, as a tar stream in
-/// chunks over `sender`.
-fn write_context(dockerfile: &str, sender: mpsc::Sender<io::Result<Bytes>>) -> io::Result<()> {
-    let mut busybox = std::fs::File::open(BUSYBOX).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("{BUSYBOX}: {e} (Debian: apt-get install busybox-static)"),
-        )
-    })?;
-    let mut archive = tar::Builder::new(ChunkWriter::new(sender));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(dockerfile.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    archive.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
-    archive.append_file("busybox", &mut busybox)?;
-    archive.into_inner()?.flush()
-}
-
-/// Sends what is written in chunks of `CHUNK` bytes.
-struct ChunkWriter {
-    sender: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-const CHUNK: usize = 64 * 1024;
-
-impl ChunkWriter {
-    fn new(sender: mpsc::Sender<io::Result<Bytes>>) -> Self {
-        ChunkWriter {
-            sender,
-            buffer: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
-        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the Docker engine stopped reading the build context",
-            )
-        })
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buffer.len();
-        let taken = data.len().min(room);
-        self.buffer.extend_from_slice(&data[..taken]);
-        if self.buffer.len() == CHUNK {
-            self.send()?;
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
 }

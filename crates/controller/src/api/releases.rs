@@ -3,11 +3,14 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use drycc_api_types::{BuildCreateRequest, List, RollbackRequest, RollbackResponse};
+use std::collections::BTreeMap;
+
+use drycc_model::scale::structure_after_deploy;
 use drycc_store::{BuildRef, NewConfig};
 
 use super::{paginate, Page};
 use crate::auth::{app_for, Access, AuthUser};
-use crate::deploy::{self, ReleaseChange};
+use crate::deploy::{self, ImageRecord, ReleaseChange};
 use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
 use crate::state::{timestamp, Shared};
 
@@ -58,8 +61,10 @@ pub async fn list_builds(
     )))
 }
 
-/// `POST /builds/`: an image build. Images run through a Docker engine,
-/// which the native engine does not have.
+/// `POST /builds/` (`drycc pull`): an image build. The image's config is
+/// read (local Docker engine first, else its registry) before anything is
+/// written, so an unknown image, a missing tag, a registry that is down or
+/// an image with nothing to run change nothing; then a release deploys it.
 pub async fn create_build(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -67,20 +72,103 @@ pub async fn create_build(
     Json(request): Json<BuildCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::Build>)> {
     let app = app_for(&state, &user, &id, Access::Write).await?;
-    if request.image.trim().is_empty() {
+    let reference = request.image.trim();
+    if reference.is_empty() {
         return Err(ApiError::bad_request("image: this field may not be blank."));
     }
-    if let Some(procfile) = &request.procfile {
-        for ptype in procfile.keys() {
-            let line = format!("{ptype}: x");
-            drycc_procfile::parse(&line)
-                .map_err(|e| ApiError::bad_request(format!("procfile: {e}")))?;
-        }
+    drycc_images::parse_reference(reference)
+        .map_err(|e| ApiError::bad_request(format!("image: {e}")))?;
+    let procfile = match &request.procfile {
+        Some(procfile) if !procfile.is_empty() => Some(checked_procfile(procfile)?),
+        _ => None,
+    };
+    if !state.engine.capabilities().images {
+        return Err(ApiError::unavailable(
+            "image apps run on a Docker engine and none is reachable: start dockerd (or point DRYCC_DOCKER_HOST at one) and restart the controller",
+        ));
     }
-    let _ = (&state, &app);
-    Err(ApiError::unavailable(
-        "Image builds run on the Docker engine, which is not reachable: start a Docker daemon (or set DOCKER_HOST) and try again.",
-    ))
+    let image = state
+        .images
+        .inspect(reference, None)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("image {reference}: {e}")))?;
+    let record = ImageRecord {
+        entrypoint: image.entrypoint.clone(),
+        cmd: image.cmd.clone(),
+        exposed_ports: image.exposed_ports.clone(),
+        working_dir: image.working_dir.clone(),
+        digest: image.digest.clone(),
+        web_is_cmd: procfile.as_ref().is_none_or(|p| !p.contains_key("web")),
+    };
+    let procfile = match procfile {
+        Some(procfile) => procfile,
+        None if image.cmd.is_empty() && image.entrypoint.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "image {reference} has no CMD or ENTRYPOINT and no Procfile was given: pass one, e.g. --procfile=\"web: /bin/server\""
+            )));
+        }
+        None => BTreeMap::from([("web".to_string(), shown_command(&image))]),
+    };
+    let latest = match state.store.desired_release(&app.id).await? {
+        Some(release) => release,
+        None => state.store.latest_release(&app.id).await?,
+    };
+    let types = procfile.keys().cloned().collect();
+    let change = ReleaseChange {
+        owner: user.username.clone(),
+        summary: format!("{} deployed {reference}", user.username),
+        build: BuildRef::New(drycc_store::NewBuild {
+            image: reference.to_string(),
+            stack: "container".to_string(),
+            sha: request.sha.clone().unwrap_or_default(),
+            procfile,
+            dockerfile: String::new(),
+            image_config: Some(serde_json::to_value(&record).map_err(ApiError::internal)?),
+        }),
+        config: NewConfig::from(&latest.config),
+        structure: Some(structure_after_deploy(&app.structure, &types)),
+    };
+    let release = deploy::release(&state, &app.id, change, None).await?;
+    let build = release
+        .build
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("the new release has no build"))?;
+    Ok((StatusCode::CREATED, Json(build_view(build))))
+}
+
+/// The Procfile of a request, each type name and command checked.
+fn checked_procfile(procfile: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    if let Some(ptype) = procfile
+        .iter()
+        .find(|(t, c)| t.contains(['\n', '\r']) || c.contains(['\n', '\r']))
+        .map(|(t, _)| t)
+    {
+        return Err(ApiError::bad_request(format!(
+            "procfile: the entry of {ptype:?} spans lines; a type and its command are one line each"
+        )));
+    }
+    let text: String = procfile
+        .iter()
+        .map(|(ptype, command)| format!("{ptype}: {command}\n"))
+        .collect();
+    let parsed = drycc_procfile::parse(&text)
+        .map_err(|e| ApiError::bad_request(format!("procfile: {e}")))?;
+    Ok(parsed
+        .entries()
+        .iter()
+        .map(|e| (e.name.clone(), e.command.clone()))
+        .collect())
+}
+
+/// What `web` runs when the image's CMD is its command, as shown to users.
+fn shown_command(image: &drycc_images::ImageConfig) -> String {
+    image
+        .entrypoint
+        .iter()
+        .chain(&image.cmd)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub async fn list(
