@@ -1,0 +1,126 @@
+//! The conformance suite of the engine interface: what every implementation
+//! of [`drycc_engine::Engine`] must do, written once as generic async test
+//! functions ([`suite`]) and instantiated for one engine with
+//! [`conformance_tests!`].
+//!
+//! The suite observes an engine only through the trait: `processes()`,
+//! endpoints (a TCP connect, an HTTP GET), `logs()` and `follow_logs()`,
+//! `exec()`, `usage()`, `apps()` and the `changes()` counters. It never looks
+//! at pids, host files or `/proc`, so a container engine runs it as it is:
+//! what differs between engines is the [`Harness`], which builds the engine
+//! and says how a POSIX shell script becomes a [`ProcessTemplate`].
+//!
+//! Waiting is always on `changes(Some(app))` (or a short poll for what no
+//! counter announces: log lines, usage readings, `apps()`), with a generous
+//! deadline ([`DEADLINE`]); nothing asserts timings. Every test uses apps
+//! of its own with a random suffix and removes them at the end (and, when it
+//! fails, on its way out).
+//!
+//! ```ignore
+//! // tests/conformance.rs of an engine crate (which depends on tokio with
+//! // the "macros" and "rt-multi-thread" features):
+//! fn harness() -> MyHarness { ... }
+//! drycc_engine_conformance::conformance_tests!(harness);
+//! // or, when building the harness needs to wait:
+//! async fn harness() -> MyHarness { ... }
+//! drycc_engine_conformance::conformance_tests!(async harness);
+//! ```
+
+// Assertions are the point of this crate; anything else that can fail
+// says what failed.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use drycc_engine::{Engine, ProcessTemplate};
+
+pub mod suite;
+mod support;
+
+pub use support::{DEADLINE, POLL};
+
+/// What an engine under test provides.
+pub trait Harness: Send + Sync + 'static {
+    /// The engine under test: a fresh one per harness (each test makes its
+    /// own harness), which the suite shares with the tasks it spawns.
+    fn engine(&self) -> Arc<dyn Engine>;
+
+    /// A template of `app`/`ptype`, release `release`, running the POSIX
+    /// shell script `script` with `PORT` set by the engine. Scripts use only
+    /// busybox-level tools (`sh`, `echo`, `sleep`, `trap`, `wait`, `cat`,
+    /// `httpd`, `nc`, `ls`, `date`...). Natively: `Command::Line(script)`
+    /// with a `Checkout` artifact in a temporary directory; containers:
+    /// `Command::Args(["sh", "-c", script])` with a busybox image.
+    ///
+    /// The hash must be a stable function of (`app`, `ptype`, `release`)
+    /// that differs between releases, such as
+    /// `drycc_model::naming::template_hash(app, ptype, release, 0)`: the
+    /// suite sets generation 1 of that function to restart a type, as the
+    /// controller does. No readiness or liveness probe, no limits, an
+    /// empty environment and a short grace period (a few seconds: every
+    /// script the suite runs exits at once on SIGTERM unless the test says
+    /// otherwise).
+    fn template(&self, app: &str, ptype: &str, release: u32, script: &str) -> ProcessTemplate;
+
+    /// A script serving HTTP on `$PORT` (any answer: a 404 will do) until
+    /// SIGTERM, e.g. `exec busybox httpd -f -p 127.0.0.1:$PORT -h <dir>`
+    /// natively or `exec httpd -f -p $PORT -h /` in a busybox container.
+    fn web_script(&self) -> String;
+}
+
+/// One `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` per
+/// function of [`suite`], each with a fresh harness from `$make`: a
+/// function (or closure) returning an `impl Harness`, or with `async` in
+/// front, one returning a future of it. The calling crate needs `tokio`
+/// with the "macros" and "rt-multi-thread" features.
+#[macro_export]
+macro_rules! conformance_tests {
+    (async $make:expr) => {
+        $crate::__conformance_tests!((async $make));
+    };
+    ($make:expr) => {
+        $crate::__conformance_tests!((sync $make));
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($how:tt) => {
+        $crate::__conformance_tests!(
+            $how;
+            scale_up_and_down,
+            scale_down_terminates_the_newest_with_sigterm,
+            sigterm_ignored_is_killed_after_the_grace_period,
+            template_change_rolls_with_zero_unavailable,
+            crash_restarts_back_off_under_the_same_name,
+            restart_replaces_processes_under_new_names,
+            exec_runs_commands_in_a_process,
+            logs_tail_and_follow,
+            usage_measures_cpu_and_memory,
+            remove_type_and_app_stop_their_processes,
+            invalid_deployments_are_refused_and_change_nothing,
+            changes_wake_on_changes_of_the_app,
+        );
+    };
+    ($how:tt; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $crate::__make_harness!($how);
+                $crate::suite::$name(&harness).await;
+            }
+        )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __make_harness {
+    ((async $make:expr)) => {
+        ($make)().await
+    };
+    ((sync $make:expr)) => {
+        ($make)()
+    };
+}
