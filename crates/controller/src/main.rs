@@ -12,6 +12,7 @@ mod deploy;
 mod error;
 mod events;
 mod git;
+mod image_build;
 mod login_limit;
 mod metrics;
 mod reconciler;

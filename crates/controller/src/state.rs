@@ -23,6 +23,8 @@ pub struct AppState {
     pub hook_secret: String,
     /// The work queue of the reconciler and its status watches.
     pub reconciler: Reconciler,
+    /// The Docker engine that builds Dockerfile apps, when one is reachable.
+    pub docker: Option<drycc_images::bollard::Docker>,
     /// Reads image configs (the Docker engine's copy, else the registry).
     pub images: drycc_images::Inspector,
     /// Platform events of the apps, shown in their logs.
@@ -70,6 +72,7 @@ impl AppState {
             reconciler: Reconciler::new(),
             events: Default::default(),
             images: drycc_images::Inspector::new(None),
+            docker: None,
             autoscaler: Default::default(),
             login_limiter,
             routes: RoutePublisher::new(),

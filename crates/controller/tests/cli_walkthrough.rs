@@ -4,74 +4,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use support::cli::{count, interactive_exec, ps_rows, scaled, Cli};
 use support::Controller;
-
-/// `drycc` is built next to `drycc-controller` by `cargo test --workspace`.
-fn drycc_bin() -> PathBuf {
-    let controller = PathBuf::from(env!("CARGO_BIN_EXE_drycc-controller"));
-    let path = controller.with_file_name("drycc");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo test --workspace` (or `cargo build -p drycc-cli`) first",
-        path.display()
-    );
-    path
-}
-
-struct Cli {
-    home: tempfile::TempDir,
-    cwd: PathBuf,
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Cli {
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(drycc_bin());
-        command
-            .args(args)
-            .current_dir(&self.cwd)
-            .env("HOME", self.home.path())
-            .env("NO_COLOR", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env_remove("DRYCC_PROFILE")
-            .env_remove("DRYCC_DRINK_OF_CHOICE");
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let output = self
-            .command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("drycc runs");
-        Output {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert_eq!(
-            output.code, 0,
-            "drycc {args:?} failed:\n{}\n{}",
-            output.stdout, output.stderr
-        );
-        output.stdout
-    }
-}
 
 fn git(dir: &Path, args: &[&str], home: &Path) -> (bool, String) {
     let output = Command::new("git")
@@ -87,58 +24,6 @@ fn git(dir: &Path, args: &[&str], home: &Path) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
-}
-
-/// Rows of a `ps` table after checking its header: (name, release, state, type).
-fn ps_rows(table: &str) -> Vec<(String, String, String, String)> {
-    let mut lines = table.lines().filter(|l| !l.trim().is_empty());
-    let header: Vec<&str> = lines.next().expect("a header").split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["NAME", "RELEASE", "STATE", "TYPE", "STARTED"],
-        "{table}"
-    );
-    lines
-        .map(|line| {
-            assert!(
-                line.contains("    "),
-                "columns are separated by 4 spaces: {line:?}"
-            );
-            let cells: Vec<&str> = line.split_whitespace().collect();
-            assert_eq!(cells.len(), 5, "{line}");
-            assert!(
-                cells[4].ends_with("UTC") && cells[4].len() == 22,
-                "STARTED like 2023-12-08T02:25:00UTC: {line}"
-            );
-            (
-                cells[0].into(),
-                cells[1].into(),
-                cells[2].into(),
-                cells[3].into(),
-            )
-        })
-        .collect()
-}
-
-fn count(rows: &[(String, String, String, String)], ptype: &str) -> usize {
-    rows.iter().filter(|r| r.3 == ptype && r.2 == "up").count()
-}
-
-/// `Scaling processes... but first, coffee!`, `done in Ns`, a blank line, the table.
-fn scaled(output: &str, verb: &str) -> Vec<(String, String, String, String)> {
-    let mut lines = output.lines();
-    assert_eq!(
-        lines.next(),
-        Some(format!("{verb} processes... but first, coffee!").as_str()),
-        "{output}"
-    );
-    let done = lines.next().unwrap_or_default();
-    assert!(
-        done.starts_with("done in ") && done.ends_with('s'),
-        "{output}"
-    );
-    assert_eq!(lines.next(), Some(""), "{output}");
-    ps_rows(&lines.collect::<Vec<_>>().join("\n"))
 }
 
 #[test]
@@ -393,7 +278,7 @@ fn managing_application_processes_walkthrough() {
     );
 
     // Interactive: ps:exec -it -- sh under a pseudo-terminal.
-    interactive_exec(&cli, &rows[0].0);
+    interactive_exec(&cli, &rows[0].0, None);
 
     // Outside the app's repository: the error names the guessed app.
     let elsewhere = tempfile::tempdir().expect("temp dir");
@@ -477,58 +362,4 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-fn interactive_exec(cli: &Cli, name: &str) {
-    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
-    let slave = || Stdio::from(pty.slave.try_clone().expect("slave fd"));
-    let mut child = cli
-        .command(&["ps:exec", name, "-it", "--", "sh"])
-        .stdin(slave())
-        .stdout(slave())
-        .stderr(slave())
-        .spawn()
-        .expect("drycc ps:exec -it");
-    let mut master = std::fs::File::from(pty.master);
-    // Read the terminal on a thread so the child never blocks on output.
-    let mut reader = master.try_clone().expect("master fd");
-    let (sender, receiver) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 || sender.send(buffer[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    master
-        .write_all(b"echo hi; exit 4\n")
-        .expect("type into the terminal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    let status = loop {
-        while let Ok(chunk) = receiver.try_recv() {
-            seen.extend(chunk);
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "interactive exec did not finish: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    drop(pty.slave);
-    while let Ok(chunk) = receiver.recv_timeout(Duration::from_millis(200)) {
-        seen.extend(chunk);
-    }
-    let text = String::from_utf8_lossy(&seen).replace('\r', "");
-    assert!(
-        text.lines().any(|l| l.trim() == "hi"),
-        "`hi` on its own line: {text:?}"
-    );
-    assert_eq!(status.code(), Some(4), "{text:?}");
-    let _ = master.as_raw_fd();
 }

@@ -10,8 +10,9 @@ use drycc_store::{BuildRef, NewConfig};
 
 use super::{paginate, Page};
 use crate::auth::{app_for, Access, AuthUser};
-use crate::deploy::{self, ImageRecord, ReleaseChange};
+use crate::deploy::{self, ReleaseChange};
 use crate::error::{optional_json, ApiError, ApiResult, Json, Path, Query};
+use crate::image_build;
 use crate::state::{timestamp, Shared};
 
 pub fn build_view(build: &drycc_store::Build) -> drycc_api_types::Build {
@@ -92,39 +93,23 @@ pub async fn create_build(
         .inspect(reference, None)
         .await
         .map_err(|e| ApiError::bad_request(format!("image {reference}: {e}")))?;
-    let record = ImageRecord {
-        entrypoint: image.entrypoint.clone(),
-        cmd: image.cmd.clone(),
-        exposed_ports: image.exposed_ports.clone(),
-        working_dir: image.working_dir.clone(),
-        digest: image.digest.clone(),
-        web_is_cmd: procfile.as_ref().is_none_or(|p| !p.contains_key("web")),
-    };
-    let procfile = match procfile {
-        Some(procfile) => procfile,
-        None if image.cmd.is_empty() && image.entrypoint.is_empty() => {
-            return Err(ApiError::bad_request(format!(
-                "image {reference} has no CMD or ENTRYPOINT and no Procfile was given: pass one, e.g. --procfile=\"web: /bin/server\""
-            )));
-        }
-        None => BTreeMap::from([("web".to_string(), shown_command(&image))]),
-    };
+    let build = image_build::new_build(
+        reference,
+        &image,
+        procfile,
+        request.sha.clone().unwrap_or_default(),
+        String::new(),
+    )
+    .map_err(ApiError::bad_request)?;
     let latest = match state.store.desired_release(&app.id).await? {
         Some(release) => release,
         None => state.store.latest_release(&app.id).await?,
     };
-    let types = procfile.keys().cloned().collect();
+    let types = build.procfile.keys().cloned().collect();
     let change = ReleaseChange {
         owner: user.username.clone(),
         summary: format!("{} deployed {reference}", user.username),
-        build: BuildRef::New(drycc_store::NewBuild {
-            image: reference.to_string(),
-            stack: "container".to_string(),
-            sha: request.sha.clone().unwrap_or_default(),
-            procfile,
-            dockerfile: String::new(),
-            image_config: Some(serde_json::to_value(&record).map_err(ApiError::internal)?),
-        }),
+        build: BuildRef::New(build),
         config: NewConfig::from(&latest.config),
         structure: Some(structure_after_deploy(&app.structure, &types)),
     };
@@ -158,17 +143,6 @@ fn checked_procfile(procfile: &BTreeMap<String, String>) -> ApiResult<BTreeMap<S
         .iter()
         .map(|e| (e.name.clone(), e.command.clone()))
         .collect())
-}
-
-/// What `web` runs when the image's CMD is its command, as shown to users.
-fn shown_command(image: &drycc_images::ImageConfig) -> String {
-    image
-        .entrypoint
-        .iter()
-        .chain(&image.cmd)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub async fn list(

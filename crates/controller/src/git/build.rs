@@ -66,17 +66,11 @@ async fn run(
     request: &BuildRequest,
     progress: &mpsc::Sender<String>,
 ) -> Result<(), String> {
-    let say = |line: String| async move {
-        let _ = progress.send(line).await;
-    };
     let checkout = state.checkouts_dir().join(&request.app).join(&request.sha);
     if !checkout.is_dir() {
         return Err(format!("the checkout of {} is missing", request.sha));
     }
-    if checkout.join("Dockerfile").is_file() {
-        let _ = tokio::fs::remove_dir_all(&checkout).await;
-        return Err("Dockerfile builds run on the Docker engine, which is not reachable: start a Docker daemon (or set DOCKER_HOST) and push again.".into());
-    }
+    let dockerfile = checkout.join("Dockerfile").is_file();
     let app = state
         .store
         .get_app(&request.app)
@@ -98,6 +92,12 @@ async fn run(
             .await
             .map_err(|e| e.to_string())?,
     };
+    if dockerfile {
+        let built = dockerfile_build(state, request, &checkout, progress).await;
+        let _ = tokio::fs::remove_dir_all(&checkout).await;
+        let build = built?;
+        return release_build(state, &app, request, build, &latest, progress).await;
+    }
     // The checkout becomes the slug: compiled where its processes will run,
     // in a directory of its own, so the running release's slug is never
     // touched and a failed build leaves nothing behind.
@@ -123,20 +123,36 @@ async fn run(
             return Err(message);
         }
     };
-    let type_set = procfile.keys().cloned().collect();
+    let build = NewBuild {
+        image: slug,
+        stack: buildpacks,
+        sha: request.sha.clone(),
+        procfile,
+        dockerfile: String::new(),
+        image_config: None,
+    };
+    release_build(state, &app, request, build, &latest, progress).await
+}
+
+/// Release a new build with the config of `latest` and roll it out.
+async fn release_build(
+    state: &Shared,
+    app: &drycc_store::App,
+    request: &BuildRequest,
+    build: NewBuild,
+    latest: &drycc_store::Release,
+    progress: &mpsc::Sender<String>,
+) -> Result<(), String> {
+    let say = |line: String| async move {
+        let _ = progress.send(line).await;
+    };
+    let type_set = build.procfile.keys().cloned().collect();
     let structure = structure_after_deploy(&app.structure, &type_set);
     let short = &request.sha[..request.sha.len().min(7)];
     let change = ReleaseChange {
         owner: request.user.clone(),
         summary: format!("{} deployed {short}", request.user),
-        build: BuildRef::New(NewBuild {
-            image: slug,
-            stack: buildpacks,
-            sha: request.sha.clone(),
-            procfile,
-            dockerfile: String::new(),
-            image_config: None,
-        }),
+        build: BuildRef::New(build),
         config: NewConfig::from(&latest.config),
         structure: Some(structure),
     };
@@ -159,6 +175,60 @@ async fn run(
         Err(error) => Err(error.to_string()),
     }
 }
+
+/// Build the pushed Dockerfile app's image on the Docker engine, its
+/// output shown in the push, and make its build row. Nothing is written
+/// before the image exists.
+async fn dockerfile_build(
+    state: &Shared,
+    request: &BuildRequest,
+    checkout: &Path,
+    progress: &mpsc::Sender<String>,
+) -> Result<NewBuild, String> {
+    let Some(docker) = &state.docker else {
+        return Err("Dockerfile apps are built and run by a Docker engine and none is reachable: start dockerd (or point DRYCC_DOCKER_HOST at one), restart the controller and push again".into());
+    };
+    let dockerfile = tokio::fs::read_to_string(checkout.join("Dockerfile"))
+        .await
+        .map_err(|e| format!("cannot read the Dockerfile: {e}"))?;
+    let procfile = match tokio::fs::read_to_string(checkout.join("Procfile")).await {
+        Ok(text) => Some(
+            drycc_procfile::parse(&text)
+                .map_err(|e| format!("Procfile: {e}"))?
+                .entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.command.clone()))
+                .collect(),
+        ),
+        Err(_) => None,
+    };
+    let short = &request.sha[..request.sha.len().min(12)];
+    let tag = format!("{IMAGE_REPOSITORY}/{}:git-{short}", request.app);
+    let _ = progress
+        .send("-----> Building Docker image".to_string())
+        .await;
+    let (lines, mut receiver) = mpsc::unbounded_channel::<String>();
+    let forward = async {
+        while let Some(line) = receiver.recv().await {
+            let _ = progress.send(format!("       {line}")).await;
+        }
+    };
+    let build = drycc_images::build_image(docker, &tag, checkout.to_path_buf(), move |line| {
+        let _ = lines.send(line.to_string());
+    });
+    let (built, ()) = tokio::join!(build, forward);
+    built.map_err(|e| e.to_string())?;
+    let image = state
+        .images
+        .inspect(&tag, None)
+        .await
+        .map_err(|e| format!("cannot read the built image: {e}"))?;
+    crate::image_build::new_build(&tag, &image, procfile, request.sha.clone(), dockerfile)
+}
+
+/// The repository of images built from pushed Dockerfiles (local to the
+/// Docker engine): `<this>/<app>:git-<commit>`.
+const IMAGE_REPOSITORY: &str = "drycc-apps";
 
 /// At start, before the API serves (so no build runs): remove what builds
 /// interrupted by a stop or a crash left behind: checkouts, scratch

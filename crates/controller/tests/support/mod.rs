@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -249,7 +251,10 @@ impl Drop for Controller {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stop()));
         }
         // App processes outlive the controller by design; none may outlive
-        // the test.
+        // the test. Containers are the Docker engine's to find.
+        if std::env::var_os("DOCKER_HOST").is_some() {
+            let _ = self.stop_apps();
+        }
         for pid in self.recorded_pids() {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }

@@ -1,0 +1,272 @@
+//! Container images as apps, on a real Docker engine and registry
+//! (`scripts/with-docker.sh`): `drycc pull` with and without a Procfile, the
+//! process walkthrough against containers, the router reaching them,
+//! Dockerfile pushes, and the bad input an image deploy can meet. Skipped,
+//! loudly, without `DOCKER_HOST` and `DRYCC_TEST_REGISTRY`.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use drycc_images::testing::{build_busybox_image, docker_from_env, push, skip, test_registry};
+use serde_json::Value;
+use support::cli::{count, interactive_exec, ps_rows, scaled, Cli};
+use support::{routed, Api, Controller};
+
+/// The image's web page, served by busybox httpd from /www.
+const PAGE: &str = "hello-from-image";
+
+/// Busybox images built once per test binary, pushed to the test registry
+/// and removed from the engine, so a deploy reads the registry and the
+/// engine pulls.
+struct Images {
+    /// CMD `httpd` on 5000, no entrypoint.
+    plain: String,
+    /// ENTRYPOINT printing `entry-kept` before exec'ing its arguments.
+    entry: String,
+    /// Neither CMD nor ENTRYPOINT.
+    bare: String,
+}
+
+fn images(test: &str) -> Option<Images> {
+    let (Some(docker), Some(registry)) = (docker_from_env(), test_registry()) else {
+        skip(
+            test,
+            "DOCKER_HOST and DRYCC_TEST_REGISTRY are not set (scripts/with-docker.sh sets them)",
+        );
+        return None;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let www = format!("RUN mkdir -p /www && echo {PAGE} > /www/index.html");
+    let images = Images {
+        plain: format!("{registry}/example-{test}:1"),
+        entry: format!("{registry}/entry-{test}:1"),
+        bare: format!("{registry}/bare-{test}:1"),
+    };
+    let build = [
+        (
+            &images.plain,
+            format!("{www}\nCMD [\"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/www\"]"),
+        ),
+        (
+            &images.entry,
+            format!(
+                "{www}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"echo entry-kept; exec \\\"$@\\\"\", \"--\"]\n\
+                 CMD [\"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/www\"]"
+            ),
+        ),
+        (&images.bare, www.clone()),
+    ];
+    runtime.block_on(async {
+        for (tag, tail) in build {
+            build_busybox_image(&docker, tag, &tail)
+                .await
+                .expect("build");
+            push(&docker, tag).await.expect("push");
+            docker
+                .remove_image(
+                    tag,
+                    None::<drycc_images::bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await
+                .expect("remove the local copy");
+        }
+    });
+    Some(images)
+}
+
+fn cli_for(controller: &Controller, user: &str) -> Cli {
+    let home = tempfile::tempdir().expect("home");
+    let cwd = home.path().to_path_buf();
+    let cli = Cli { home, cwd };
+    cli.ok(&[
+        "register",
+        &controller.url,
+        &format!("--username={user}"),
+        "--password=container-pass",
+        &format!("--email={user}@example.com"),
+    ]);
+    cli
+}
+
+fn token(cli: &Cli) -> String {
+    let text =
+        std::fs::read_to_string(cli.home.path().join(".drycc/client.json")).expect("client config");
+    let config: Value = serde_json::from_str(&text).expect("json");
+    config["token"].as_str().expect("token").to_string()
+}
+
+fn api(controller: &Controller, cli: &Cli) -> Api {
+    let mut api = Api::new(&controller.url);
+    api.token = Some(token(cli));
+    api
+}
+
+/// Poll the router until the app answers `PAGE`.
+fn wait_routed(controller: &Controller, app: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = routed(&controller.router_url, app);
+        if status == 200 && body.trim() == PAGE {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{app} never answered through the router: {status} {body}\n{}",
+            controller.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn pulled_images_run_as_containers_through_the_walkthrough() {
+    let Some(images) = images("walk") else { return };
+    let controller = Controller::start(&[]);
+    let cli = cli_for(&controller, "boxer");
+    let app = "boxed";
+    cli.ok(&["create", app, "--no-remote"]);
+
+    let procfile = "web: httpd -f -p $PORT -h /www\n\
+                    worker: sh -c 'trap \"echo got TERM; exit 0\" TERM; echo working; while true; do sleep 1; done'";
+    let out = cli.ok(&["pull", &images.plain, "-a", app, "--procfile", procfile]);
+    assert!(out.contains("done, v2"), "{out}");
+
+    // Only web, at 1.
+    let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_str(), rows[0].3.as_str()),
+        ("v2", "up", "web")
+    );
+    wait_routed(&controller, app);
+
+    // Another type up and down: SIGTERM reaches it.
+    let rows = scaled(&cli.ok(&["scale", "worker=2", "-a", app]), "Scaling");
+    assert_eq!((count(&rows, "web"), count(&rows, "worker")), (1, 2));
+    let rows = scaled(&cli.ok(&["scale", "worker=0", "-a", app]), "Scaling");
+    assert_eq!((count(&rows, "web"), count(&rows, "worker")), (1, 0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = cli.ok(&["logs", "-a", app, "-n", "500"]);
+        if logs.matches("got TERM").count() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both workers say they got SIGTERM:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // exec, plain and interactive.
+    let web = rows.iter().find(|r| r.3 == "web").expect("web").0.clone();
+    let ls = cli.ok(&["ps:exec", &web, "-a", app, "--", "ls", "/"]);
+    assert!(ls.lines().any(|l| l.trim() == "www"), "{ls}");
+    let output = cli.run(&["ps:exec", &web, "-a", app, "--", "sh", "-c", "exit 3"]);
+    assert_eq!(output.code, 3, "{}", output.stderr);
+    interactive_exec(&cli, &web, Some(app));
+
+    // Restart one process (new name), then the type.
+    let rows = scaled(&cli.ok(&["ps:restart", &web, "-a", app]), "Restarting");
+    assert_eq!(count(&rows, "web"), 1);
+    assert!(!rows.iter().any(|r| r.0 == web), "{web} was replaced");
+    let before = rows[0].0.clone();
+    let rows = scaled(&cli.ok(&["ps:restart", "web", "-a", app]), "Restarting");
+    assert!(rows.iter().all(|r| r.0 != before));
+
+    // A config change rolls every type.
+    cli.ok(&["scale", "worker=1", "-a", app]);
+    let before: Vec<String> = ps_rows(&cli.ok(&["ps", "-a", app]))
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let out = cli.ok(&["config:set", "GREETING=hi", "-a", app]);
+    assert!(out.contains("v3"), "{out}");
+    let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+    assert_eq!(
+        (count(&rows, "web"), count(&rows, "worker")),
+        (1, 1),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| r.1 == "v3" && !before.contains(&r.0)),
+        "{rows:?}"
+    );
+    let env = cli.ok(&[
+        "ps:exec",
+        &rows[0].0,
+        "-a",
+        app,
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING $PORT",
+    ]);
+    assert_eq!(env.trim(), "hi 5000");
+    wait_routed(&controller, app);
+
+    // What runs is a container of the image, named after the process.
+    let api = api(&controller, &cli);
+    let described = api.describe(app, &rows[0].0);
+    assert_eq!(described["image"], images.plain.as_str(), "{described}");
+}
+
+#[test]
+fn an_image_runs_its_cmd_and_a_procfile_keeps_its_entrypoint() {
+    let Some(images) = images("cmd") else { return };
+    let controller = Controller::start(&[]);
+    let cli = cli_for(&controller, "commander");
+
+    // No Procfile: web runs the image's CMD.
+    cli.ok(&["create", "by-cmd", "--no-remote"]);
+    cli.ok(&["pull", &images.plain, "-a", "by-cmd"]);
+    wait_routed(&controller, "by-cmd");
+
+    // A Procfile line replaces CMD; the ENTRYPOINT still runs first.
+    cli.ok(&["create", "by-entry", "--no-remote"]);
+    cli.ok(&[
+        "pull",
+        &images.entry,
+        "-a",
+        "by-entry",
+        "--procfile",
+        "web: httpd -f -p $PORT -h /www",
+    ]);
+    wait_routed(&controller, "by-entry");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cli.ok(&["logs", "-a", "by-entry"]).contains("entry-kept") {
+        assert!(Instant::now() < deadline, "the entrypoint ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Bad input: 400 with the reason, nothing released.
+    let api = api(&controller, &cli);
+    let releases = |app: &str| api.get(&format!("/v2/apps/{app}/releases/")).body["count"].clone();
+    let before = releases("by-cmd");
+    let dead_registry = format!("127.0.0.1:{}/example:1", support::free_port());
+    for (image, reason) in [
+        ("example", "has no tag"),
+        (dead_registry.as_str(), "cannot reach the registry"),
+        (images.bare.as_str(), "no CMD or ENTRYPOINT"),
+    ] {
+        let answer = api.post(
+            "/v2/apps/by-cmd/builds/",
+            serde_json::json!({"image": image}),
+        );
+        assert_eq!(answer.status, 400, "{image}: {:?}", answer.body);
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(reason), "{image}: {detail}");
+    }
+    let missing = format!("{}/no-such-image:1", test_registry().expect("registry"));
+    let answer = api.post(
+        "/v2/apps/by-cmd/builds/",
+        serde_json::json!({"image": missing}),
+    );
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert_eq!(releases("by-cmd"), before, "nothing was released");
+}
