@@ -6,15 +6,19 @@
 //! changes, crash back-off, graceful termination), and exposes single-process
 //! operations (restart, exec, logs) plus a way to observe state.
 //!
-//! No engine-specific type leaks out of its module: the controller only sees
-//! the types defined here.
+//! This crate holds the interface only, with no OS, container or cluster
+//! dependency: each engine lives in a crate of its own (`engine-local`,
+//! `engine-docker`) and the controller only sees the types defined here.
+//! What a process runs is an [`Artifact`] (a checkout on the engine's host,
+//! or an image), where it can be reached is an endpoint, and platform
+//! events are the controller's: an engine only reports its processes.
 
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod local;
-
 use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,6 +52,51 @@ pub enum ProbeAction {
     Exec { command: Vec<String> },
 }
 
+/// What a process runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Artifact {
+    /// A build's checkout (an unpacked slug) in a directory of the engine's
+    /// host; processes run with it as working directory.
+    Checkout { path: PathBuf },
+    /// A container image.
+    Image(ImageSpec),
+}
+
+/// A container image and the parts of its config the engine needs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct ImageSpec {
+    /// A pullable reference with a tag or digest (`registry/repo:tag`).
+    pub reference: String,
+    /// The image's ENTRYPOINT: kept when a Procfile command replaces CMD,
+    /// as Kubernetes' `args` do.
+    pub entrypoint: Vec<String>,
+    /// The port the process listens on inside its container, given to it
+    /// as `PORT`; the engine publishes it where the router can reach it.
+    pub port: u16,
+}
+
+/// What a process executes, independent of how an engine launches it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Command {
+    /// A Procfile line. Native engines run it with a shell; container
+    /// engines split it into words, expand `$VAR` and `${VAR}` from the
+    /// process environment and pass the words as arguments after the
+    /// image's entrypoint.
+    Line(String),
+    /// Exact arguments after the entrypoint (an image's own CMD).
+    Args(Vec<String>),
+}
+
+impl Command {
+    /// The command as shown to users (`ps`, `describe`).
+    pub fn display(&self) -> String {
+        match self {
+            Command::Line(line) => line.clone(),
+            Command::Args(args) => args.join(" "),
+        }
+    }
+}
+
 /// Everything needed to start one process of one type of one release.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessTemplate {
@@ -58,14 +107,10 @@ pub struct ProcessTemplate {
     /// Stable hash of the template (see `drycc_model::naming`); it is part of
     /// every process name and changes with every release or restart of the type.
     pub hash: String,
-    /// Run under `sh -c` by the native engine; container `args` elsewhere.
-    pub command: String,
+    pub artifact: Artifact,
+    pub command: Command,
     /// The release environment. The engine adds `PORT` and `HOSTNAME` itself.
     pub env: Env,
-    /// Working directory of native processes (the checkout of the build).
-    pub workdir: PathBuf,
-    /// Container image for container engines; `None` for native processes.
-    pub image: Option<String>,
     /// Time between SIGTERM and SIGKILL.
     pub grace_period: Duration,
     /// `None`: a `web` process is ready when its PORT accepts TCP; any other
@@ -97,10 +142,11 @@ pub struct ProcessStatus {
     pub started: DateTime<Utc>,
     pub ready: bool,
     pub restarts: u32,
-    /// OS process id of the group leader, when one runs now.
+    /// The host's id of the process's main program, when one runs now
+    /// and the engine can see it (`describe` only; nothing depends on it).
     pub pid: Option<u32>,
-    /// Where the router can reach it (web processes).
-    pub port: Option<u16>,
+    /// Where the router can reach it, once it has an address.
+    pub endpoint: Option<SocketAddr>,
     /// Last exit code or reason, for `describe` and failed rollouts.
     pub last_exit: Option<String>,
     pub command: String,
@@ -166,16 +212,57 @@ pub struct ExecSession {
     pub output: mpsc::Receiver<ExecOutput>,
 }
 
+/// What an engine can do, for the controller to choose an engine and to
+/// tell users what holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Runs [`Artifact::Checkout`].
+    pub checkouts: bool,
+    /// Runs [`Artifact::Image`].
+    pub images: bool,
+    /// Whether CPU and memory limits are enforced, and why not.
+    pub limits: std::result::Result<(), String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("process {0} not found")]
     ProcessNotFound(String),
-    #[error("engine unavailable: {0}")]
-    Unavailable(String),
+    /// The engine (or what it drives: a Docker daemon, a cluster) cannot
+    /// act now; retrying later may succeed.
+    #[error("engine unavailable: {what}")]
+    Unavailable {
+        what: String,
+        #[source]
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    },
+    /// The request can never succeed as given (a user's error).
     #[error("{0}")]
     Invalid(String),
+    /// The engine does not run this kind of artifact or operation.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl EngineError {
+    pub fn unavailable(what: impl Into<String>) -> EngineError {
+        EngineError::Unavailable {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    pub fn unavailable_because(
+        what: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> EngineError {
+        EngineError::Unavailable {
+            what: what.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -205,27 +292,25 @@ pub trait Engine: Send + Sync + 'static {
     /// Run a command in the environment of one process.
     async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession>;
 
-    /// The last `lines` log lines of the app (of one process, or of the
-    /// platform's events with `controller`), oldest first.
+    /// The last `lines` output lines of the app's processes (or of one
+    /// process), oldest first, read from the engine's own source.
     async fn logs(&self, app: &str, lines: usize, process: Option<&str>) -> Result<Vec<LogLine>>;
 
-    /// New log lines of one app as they arrive. A receiver that falls
-    /// behind gets `RecvError::Lagged(n)` and must say so to its reader.
+    /// New output lines of the app's processes as they arrive. A receiver
+    /// that falls behind gets `RecvError::Lagged(n)` and must say so to its
+    /// reader.
     fn follow_logs(&self, app: &str) -> broadcast::Receiver<LogLine>;
 
-    /// Append a platform event to the app's log (source `controller`).
-    async fn log_event(&self, app: &str, text: &str);
-
-    /// A counter bumped on every observable change of any process, so that
-    /// waiters can re-read `processes` instead of polling blindly.
-    fn changes(&self) -> watch::Receiver<u64>;
+    /// A counter bumped on every observable change of the app's processes
+    /// (of any app with `None`), so that waiters can re-read `processes`
+    /// instead of polling blindly.
+    fn changes(&self, app: Option<&str>) -> watch::Receiver<u64>;
 
     /// CPU and memory of every process of the app. CPU is measured between
     /// two calls, so the first call gives none.
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>>;
 
-    /// Whether CPU and memory limits are enforced, and why not.
-    fn limits_enforced(&self) -> std::result::Result<(), String>;
+    fn capabilities(&self) -> Capabilities;
 
     /// Every app the engine has processes or desired state for, so that a
     /// restarted controller can remove what the store no longer wants.

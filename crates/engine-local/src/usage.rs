@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::state::Shared;
-use crate::ProcessUsage;
+use drycc_engine::ProcessUsage;
 
 /// One reading: CPU time in nanoseconds and memory in bytes.
 fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {

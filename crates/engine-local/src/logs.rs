@@ -38,7 +38,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
-use crate::LogLine;
+use drycc_engine::LogLine;
 
 /// Longer lines are cut into pieces of this size.
 pub(crate) const MAX_LINE: usize = 16 * 1024;

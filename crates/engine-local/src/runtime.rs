@@ -18,7 +18,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::os;
-use crate::ProcessTemplate;
+use drycc_engine::ProcessTemplate;
 
 /// One running process as the engine started it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -11,7 +11,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use drycc_engine::local::{default_run_dir, LocalConfig, LocalEngine};
+use drycc_engine_local::{default_run_dir, LocalConfig, LocalEngine};
 use drycc_engine::{Deployment, Engine, Env, ProcessState, ProcessTemplate};
 
 const APP: &str = "bench-spawn";

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
 use super::os;
-use crate::{Env, Probe, ProbeAction, ProcessTemplate};
+use drycc_engine::{Env, Probe, ProbeAction, ProcessTemplate};
 
 /// Kubernetes' default probe timeout, used when a probe says 0.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);

@@ -51,7 +51,7 @@ use tokio::sync::{broadcast, watch};
 pub use drycc_model::lifecycle::BackoffPolicy;
 pub use os::{default_process_ports, ephemeral_ports};
 
-use crate::{
+use drycc_engine::{
     Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine, ProcessStatus,
     ProcessUsage, Result,
 };

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use drycc_engine::local::{BackoffPolicy, LocalConfig, LocalEngine};
+use drycc_engine_local::{BackoffPolicy, LocalConfig, LocalEngine};
 use drycc_engine::{
     is_converged, Deployment, Engine, EngineError, ExecInput, ExecOutput, ExecRequest, Probe,
     ProbeAction, ProcessState, ProcessStatus, ProcessTemplate,
@@ -1165,7 +1165,7 @@ async fn a_process_that_died_while_no_engine_ran_is_restarted_under_its_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ports_come_from_the_process_range_and_a_taken_port_is_replaced() {
     // A range of ports the kernel does not hand out for bind(0) here.
-    let range = drycc_engine::local::default_process_ports(drycc_engine::local::ephemeral_ports());
+    let range = drycc_engine_local::default_process_ports(drycc_engine_local::ephemeral_ports());
     let f = fixture_with(|c| {
         c.process_ports = range.clone();
         c.crash_backoff.initial = Duration::from_secs(1);

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::os;
 use super::state::Shared;
-use crate::{EngineError, Env, ExecInput, ExecOutput, ExecRequest, ExecSession, Result};
+use drycc_engine::{EngineError, Env, ExecInput, ExecOutput, ExecRequest, ExecSession, Result};
 
 /// Output chunk size; also bounds what one message carries.
 const CHUNK: usize = 4096;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::logs::LogStore;
 use super::supervisor::{Adopted, Order};
 use super::{os, runtime, supervisor, LocalConfig};
-use crate::{Env, ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {

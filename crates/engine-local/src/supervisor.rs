@@ -20,7 +20,7 @@ use super::command::{self, Launch};
 use super::probe::{self, Readiness, Target};
 use super::state::{workdir_of, Shared};
 use super::{os, runtime};
-use crate::{Env, ProcessState, ProcessTemplate};
+use drycc_engine::{Env, ProcessState, ProcessTemplate};
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
