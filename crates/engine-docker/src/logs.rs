@@ -97,23 +97,31 @@ fn frame_bytes(output: &LogOutput) -> &[u8] {
     output.as_ref()
 }
 
-/// Follow the output of one run of a container from `since` on, into the
-/// app's channel, until the container stops or the engine is released.
-pub(crate) fn spawn_follower(shared: &Arc<Shared>, app: &str, name: &str, since: DateTime<Utc>) {
+/// What a process's followers have passed on so far: the time of the last
+/// line. Shared by the followers of its successive runs, so that a run's
+/// follower (which asks from a whole second on) repeats nothing.
+pub(crate) type Seen = Arc<Mutex<Option<DateTime<Utc>>>>;
+
+/// Follow the output of one run of a container, from after the last line
+/// seen (everything when none was), into the app's channel, until the
+/// container stops or the engine is released.
+pub(crate) fn spawn_follower(shared: &Arc<Shared>, app: &str, name: &str, seen: &Seen) {
     let shared_task = Arc::clone(shared);
+    let seen = Arc::clone(seen);
     let (app, name) = (app.to_string(), name.to_string());
     shared.tasks.spawn(async move {
         let shared = shared_task;
-        let options = LogsOptionsBuilder::new()
+        let after = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut builder = LogsOptionsBuilder::new()
             .follow(true)
             .stdout(true)
             .stderr(true)
-            .timestamps(true)
-            // Whole seconds only: lines of the second before `since` are
-            // filtered out below.
-            .since(i32::try_from(since.timestamp()).unwrap_or(0))
-            .build();
-        let mut stream = shared.docker.logs(&name, Some(options));
+            .timestamps(true);
+        if let Some(after) = after {
+            // Whole seconds only: what came before `after` is skipped below.
+            builder = builder.since(i32::try_from(after.timestamp()).unwrap_or(0));
+        }
+        let mut stream = shared.docker.logs(&name, Some(builder.build()));
         loop {
             let item = tokio::select! {
                 _ = shared.cancel.cancelled() => break,
@@ -122,8 +130,12 @@ pub(crate) fn spawn_follower(shared: &Arc<Shared>, app: &str, name: &str, since:
             match item {
                 Some(Ok(output)) => {
                     for (time, text) in parse_frame(frame_bytes(&output), Utc::now()) {
-                        if time < since {
-                            continue;
+                        {
+                            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                            if seen.is_some_and(|last| time <= last) {
+                                continue;
+                            }
+                            *seen = Some(time);
                         }
                         shared.logs.send(LogLine {
                             time,

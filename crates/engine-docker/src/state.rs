@@ -368,7 +368,9 @@ impl Shared {
         }
         let template = Arc::new(found.template.clone());
         let mut status = new_status(&found.name, &template, found.started);
-        status.restarts = found.restarts;
+        // One that died while no engine watched is started again now: a
+        // restart like any other.
+        status.restarts = found.restarts + u32::from(!found.running);
         status.endpoint = endpoint_of(&template, &found.ports);
         status.argv = found.argv.clone();
         if !found.running {

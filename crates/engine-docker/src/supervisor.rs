@@ -82,6 +82,7 @@ pub(crate) async fn supervise(
         template,
         exists: found.is_some(),
         ports: found.as_ref().map(|f| f.ports.clone()).unwrap_or_default(),
+        seen: crate::logs::Seen::default(),
     };
     let mut adopted_running = found.as_ref().is_some_and(|f| f.running);
     let mut streak = 0u32;
@@ -156,6 +157,8 @@ struct Supervisor {
     exists: bool,
     /// Container port -> host port, as the container publishes them.
     ports: BTreeMap<u16, u16>,
+    /// The last output line passed on to followers.
+    seen: crate::logs::Seen,
 }
 
 impl Supervisor {
@@ -175,7 +178,8 @@ impl Supervisor {
         self.shared
             .started(&self.app, &self.name, pid, started, argv, ready_now);
         // Only what it writes from now on: the rest is in `logs`.
-        crate::logs::spawn_follower(&self.shared, &self.app, &self.name, Utc::now());
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(Utc::now());
+        crate::logs::spawn_follower(&self.shared, &self.app, &self.name, &self.seen);
         self.follow(plan, orders, deaths).await
     }
 
@@ -243,7 +247,7 @@ impl Supervisor {
         let ready_now = matches!(plan, Readiness::Immediate);
         self.shared
             .started(&self.app, &self.name, pid, started, argv, ready_now);
-        crate::logs::spawn_follower(&self.shared, &self.app, &self.name, started);
+        crate::logs::spawn_follower(&self.shared, &self.app, &self.name, &self.seen);
         self.follow(plan, orders, deaths).await
     }
 
