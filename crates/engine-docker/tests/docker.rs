@@ -128,10 +128,10 @@ async fn own_containers(docker: &Docker, instance: &str) -> Vec<ContainerSummary
 /// `DOCKER_HOST`.
 async fn setup(test: &str) -> Option<Harness> {
     if std::env::var_os("DOCKER_HOST").is_none() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED {test}: DOCKER_HOST is not set; run the Docker engine tests \
-             with scripts/with-docker.sh (or point DOCKER_HOST at a daemon) !!!!!!!!\n"
-        );
+        skipped(&format!(
+            "{test}: DOCKER_HOST is not set; run the Docker engine tests with \
+             scripts/with-docker.sh (or point DOCKER_HOST at a daemon)"
+        ));
         return None;
     }
     let docker = Docker::connect_with_defaults()
@@ -152,6 +152,15 @@ async fn setup(test: &str) -> Option<Harness> {
         },
         instance,
     })
+}
+
+/// Say loudly that a test did not run. Written to stderr directly rather
+/// than with `eprintln!`, which the test harness captures (and hides for a
+/// passing test): a run without a daemon must never look green in silence.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let message = format!("\n!!!!!!!! SKIPPED {why} !!!!!!!!\n");
+    let _ = std::io::stderr().lock().write_all(message.as_bytes());
 }
 
 /// A tar archive of a directory of `(path, mode, bytes)`.
@@ -393,6 +402,9 @@ async fn web_scales_up_and_down_and_is_up_only_when_listening() {
         return;
     };
     let engine = h.engine().await;
+    let mut this_app = engine.changes(Some("scale"));
+    let mut any_app = engine.changes(None);
+    let other_app = engine.changes(Some("elsewhere"));
     // httpd starts only once /tmp/go exists: until then nothing listens on
     // the published port (but docker-proxy accepts there).
     let gated =
@@ -402,6 +414,10 @@ async fn web_scales_up_and_down_and_is_up_only_when_listening() {
         replicas: 1,
     };
     engine.apply(d.clone()).await.unwrap();
+    assert!(this_app.has_changed().unwrap() && any_app.has_changed().unwrap());
+    assert!(!other_app.has_changed().unwrap());
+    this_app.mark_unchanged();
+    any_app.mark_unchanged();
     let procs = wait_for(&engine, "scale", "a started container", |p| {
         p.len() == 1 && p[0].pid.is_some()
     })
@@ -1144,6 +1160,105 @@ async fn probes_decide_readiness() {
 }
 
 #[tokio::test]
+async fn a_program_that_cannot_start_is_retried_under_the_same_name() {
+    let Some(h) = setup("nostart").await else {
+        return;
+    };
+    let d = Deployment {
+        template: template(
+            "nostart",
+            "worker",
+            1,
+            Command::Args(vec!["/no/such/program".into()]),
+        ),
+        replicas: 1,
+    };
+    // With Docker's init as PID 1 (the default), the init runs and fails
+    // to exec the program: a crash with its code, the reason in the logs.
+    let engine = h.engine().await;
+    engine.apply(d.clone()).await.unwrap();
+    let first = wait_for(&engine, "nostart", "a crash", |p| {
+        p.len() == 1 && p[0].restarts >= 2
+    })
+    .await;
+    assert_eq!(first[0].last_exit.as_deref(), Some("exited with code 127"));
+    let logs = engine.logs("nostart", 10, None).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.text.contains("/no/such/program")),
+        "{logs:#?}"
+    );
+    engine.stop_all().await;
+    assert!(h.containers().await.is_empty());
+
+    // Without it, Docker refuses the start: an error, with its reason.
+    let engine = DockerEngine::connect(
+        h.docker.clone(),
+        DockerConfig {
+            init: false,
+            ..h.config()
+        },
+    )
+    .await
+    .unwrap();
+    engine.apply(d.clone()).await.unwrap();
+    let first = wait_for(&engine, "nostart", "an error", |p| {
+        p.len() == 1 && p[0].state == ProcessState::Error
+    })
+    .await;
+    let reason = first[0].last_exit.clone().unwrap_or_default();
+    assert!(reason.contains("/no/such/program"), "{reason}");
+    let again = wait_for(&engine, "nostart", "two tries", |p| {
+        p.len() == 1 && p[0].restarts >= 2
+    })
+    .await;
+    assert_eq!(again[0].name, first[0].name);
+    assert!(!again[0].ready);
+    engine.stop_all().await;
+    assert!(h.containers().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let Some(h) = setup("liveness").await else {
+        return;
+    };
+    let engine = h.engine().await;
+    let mut t = template(
+        "liveness",
+        "worker",
+        1,
+        line("sh -c 'touch /tmp/alive; while true; do sleep 0.2; done'"),
+    );
+    t.grace_period = Duration::from_secs(2);
+    t.liveness = Some(Probe {
+        action: ProbeAction::Exec {
+            command: vec!["test".into(), "-f".into(), "/tmp/alive".into()],
+        },
+        initial_delay: Duration::ZERO,
+        period: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        failure_threshold: 2,
+    });
+    let d = Deployment {
+        template: t,
+        replicas: 1,
+    };
+    engine.apply(d.clone()).await.unwrap();
+    let p = converge(&engine, &d).await[0].clone();
+    let (_, _, code) = exec_output(&engine, "liveness", &p.name, run(&["rm", "/tmp/alive"])).await;
+    assert_eq!(code, 0);
+    let procs = wait_for(&engine, "liveness", "a restart", |p| {
+        p.len() == 1 && p[0].restarts == 1 && p[0].state == ProcessState::Up
+    })
+    .await;
+    assert_eq!(procs[0].name, p.name);
+    assert_eq!(procs[0].last_exit.as_deref(), Some("liveness probe failed"));
+    assert_ne!(procs[0].pid, p.pid);
+    engine.stop_all().await;
+    assert!(h.containers().await.is_empty());
+}
+
+#[tokio::test]
 async fn what_the_engine_refuses() {
     let Some(h) = setup("refuse").await else {
         return;
@@ -1261,7 +1376,7 @@ async fn start_registry() -> Option<Registry> {
 async fn images_are_pulled_when_missing_and_unknown_ones_are_invalid() {
     let Some(h) = setup("pull").await else { return };
     let Some(registry) = start_registry().await else {
-        eprintln!("\n!!!!!!!! SKIPPED the pull test: no docker-registry to run !!!!!!!!\n");
+        skipped("the pull test: no docker-registry to run");
         return;
     };
     let repo = format!("127.0.0.1:{}/drycc-test/pulled", registry.port);
