@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerState, HostConfig, PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
+    HostConfig, PortBinding,
 };
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use chrono::{DateTime, Utc};
@@ -110,10 +111,17 @@ pub(crate) fn create_body(
         (LABEL_TEMPLATE.to_string(), template_json),
         (LABEL_RESTARTS.to_string(), restarts.to_string()),
     ]);
-    let env = process_env(template, name)
+    let mut env: Vec<String> = process_env(template, name)
         .into_iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
+    if init {
+        // Docker's init (tini) forwards signals to its child only unless
+        // told to signal the child's whole process group, which is what a
+        // native process gets (and Heroku does): SIGTERM reaches the
+        // helpers a shell started too.
+        env.push("TINI_KILL_PROCESS_GROUP=1".to_string());
+    }
     let port_bindings = ports
         .iter()
         .map(|(container, host)| {
@@ -181,7 +189,7 @@ pub(crate) struct Found {
     pub(crate) started: DateTime<Utc>,
     pub(crate) ports: BTreeMap<u16, u16>,
     pub(crate) restarts: u32,
-    /// Why it is not running, when it is not.
+    /// Why it is not running, when it ran and exited.
     pub(crate) exit: Option<String>,
     pub(crate) argv: Vec<String>,
 }
@@ -207,6 +215,9 @@ pub(crate) fn found_of(inspect: &ContainerInspectResponse) -> std::result::Resul
         .unwrap_or(0);
     let state = inspect.state.clone().unwrap_or_default();
     let running = state.running == Some(true);
+    // Created but never started (an engine stopped between the two): it
+    // has not exited, it has yet to run.
+    let never_ran = state.status == Some(ContainerStateStatusEnum::CREATED);
     let mut argv: Vec<String> = inspect.path.iter().cloned().collect();
     argv.extend(inspect.args.clone().unwrap_or_default());
     Ok(Found {
@@ -217,7 +228,7 @@ pub(crate) fn found_of(inspect: &ContainerInspectResponse) -> std::result::Resul
         started: started_of(&state).unwrap_or_else(Utc::now),
         ports: host_ports_of(inspect),
         restarts,
-        exit: (!running).then(|| exit_reason(&state)),
+        exit: (!running && !never_ran).then(|| exit_reason(&state)),
         argv,
     })
 }
@@ -454,6 +465,9 @@ mod tests {
         let env = body.env.unwrap();
         assert!(env.contains(&"PORT=5000".to_string()));
         assert!(env.contains(&"HOSTNAME=a-web-h-xxxxx".to_string()));
+        assert!(env.contains(&"TINI_KILL_PROCESS_GROUP=1".to_string()));
+        let plain = create_body(&t, "a-web-h-xxxxx", "inst", &ports, 0, false).unwrap();
+        assert!(!plain.env.unwrap().iter().any(|e| e.starts_with("TINI")));
         let host = body.host_config.unwrap();
         assert_eq!(host.nano_cpus, Some(250_000_000));
         assert_eq!(host.memory, Some(64 << 20));

@@ -43,8 +43,10 @@
 //! `DockerConfig::host_ports` that this engine promises to that container
 //! alone; that address is the process's endpoint, kept across restarts.
 //! With `DockerConfig::init` (the default) Docker's init runs as PID 1 and
-//! forwards signals, so a command that sets no handler still stops on
-//! SIGTERM, as a native process would.
+//! forwards signals to the command's process group
+//! (`TINI_KILL_PROCESS_GROUP=1` in the environment), so a command that sets
+//! no handler still stops on SIGTERM and the helpers a shell started get it
+//! too, as for a native process.
 //!
 //! Processes are told apart by template hash: a deployment whose hash
 //! differs from a process's is a new template and rolls; the same hash with
@@ -115,7 +117,7 @@ impl Default for DockerConfig {
             backoff: BackoffPolicy::default(),
             readiness_poll: Duration::from_millis(200),
             recheck: Duration::from_secs(10),
-            proxy_settle: Duration::from_millis(100),
+            proxy_settle: Duration::from_millis(250),
             init: true,
             follow_buffer: 4096,
         }

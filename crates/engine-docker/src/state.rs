@@ -370,12 +370,12 @@ impl Shared {
         let mut status = new_status(&found.name, &template, found.started);
         // One that died while no engine watched is started again now: a
         // restart like any other.
-        status.restarts = found.restarts + u32::from(!found.running);
+        status.restarts = found.restarts + u32::from(found.exit.is_some());
         status.endpoint = endpoint_of(&template, &found.ports);
         status.argv = found.argv.clone();
-        if !found.running {
+        if let Some(exit) = &found.exit {
             status.state = ProcessState::Crashed;
-            status.last_exit = found.exit.clone();
+            status.last_exit = Some(exit.clone());
         }
         let ports = found.ports.clone();
         self.add_process(&mut inner, status, template, ports, Some(found));

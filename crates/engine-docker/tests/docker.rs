@@ -479,20 +479,21 @@ async fn web_scales_up_and_down_and_is_up_only_when_listening() {
 }
 
 #[tokio::test]
-async fn scale_down_sends_sigterm_then_removes_the_container() {
+async fn scale_down_sends_sigterm_to_the_group_then_removes_the_container() {
     let Some(h) = setup("sigterm").await else {
         return;
     };
     let engine = h.engine().await;
     let mut deaths = watch_deaths(&h.docker, &h.instance);
     let mut follow = engine.follow_logs("sigterm");
+    // A shell and a child it started in the background: both get SIGTERM.
     let mut d = Deployment {
         template: template(
             "sigterm",
             "worker",
             1,
             line(
-                r#"sh -c 'trap "echo got TERM; exit 0" TERM; echo started; while true; do sleep 0.2; done'"#,
+                r#"sh -c 'trap "echo parent got TERM" TERM; sh -c "trap \"echo child got TERM; exit 0\" TERM; echo started; while true; do sleep 0.2; done" & wait; wait'"#,
             ),
         ),
         replicas: 1,
@@ -505,7 +506,13 @@ async fn scale_down_sends_sigterm_then_removes_the_container() {
     assert_eq!(started.app, "sigterm");
     d.replicas = 0;
     engine.apply(d.clone()).await.unwrap();
-    follow_until(&mut follow, "got TERM").await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let line = follow_until(&mut follow, "got TERM").await;
+        seen.push(line.text);
+    }
+    seen.sort();
+    assert_eq!(seen, ["child got TERM", "parent got TERM"]);
     assert_eq!(death_of(&mut deaths, &name).await, "0");
     wait_for(&engine, "sigterm", "no process", |p| p.is_empty()).await;
     poll("the container removed", || async {
