@@ -595,6 +595,31 @@ async fn a_crash_loop_backs_off_keeping_the_name_and_counting_restarts() {
 }
 
 #[tokio::test]
+async fn an_oom_kill_is_told_apart_from_a_crash() {
+    let Some(h) = setup("oom").await else { return };
+    let engine = h.engine().await;
+    let mut t = template(
+        "oom",
+        "worker",
+        1,
+        line(r#"sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a); echo survived'"#),
+    );
+    t.memory_bytes = Some(16 * 1024 * 1024);
+    let d = Deployment {
+        template: t,
+        replicas: 1,
+    };
+    engine.apply(d.clone()).await.unwrap();
+    let procs = wait_for(&engine, "oom", "an OOM kill", |p| {
+        p.len() == 1 && p[0].restarts >= 1
+    })
+    .await;
+    assert_eq!(procs[0].last_exit.as_deref(), Some("OOMKilled"));
+    engine.stop_all().await;
+    assert!(h.containers().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_template_change_rolls_with_zero_unavailable() {
     let Some(h) = setup("roll").await else { return };
     let engine = h.engine().await;
