@@ -72,4 +72,4 @@ impl Harness for Local {
     }
 }
 
-drycc_engine_conformance::conformance_tests!(local);
+drycc_engine_conformance::conformance_tests!(|| Some(local()));
