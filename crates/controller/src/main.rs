@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod autoscaler;
 mod deploy;
+mod engines;
 mod error;
 mod events;
 mod git;

@@ -1,5 +1,6 @@
 //! Start-up and graceful shutdown of the controller.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -7,7 +8,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, post};
 use axum::Router;
 use drycc_engine::Engine;
+use drycc_engine_docker::{DockerConfig, DockerEngine};
 use drycc_engine_local::{LocalConfig, LocalEngine};
+
+use crate::engines::Engines;
 use drycc_store::Store;
 use rand::RngCore;
 use tower::Layer;
@@ -31,7 +35,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = Store::open(&settings.database_url())
         .await
         .context("cannot open the state store")?;
-    let engine: Arc<dyn Engine> = local_engine(&settings, &data_dir)?;
+    let local: Arc<dyn Engine> = local_engine(&settings, &data_dir)?;
+    let docker = docker_engine(&settings).await;
+    let engine: Arc<dyn Engine> = match &docker {
+        Some((_, containers)) => Arc::new(Engines::new(local, containers.clone())),
+        None => local,
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -39,7 +48,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let router_secret = crate::router_feed::secret(&settings)?;
-    let state: Shared = Arc::new(AppState::new(
+    let mut app_state = AppState::new(
         store,
         engine.clone(),
         settings.clone(),
@@ -47,7 +56,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         format!("http://{address}"),
         hex::encode(secret),
         router_secret,
-    ));
+    );
+    if let Some((client, _)) = docker {
+        app_state.images = drycc_images::Inspector::new(Some(client.clone()));
+        app_state.docker = Some(client);
+    }
+    let state: Shared = Arc::new(app_state);
     let builtins = state.buildpacks_dir();
     tokio::task::spawn_blocking(move || drycc_buildpacks::builtin::install(&builtins))
         .await
@@ -168,6 +182,7 @@ fn local_engine(
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
             ..Default::default()
         },
+        process_ports: port_shares().0,
         ..LocalConfig::default()
     })
     .with_context(|| {
@@ -178,10 +193,59 @@ fn local_engine(
     })
 }
 
-/// `drycc-controller stop-apps`: stop every app process the (stopped)
-/// controller left running.
+/// Host ports for processes: the local engine's share and the Docker
+/// engine's (the top quarter), apart so that neither hands out a port the
+/// other promised.
+fn port_shares() -> (RangeInclusive<u16>, RangeInclusive<u16>) {
+    let all = drycc_engine_local::default_process_ports(drycc_engine_local::ephemeral_ports());
+    let (start, end) = (*all.start(), *all.end());
+    let split = end - (end - start) / 4;
+    (start..=split - 1, split..=end)
+}
+
+/// The Docker engine of `DRYCC_DOCKER_HOST` (or `DOCKER_HOST`), adopting
+/// the containers a previous controller left running. `None` when none is
+/// configured or it cannot be reached: image and Dockerfile apps are then
+/// refused with a message saying what to start, source apps run as usual.
+async fn docker_engine(
+    settings: &Settings,
+) -> Option<(drycc_images::bollard::Docker, Arc<DockerEngine>)> {
+    let host = settings.docker_host()?;
+    let client = match drycc_images::bollard::Docker::connect_with_host(&host) {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!(%host, %error, "Cannot use this Docker engine; image and Dockerfile apps are refused.");
+            return None;
+        }
+    };
+    let config = DockerConfig {
+        host_ports: port_shares().1,
+        backoff: drycc_engine_docker::BackoffPolicy {
+            initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
+            ..Default::default()
+        },
+        ..DockerConfig::new(settings.instance())
+    };
+    match DockerEngine::connect(client, config).await {
+        Ok(engine) => {
+            tracing::info!(%host, "Image and Dockerfile apps run on this Docker engine.");
+            Some((engine.docker().clone(), engine))
+        }
+        Err(error) => {
+            tracing::warn!(%host, error = %error.detail(), "No Docker engine; image and Dockerfile apps are refused.");
+            None
+        }
+    }
+}
+
+/// `drycc-controller stop-apps`: stop every app process (and container)
+/// the (stopped) controller left running.
 pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
-    let engine = local_engine(&settings, &settings.data_dir())?;
+    let local: Arc<dyn Engine> = local_engine(&settings, &settings.data_dir())?;
+    let engine: Arc<dyn Engine> = match docker_engine(&settings).await {
+        Some((_, containers)) => Arc::new(Engines::new(local, containers)),
+        None => local,
+    };
     let mut count = 0;
     for app in engine.apps().await? {
         count += engine.processes(&app).await?.len();

@@ -92,6 +92,11 @@ pub struct Settings {
     pub database_url: Option<String>,
     #[arg(long, env = "DRYCC_ENGINE", value_enum, default_value = "local")]
     pub engine: EngineKind,
+    /// The Docker daemon that runs image and Dockerfile apps: a
+    /// `unix://` or `tcp://` address, or `off`. Default: `DOCKER_HOST`,
+    /// else `/var/run/docker.sock` when it exists.
+    #[arg(long, env = "DRYCC_DOCKER_HOST")]
+    pub docker_host: Option<String>,
     #[arg(
         long,
         env = "DRYCC_REGISTRATION_MODE",
@@ -176,6 +181,20 @@ impl Settings {
         }
         let uid = nix::unistd::getuid().as_raw();
         drycc_engine_local::default_run_dir(uid).join(self.instance())
+    }
+
+    /// Where the Docker daemon is, if this controller should use one.
+    pub fn docker_host(&self) -> Option<String> {
+        match self.docker_host.as_deref().map(str::trim) {
+            Some("off") => None,
+            Some(host) if !host.is_empty() => Some(host.to_string()),
+            _ => match std::env::var("DOCKER_HOST") {
+                Ok(host) if !host.trim().is_empty() => Some(host.trim().to_string()),
+                _ => std::path::Path::new("/var/run/docker.sock")
+                    .exists()
+                    .then(|| "unix:///var/run/docker.sock".to_string()),
+            },
+        }
     }
 
     /// A short name of this controller's data dir, which tells apart

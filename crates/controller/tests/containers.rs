@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use drycc_images::testing::{build_busybox_image, docker_from_env, push, skip, test_registry};
 use serde_json::Value;
 use support::cli::{count, interactive_exec, ps_rows, scaled, Cli};
-use support::{routed, Api, Controller};
+use support::{follow_logs_until, routed, Api, Controller};
 
 /// The image's web page, served by busybox httpd from /www.
 const PAGE: &str = "hello-from-image";
@@ -148,20 +148,18 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
     // Another type up and down: SIGTERM reaches it.
     let rows = scaled(&cli.ok(&["scale", "worker=2", "-a", app]), "Scaling");
     assert_eq!((count(&rows, "web"), count(&rows, "worker")), (1, 2));
+    // Docker removes a container's output with it: follow while it stops.
+    let api = api(&controller, &cli);
+    let terms = |lines: &[String]| lines.iter().filter(|l| l.contains("got TERM")).count();
+    let follower = follow_logs_until(&api, app, move |lines| terms(lines) == 2);
     let rows = scaled(&cli.ok(&["scale", "worker=0", "-a", app]), "Scaling");
     assert_eq!((count(&rows, "web"), count(&rows, "worker")), (1, 0));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let logs = cli.ok(&["logs", "-a", app, "-n", "500"]);
-        if logs.matches("got TERM").count() == 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "both workers say they got SIGTERM:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let lines = follower.join().expect("follower");
+    assert_eq!(
+        terms(&lines),
+        2,
+        "both workers say they got SIGTERM: {lines:#?}"
+    );
 
     // exec, plain and interactive.
     let web = rows.iter().find(|r| r.3 == "web").expect("web").0.clone();
@@ -185,8 +183,7 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
         .into_iter()
         .map(|r| r.0)
         .collect();
-    let out = cli.ok(&["config:set", "GREETING=hi", "-a", app]);
-    assert!(out.contains("v3"), "{out}");
+    cli.ok(&["config:set", "GREETING=hi", "-a", app]);
     let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
     assert_eq!(
         (count(&rows, "web"), count(&rows, "worker")),
@@ -211,7 +208,6 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
     wait_routed(&controller, app);
 
     // What runs is a container of the image, named after the process.
-    let api = api(&controller, &cli);
     let described = api.describe(app, &rows[0].0);
     assert_eq!(described["image"], images.plain.as_str(), "{described}");
 }
@@ -269,4 +265,51 @@ fn an_image_runs_its_cmd_and_a_procfile_keeps_its_entrypoint() {
     );
     assert_eq!(answer.status, 400, "{:?}", answer.body);
     assert_eq!(releases("by-cmd"), before, "nothing was released");
+}
+
+#[test]
+fn a_dockerfile_push_builds_and_runs_and_a_broken_one_changes_nothing() {
+    let Some(images) = images("dockerfile") else {
+        return;
+    };
+    let controller = Controller::start(&[]);
+    let cli = cli_for(&controller, "builder");
+    let app = "built";
+    cli.ok(&["create", app, "--no-remote"]);
+    let api = api(&controller, &cli);
+    let token = api.token.clone().expect("token");
+
+    let repo = tempfile::tempdir().expect("repo");
+    support::git(repo.path(), &["init", "-q", "-b", "main"]);
+    let dockerfile = format!(
+        "FROM {}\nRUN echo {PAGE} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"5000\", \"-h\", \"/www\"]\n",
+        images.plain
+    );
+    std::fs::write(repo.path().join("Dockerfile"), &dockerfile).expect("Dockerfile");
+    support::commit_all(repo.path(), "a Dockerfile app");
+    let (ok, out) = support::push(repo.path(), &controller.url, app, "builder", &token);
+    assert!(ok, "{out}\n{}", controller.log());
+    assert!(out.contains("Building Docker image"), "{out}");
+    assert!(
+        out.contains("Step 2/3 : RUN echo"),
+        "the build's output is shown: {out}"
+    );
+    assert!(out.contains("done, v2"), "{out}");
+    wait_routed(&controller, app);
+
+    // A step that fails: the push is rejected with the build's error and
+    // nothing else changes.
+    let releases = || api.get(&format!("/v2/apps/{app}/releases/")).body["count"].clone();
+    let before = releases();
+    std::fs::write(
+        repo.path().join("Dockerfile"),
+        format!("{dockerfile}RUN exit 9\n"),
+    )
+    .expect("Dockerfile");
+    support::commit_all(repo.path(), "broken");
+    let (ok, out) = support::push(repo.path(), &controller.url, app, "builder", &token);
+    assert!(!ok, "{out}");
+    assert!(out.contains("returned a non-zero code: 9"), "{out}");
+    assert_eq!(releases(), before);
+    wait_routed(&controller, app);
 }

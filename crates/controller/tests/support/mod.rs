@@ -588,6 +588,19 @@ pub fn exec(
 /// Follow the app's log over the WebSocket (no backlog) until a line of a
 /// `sleeper` process arrives or 60 s pass; returns the lines seen.
 pub fn follow_logs(api: &Api, app: &str) -> std::thread::JoinHandle<Vec<String>> {
+    let marker = format!("[{app}-sleeper-");
+    follow_logs_until(api, app, move |lines| {
+        lines.last().is_some_and(|l| l.contains(&marker))
+    })
+}
+
+/// Follow the app's logs (WebSocket) from now until `done` says the lines
+/// so far are enough, or 60 s pass; the lines read.
+pub fn follow_logs_until(
+    api: &Api,
+    app: &str,
+    done: impl Fn(&[String]) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<Vec<String>> {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     use tokio_tungstenite::tungstenite::Message;
@@ -597,7 +610,6 @@ pub fn follow_logs(api: &Api, app: &str) -> std::thread::JoinHandle<Vec<String>>
         api.url.replacen("http://", "ws://", 1)
     );
     let token = api.token.clone().unwrap_or_default();
-    let marker = format!("[{app}-sleeper-");
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -626,9 +638,8 @@ pub fn follow_logs(api: &Api, app: &str) -> std::thread::JoinHandle<Vec<String>>
                 let next = tokio::time::timeout_at(deadline, socket.next()).await;
                 match next {
                     Ok(Some(Ok(Message::Text(text)))) => {
-                        let done = text.contains(&marker);
                         lines.push(text.to_string());
-                        if done {
+                        if done(&lines) {
                             break;
                         }
                     }
