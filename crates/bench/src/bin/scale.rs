@@ -5,7 +5,9 @@
 //! Usage: `cargo run --release -p drycc-bench --bin drycc-bench-scale`
 //! (uses `target/release/drycc-controller`, or `$DRYCC_CONTROLLER_BIN`).
 //! `DRYCC_BENCH_COUNT` changes the count (default 500), `DRYCC_BENCH_ROUNDS`
-//! the number of rounds (default 5).
+//! the number of rounds (default 5). With `DRYCC_BENCH_DOCKER=1` (and
+//! `DOCKER_HOST`, e.g. under `scripts/with-docker.sh`) the processes are
+//! containers of a busybox image built locally (default count 50).
 
 use std::time::Duration;
 
@@ -15,13 +17,28 @@ use serde_json::json;
 
 fn main() -> Result<()> {
     let rounds = env_or("DRYCC_BENCH_ROUNDS", 5);
-    let count = env_or("DRYCC_BENCH_COUNT", 500);
+    let docker = env_or("DRYCC_BENCH_DOCKER", 0) == 1;
+    let count = env_or("DRYCC_BENCH_COUNT", if docker { 50 } else { 500 });
     let max = count.max(100).to_string();
     let controller = Controller::start(&[("DRYCC_MAX_PROCESSES_PER_TYPE", &max)])?;
     let pid = controller.pid();
     let fresh = rss_kib(pid)?;
     let api = Api::register(&controller.url)?;
-    api.create_and_push("bench-app", "worker: exec sleep 600\n")?;
+    let what = if docker {
+        let image = bench_image()?;
+        api.post("/v2/apps/", json!({"id": "bench-app"}))?;
+        let answer = api.post(
+            "/v2/apps/bench-app/builds/",
+            json!({"image": image, "procfile": {"worker": "sleep 600"}}),
+        )?;
+        if answer.status().as_u16() != 201 {
+            bail!("pulling {image} answered {}: {}", answer.status(), answer.text()?);
+        }
+        format!("containers of {image}: worker: sleep 600")
+    } else {
+        api.create_and_push("bench-app", "worker: exec sleep 600\n")?;
+        "worker: exec sleep 600".to_string()
+    };
     // With a CPU limit every process is confined to a control group.
     let limit = std::env::var("DRYCC_BENCH_CPU_LIMIT").ok();
     if let Some(limit) = &limit {
@@ -51,7 +68,7 @@ fn main() -> Result<()> {
         downs.push(api.scale("bench-app", json!({"worker": 0}))?);
     }
     println!(
-        "{rounds} rounds of one scale request 0 -> {count} -> 0 (worker: exec sleep 600, CPU limit {})",
+        "{rounds} rounds of one scale request 0 -> {count} -> 0 ({what}, CPU limit {})",
         limit.as_deref().unwrap_or("none")
     );
     println!(
@@ -75,4 +92,17 @@ fn main() -> Result<()> {
         at_count as f64 / 1024.0
     );
     Ok(())
+}
+
+/// A busybox image built on the Docker engine of `DOCKER_HOST`.
+fn bench_image() -> Result<String> {
+    let Some(docker) = drycc_images::testing::docker_from_env() else {
+        bail!("DRYCC_BENCH_DOCKER=1 needs DOCKER_HOST (run under scripts/with-docker.sh)");
+    };
+    let image = "drycc-bench/busybox:1";
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(drycc_images::testing::build_busybox_image(&docker, image, ""))?;
+    Ok(image.to_string())
 }
