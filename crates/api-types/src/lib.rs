@@ -229,6 +229,9 @@ pub struct ContainerDescription {
     /// CPU used in millicores over the last moment, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_millis: Option<u64>,
+    /// Size in bytes of the slug the process runs (buildpack builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug_size: Option<u64>,
     /// Memory in bytes, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bytes: Option<u64>,

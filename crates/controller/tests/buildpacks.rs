@@ -85,6 +85,10 @@ fn python_app_installs_a_package_from_its_repository() {
         builds.body["results"][0]["procfile"],
         json!({"web": "python3 app.py"})
     );
+    // `ps:describe` tells the size of the slug it runs.
+    let described = api.describe(app, &web);
+    let size = described["slug_size"].as_u64().unwrap_or_default();
+    assert!(size > 1000, "{described}");
 }
 
 #[test]

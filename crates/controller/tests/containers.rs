@@ -210,6 +210,23 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
     // What runs is a container of the image, named after the process.
     let described = api.describe(app, &rows[0].0);
     assert_eq!(described["image"], images.plain.as_str(), "{described}");
+
+    // Limits reach the containers.
+    cli.ok(&["limits:set", "--cpu", "web=250m", "-a", app]);
+    cli.ok(&["limits:set", "--memory", "web=64M", "-a", app]);
+    let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+    let web = rows.iter().find(|r| r.3 == "web").expect("web").0.clone();
+    let docker = docker_from_env().expect("docker");
+    let inspected = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(docker.inspect_container(&web, None))
+        .expect("the web container");
+    let host = inspected.host_config.expect("host config");
+    assert_eq!(host.nano_cpus, Some(250_000_000));
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+    wait_routed(&controller, app);
 }
 
 #[test]

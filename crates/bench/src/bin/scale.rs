@@ -32,7 +32,11 @@ fn main() -> Result<()> {
             json!({"image": image, "procfile": {"worker": "sleep 600"}}),
         )?;
         if answer.status().as_u16() != 201 {
-            bail!("pulling {image} answered {}: {}", answer.status(), answer.text()?);
+            bail!(
+                "pulling {image} answered {}: {}",
+                answer.status(),
+                answer.text()?
+            );
         }
         format!("containers of {image}: worker: sleep 600")
     } else {
@@ -103,6 +107,8 @@ fn bench_image() -> Result<String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(drycc_images::testing::build_busybox_image(&docker, image, ""))?;
+        .block_on(drycc_images::testing::build_busybox_image(
+            &docker, image, "",
+        ))?;
     Ok(image.to_string())
 }

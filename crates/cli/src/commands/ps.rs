@@ -216,6 +216,12 @@ pub fn describe_view(description: &PodDescription) -> String {
         if let Some(port) = c.port {
             fields.push(("Port", port.to_string()));
         }
+        if let Some(size) = c.slug_size {
+            fields.push((
+                "Slug Size",
+                format!("{:.1}Mi", size as f64 / (1024.0 * 1024.0)),
+            ));
+        }
         if let Some(cpu) = c.cpu_millis {
             fields.push(("CPU", format!("{cpu}m")));
         }
@@ -315,6 +321,7 @@ mod tests {
                 release: String::new(),
                 cpu_millis: Some(120),
                 memory_bytes: Some(3 * 1024 * 1024),
+                slug_size: Some(5 * 1024 * 1024 / 2),
             }],
         };
         let out = describe_view(&d);
@@ -323,6 +330,7 @@ mod tests {
         assert!(out.contains("Restart Count:    2\n"), "{out}");
         assert!(out.contains("CPU:              120m\n"), "{out}");
         assert!(out.contains("Memory:           3.0Mi\n"), "{out}");
+        assert!(out.contains("Slug Size:        2.5Mi\n"), "{out}");
         assert!(out.contains("  startedAt: 2023-12-08T02:25:00Z\n"), "{out}");
     }
 

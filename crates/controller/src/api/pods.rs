@@ -350,11 +350,26 @@ pub async fn describe(
         release: format!("v{}", process.release),
         cpu_millis,
         memory_bytes,
+        slug_size: slug_size(&state, &app.id, process.release).await,
     };
     Ok(Json(PodDescription {
         count: 1,
         results: vec![container],
     }))
+}
+
+/// The size of the slug release `version` runs, for a buildpack build.
+/// Walks the slug's files: `describe` is asked for rarely.
+async fn slug_size(state: &Shared, app: &str, version: u32) -> Option<u64> {
+    let release = state.store.release(app, version).await.ok()??;
+    let build = release.build.as_ref()?;
+    if build.image_config.is_some() {
+        return None;
+    }
+    let dir = crate::deploy::slug_dir(state, app, build);
+    tokio::task::spawn_blocking(move || dir.is_dir().then(|| drycc_buildpacks::slug::size(&dir)))
+        .await
+        .ok()?
 }
 
 #[cfg(test)]
