@@ -1,22 +1,36 @@
 //! What a process is as a container: its labels (everything a later engine
-//! needs to rebuild its table), its create body (command, environment,
-//! published ports, limits), the reading of `inspect` back into a process,
-//! images, and the mapping of Docker's errors onto `EngineError`.
+//! needs to rebuild its table), its create body (image, command,
+//! environment, published ports, the checkout's mount, limits), the reading
+//! of `inspect` back into a process, images, and the mapping of Docker's
+//! errors onto `EngineError`.
+//!
+//! An image process runs its image with the entrypoint it was given and the
+//! command as words; a checkout process runs the engine's slug image with
+//! the checkout mounted at [`CHECKOUT_DIR`], no entrypoint, and a
+//! `Command::Line` under `/bin/sh -c`, as a native process would.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
-    HostConfig, PortBinding,
+    HostConfig, Mount, MountType, PortBinding,
 };
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use crate::state::{image_of, Shared};
+use crate::state::Shared;
 use crate::words;
-use drycc_engine::{Command, EngineError, Env, ProbeAction, ProcessTemplate, Result};
+use drycc_engine::{Artifact, Command, EngineError, Env, ProbeAction, ProcessTemplate, Result};
+
+/// Where a checkout is mounted in its container: the process's working
+/// directory and `HOME`, as on Heroku.
+pub(crate) const CHECKOUT_DIR: &str = "/app";
+
+/// The container port a checkout's process listens on (its `PORT`).
+pub(crate) const CHECKOUT_PORT: u16 = 5000;
 
 pub(crate) const LABEL_HERITAGE: &str = "heritage";
 pub(crate) const HERITAGE: &str = "drycc";
@@ -45,33 +59,77 @@ pub(crate) fn filters(instance: &str, app: Option<&str>) -> HashMap<String, Vec<
     HashMap::from([("label".to_string(), labels)])
 }
 
-/// The environment of a process: the release's values, then what the engine
-/// owns (`PORT`, `HOSTNAME`), which always wins.
+/// The environment of a process: for a checkout `HOME` first (the release
+/// may set another), then the release's values, then what the engine owns
+/// (`PORT`, `HOSTNAME`), which always wins.
 pub(crate) fn process_env(template: &ProcessTemplate, name: &str) -> Env {
-    let mut env = template.env.clone();
-    if let Some(spec) = image_of(template) {
-        env.insert("PORT".to_string(), spec.port.to_string());
+    let mut env = Env::new();
+    if checkout_of(template).is_some() {
+        env.insert("HOME".to_string(), CHECKOUT_DIR.to_string());
     }
+    env.extend(template.env.clone());
+    env.insert("PORT".to_string(), port_of(template).to_string());
     env.insert("HOSTNAME".to_string(), name.to_string());
     env
 }
 
-/// The arguments after the entrypoint.
+/// The checkout directory of a template; `None` for an image.
+pub(crate) fn checkout_of(template: &ProcessTemplate) -> Option<&Path> {
+    match &template.artifact {
+        Artifact::Checkout { path } => Some(path),
+        Artifact::Image(_) => None,
+    }
+}
+
+/// The container port the process listens on: its `PORT`.
+pub(crate) fn port_of(template: &ProcessTemplate) -> u16 {
+    match &template.artifact {
+        Artifact::Image(spec) => spec.port,
+        Artifact::Checkout { .. } => CHECKOUT_PORT,
+    }
+}
+
+/// The image a process's container is made of: its own, or for a checkout
+/// the engine's slug image (`None` when it has none).
+pub(crate) fn image_ref<'a>(
+    template: &'a ProcessTemplate,
+    slug_image: Option<&'a str>,
+) -> Option<&'a str> {
+    match &template.artifact {
+        Artifact::Image(spec) => Some(&spec.reference),
+        Artifact::Checkout { .. } => slug_image,
+    }
+}
+
+/// The container's entrypoint: an image's as given; none for a checkout,
+/// whose command must not be wrapped by the slug image's.
+fn entrypoint_of(template: &ProcessTemplate) -> Vec<String> {
+    match &template.artifact {
+        Artifact::Image(spec) => spec.entrypoint.clone(),
+        Artifact::Checkout { .. } => Vec::new(),
+    }
+}
+
+/// The arguments after the entrypoint. For an image a `Command::Line` is
+/// split into words and expanded here; for a checkout it runs under
+/// `/bin/sh -c` with the shell's whole syntax, as a native process does.
 pub(crate) fn command_args(template: &ProcessTemplate, name: &str) -> Result<Vec<String>> {
-    match &template.command {
-        Command::Args(args) => Ok(args.clone()),
-        Command::Line(line) => words::split_and_expand(line, &process_env(template, name))
-            .map_err(|e| EngineError::Invalid(format!("invalid command {line:?}: {e}"))),
+    match (&template.command, &template.artifact) {
+        (Command::Args(args), _) => Ok(args.clone()),
+        (Command::Line(line), Artifact::Checkout { .. }) => {
+            Ok(vec!["/bin/sh".to_string(), "-c".to_string(), line.clone()])
+        }
+        (Command::Line(line), Artifact::Image(_)) => {
+            words::split_and_expand(line, &process_env(template, name))
+                .map_err(|e| EngineError::Invalid(format!("invalid command {line:?}: {e}")))
+        }
     }
 }
 
 /// The container ports a process publishes: its `PORT`, then the ports its
 /// probes name (each reachable on a host port of its own).
 pub(crate) fn container_ports(template: &ProcessTemplate) -> Vec<u16> {
-    let mut ports = Vec::new();
-    if let Some(spec) = image_of(template) {
-        ports.push(spec.port);
-    }
+    let mut ports = vec![port_of(template)];
     for probe in [&template.readiness, &template.liveness]
         .into_iter()
         .flatten()
@@ -87,18 +145,36 @@ pub(crate) fn container_ports(template: &ProcessTemplate) -> Vec<u16> {
     ports
 }
 
+/// What a container is made of besides its template: this engine's
+/// settings.
+pub(crate) struct Setup<'a> {
+    pub(crate) instance: &'a str,
+    /// The image checkouts run in.
+    pub(crate) slug_image: Option<&'a str>,
+    /// Docker's init as PID 1.
+    pub(crate) init: bool,
+}
+
 /// The create body of a process's container.
 pub(crate) fn create_body(
     template: &ProcessTemplate,
     name: &str,
-    instance: &str,
+    setup: &Setup<'_>,
     ports: &BTreeMap<u16, u16>,
     restarts: u32,
-    init: bool,
 ) -> Result<ContainerCreateBody> {
-    let spec = image_of(template).ok_or_else(|| {
-        EngineError::Unsupported("the Docker engine runs images only".to_string())
+    let image = image_ref(template, setup.slug_image).ok_or_else(|| {
+        EngineError::Unsupported(
+            "the Docker engine runs checkouts only with a slug image, and it has none".to_string(),
+        )
     })?;
+    let checkout = match checkout_of(template) {
+        Some(path) => Some(path.to_str().ok_or_else(|| {
+            EngineError::Invalid(format!("the checkout path {path:?} is not UTF-8"))
+        })?),
+        None => None,
+    };
+    let (instance, init) = (setup.instance, setup.init);
     let template_json = serde_json::to_string(template)
         .map_err(|e| EngineError::Invalid(format!("the template cannot be recorded: {e}")))?;
     let labels = HashMap::from([
@@ -143,15 +219,28 @@ pub(crate) fn create_body(
             .memory_bytes
             .map(|b| i64::try_from(b).unwrap_or(i64::MAX)),
         init: Some(init),
+        // A mount rather than a bind string: a missing directory is an
+        // error, where `Binds` would create an empty one.
+        mounts: checkout.map(|source| {
+            vec![Mount {
+                target: Some(CHECKOUT_DIR.to_string()),
+                source: Some(source.to_string()),
+                typ: Some(MountType::BIND),
+                read_only: Some(false),
+                ..Mount::default()
+            }]
+        }),
         ..HostConfig::default()
     };
     Ok(ContainerCreateBody {
-        image: Some(spec.reference.clone()),
+        image: Some(image.to_string()),
         hostname: Some(hostname_of(name)),
-        // Always explicit, so that what runs never depends on whether the
-        // image's own entrypoint happens to match the one we were told.
-        entrypoint: Some(spec.entrypoint.clone()),
+        // Always explicit (empty for a checkout), so that what runs never
+        // depends on whether the image's own entrypoint happens to match
+        // the one we were told.
+        entrypoint: Some(entrypoint_of(template)),
         cmd: Some(command_args(template, name)?),
+        working_dir: checkout.map(|_| CHECKOUT_DIR.to_string()),
         env: Some(env),
         labels: Some(labels),
         exposed_ports: Some(ports.keys().map(|p| format!("{p}/tcp")).collect()),
@@ -172,9 +261,7 @@ fn hostname_of(name: &str) -> String {
 
 /// What runs in the container: its entrypoint, then its arguments.
 pub(crate) fn argv_of(template: &ProcessTemplate, name: &str) -> Vec<String> {
-    let mut argv = image_of(template)
-        .map(|s| s.entrypoint.clone())
-        .unwrap_or_default();
+    let mut argv = entrypoint_of(template);
     argv.extend(command_args(template, name).unwrap_or_default());
     argv
 }
@@ -192,6 +279,9 @@ pub(crate) struct Found {
     /// Why it is not running, when it ran and exited.
     pub(crate) exit: Option<String>,
     pub(crate) argv: Vec<String>,
+    /// The image it was created from (for a checkout, the slug image of
+    /// the engine that made it).
+    pub(crate) image: Option<String>,
 }
 
 /// Read a container back, `Err` with the reason when it is not one this
@@ -230,6 +320,7 @@ pub(crate) fn found_of(inspect: &ContainerInspectResponse) -> std::result::Resul
         restarts,
         exit: (!running && !never_ran).then(|| exit_reason(&state)),
         argv,
+        image: config.image.clone(),
     })
 }
 
@@ -450,7 +541,14 @@ mod tests {
     fn the_create_body_carries_labels_limits_and_ports() {
         let t = template(Command::Args(vec!["x".into()]));
         let ports = BTreeMap::from([(5000, 23000)]);
-        let body = create_body(&t, "a-web-h-xxxxx", "inst", &ports, 2, true).unwrap();
+        let setup = Setup {
+            instance: "inst",
+            slug_image: Some("slug:1"),
+            init: true,
+        };
+        let body = create_body(&t, "a-web-h-xxxxx", &setup, &ports, 2).unwrap();
+        assert_eq!(body.image.as_deref(), Some("img:1"));
+        assert_eq!(body.working_dir, None);
         assert_eq!(
             body.entrypoint.as_deref(),
             Some(&["/entry".to_string()][..])
@@ -466,9 +564,15 @@ mod tests {
         assert!(env.contains(&"PORT=5000".to_string()));
         assert!(env.contains(&"HOSTNAME=a-web-h-xxxxx".to_string()));
         assert!(env.contains(&"TINI_KILL_PROCESS_GROUP=1".to_string()));
-        let plain = create_body(&t, "a-web-h-xxxxx", "inst", &ports, 0, false).unwrap();
+        let setup = Setup {
+            init: false,
+            ..setup
+        };
+        let plain = create_body(&t, "a-web-h-xxxxx", &setup, &ports, 0).unwrap();
         assert!(!plain.env.unwrap().iter().any(|e| e.starts_with("TINI")));
+        assert!(!env.iter().any(|e| e.starts_with("HOME=")));
         let host = body.host_config.unwrap();
+        assert_eq!(host.mounts, None);
         assert_eq!(host.nano_cpus, Some(250_000_000));
         assert_eq!(host.memory, Some(64 << 20));
         let binding = &host.port_bindings.unwrap()["5000/tcp"];
@@ -476,6 +580,68 @@ mod tests {
             binding.as_ref().unwrap()[0].host_port.as_deref(),
             Some("23000")
         );
+    }
+
+    fn checkout(command: Command) -> ProcessTemplate {
+        ProcessTemplate {
+            artifact: Artifact::Checkout {
+                path: "/srv/checkouts/a/1".into(),
+            },
+            ..template(command)
+        }
+    }
+
+    #[test]
+    fn a_checkout_runs_in_the_slug_image_with_its_directory_at_app() {
+        let t = checkout(Command::Line("echo a && echo $PORT > /app/out".into()));
+        let ports = BTreeMap::from([(CHECKOUT_PORT, 23000)]);
+        let setup = Setup {
+            instance: "inst",
+            slug_image: Some("slug:1"),
+            init: true,
+        };
+        let body = create_body(&t, "a-web-h-xxxxx", &setup, &ports, 0).unwrap();
+        assert_eq!(body.image.as_deref(), Some("slug:1"));
+        // Cleared, not left out: the slug image's own must not wrap it.
+        assert_eq!(body.entrypoint, Some(vec![]));
+        assert_eq!(
+            body.cmd.unwrap(),
+            ["/bin/sh", "-c", "echo a && echo $PORT > /app/out"]
+        );
+        assert_eq!(body.working_dir.as_deref(), Some("/app"));
+        let env = body.env.unwrap();
+        assert!(env.contains(&"HOME=/app".to_string()));
+        assert!(env.contains(&"PORT=5000".to_string()));
+        let host = body.host_config.unwrap();
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].source.as_deref(), Some("/srv/checkouts/a/1"));
+        assert_eq!(mounts[0].target.as_deref(), Some("/app"));
+        assert_eq!(mounts[0].typ, Some(MountType::BIND));
+        assert_eq!(mounts[0].read_only, Some(false));
+        assert!(host.port_bindings.unwrap().contains_key("5000/tcp"));
+        assert_eq!(container_ports(&t), [CHECKOUT_PORT]);
+        assert_eq!(
+            argv_of(&t, "n"),
+            ["/bin/sh", "-c", "echo a && echo $PORT > /app/out"]
+        );
+
+        // Exact arguments run as they are; the release may set HOME.
+        let mut t = checkout(Command::Args(vec!["./bin/web".into(), "-v".into()]));
+        t.env.insert("HOME".into(), "/home/app".into());
+        let body = create_body(&t, "n", &setup, &ports, 0).unwrap();
+        assert_eq!(body.cmd.unwrap(), ["./bin/web", "-v"]);
+        assert!(body.env.unwrap().contains(&"HOME=/home/app".to_string()));
+
+        // Without a slug image there is nothing to run it in.
+        let setup = Setup {
+            slug_image: None,
+            ..setup
+        };
+        assert!(matches!(
+            create_body(&t, "n", &setup, &ports, 0),
+            Err(EngineError::Unsupported(_))
+        ));
     }
 
     #[test]

@@ -11,9 +11,9 @@
 //!   or follow one found running; probes; crash restart of the same
 //!   container; termination and removal; letting go when the engine is
 //!   released);
-//! - `container`: labels, the create body (command, environment, ports,
-//!   limits), reading a container back, images (pulled when missing), and
-//!   Docker errors as `EngineError`s;
+//! - `container`: labels, the create body (image or slug image, command,
+//!   environment, ports, checkout mount, limits), reading a container back,
+//!   images (pulled when missing), and Docker errors as `EngineError`s;
 //! - `words`: a Procfile line as container arguments (quoting, `$VAR`);
 //! - `events`: the daemon's `die` events, which wake supervisors;
 //! - `probe`: readiness and liveness checks through the published port,
@@ -38,8 +38,16 @@
 //! `Command::Line` split into words by shell quoting rules with `$VAR` and
 //! `${VAR}` expanded from the process environment (see `words`). The
 //! environment is the release's, then `PORT` (the image's port) and
-//! `HOSTNAME` (the process name, also the container's host name). The
-//! container port is published on 127.0.0.1 at a host port of
+//! `HOSTNAME` (the process name, also the container's host name).
+//!
+//! An `Artifact::Checkout` runs only with `DockerConfig::slug_image`: a
+//! container of that image with the checkout directory (a path on the
+//! daemon's host) bind-mounted read-write at `/app`, its working directory
+//! and `HOME`; `PORT` is 5000; the entrypoint is cleared and a
+//! `Command::Line` runs as `/bin/sh -c <line>` (shell syntax, as natively).
+//! Everything else (labels, ports, lifecycle, adoption) is as for images.
+//!
+//! The container port is published on 127.0.0.1 at a host port of
 //! `DockerConfig::host_ports` that this engine promises to that container
 //! alone; that address is the process's endpoint, kept across restarts.
 //! With `DockerConfig::init` (the default) Docker's init runs as PID 1 and
@@ -107,6 +115,10 @@ pub struct DockerConfig {
     pub init: bool,
     /// Lines a `follow_logs` receiver may fall behind before it lags.
     pub follow_buffer: usize,
+    /// The base image `Artifact::Checkout` processes run in (a "slug
+    /// image": a shell and what buildpack output needs at run time), pulled
+    /// like any image when missing. `None`: checkouts are `Unsupported`.
+    pub slug_image: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -120,6 +132,7 @@ impl Default for DockerConfig {
             proxy_settle: Duration::from_millis(250),
             init: true,
             follow_buffer: 4096,
+            slug_image: None,
         }
     }
 }
@@ -249,7 +262,7 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-fn validate(template: &ProcessTemplate) -> Result<()> {
+fn validate(template: &ProcessTemplate, slug_image: Option<&str>) -> Result<()> {
     let bad = |what: &str| Err(EngineError::Invalid(format!("invalid deployment: {what}")));
     if !valid_name(&template.app) {
         return bad("the app name must be letters, digits, '.', '_' or '-'");
@@ -260,27 +273,43 @@ fn validate(template: &ProcessTemplate) -> Result<()> {
     if !valid_name(&template.hash) {
         return bad("the template hash must be letters, digits, '.', '_' or '-'");
     }
-    let spec = match &template.artifact {
-        Artifact::Image(spec) => spec,
-        Artifact::Checkout { .. } => {
-            return Err(EngineError::Unsupported(
-                "the Docker engine runs images only, not checkouts".to_string(),
-            ))
+    match &template.artifact {
+        Artifact::Image(spec) => {
+            if spec.reference.trim().is_empty() {
+                return bad("the image reference is empty");
+            }
+            if spec.port == 0 {
+                return bad("the image port is 0");
+            }
+            let args = container::command_args(template, "process-name")?;
+            let empty = match &template.command {
+                Command::Line(_) => args.is_empty(),
+                Command::Args(_) => args.is_empty() && spec.entrypoint.is_empty(),
+            };
+            if empty {
+                return bad("the command is empty");
+            }
         }
-    };
-    if spec.reference.trim().is_empty() {
-        return bad("the image reference is empty");
-    }
-    if spec.port == 0 {
-        return bad("the image port is 0");
-    }
-    let args = container::command_args(template, "process-name")?;
-    let empty = match &template.command {
-        Command::Line(_) => args.is_empty(),
-        Command::Args(_) => args.is_empty() && spec.entrypoint.is_empty(),
-    };
-    if empty {
-        return bad("the command is empty");
+        Artifact::Checkout { path } => {
+            if slug_image.is_none() {
+                return Err(EngineError::Unsupported(
+                    "the Docker engine runs checkouts only when configured with a slug image"
+                        .to_string(),
+                ));
+            }
+            // The directory is the daemon's to find (it may be another
+            // host's): only what Docker needs of its name is checked here.
+            if !path.is_absolute() || path.to_str().is_none() {
+                return bad("the checkout path must be absolute and UTF-8");
+            }
+            let empty = match &template.command {
+                Command::Line(line) => line.trim().is_empty(),
+                Command::Args(args) => args.is_empty(),
+            };
+            if empty {
+                return bad("the command is empty");
+            }
+        }
     }
     Ok(())
 }
@@ -288,15 +317,16 @@ fn validate(template: &ProcessTemplate) -> Result<()> {
 #[async_trait]
 impl Engine for DockerEngine {
     async fn apply(&self, deployment: Deployment) -> Result<()> {
-        validate(&deployment.template)?;
         let shared = &self.shared;
+        let slug_image = shared.config.slug_image.as_deref();
+        validate(&deployment.template, slug_image)?;
         if shared.lock().closed {
             return Err(EngineError::unavailable("the Docker engine is shut down"));
         }
-        if let Artifact::Image(spec) = &deployment.template.artifact {
+        if let Some(reference) = container::image_ref(&deployment.template, slug_image) {
             // Pulled before anything starts, so that an image that does not
             // exist is refused here rather than crash-looping.
-            container::ensure_image(shared, &spec.reference).await?;
+            container::ensure_image(shared, reference).await?;
         }
         let mut inner = shared.lock();
         if inner.closed {
@@ -444,7 +474,7 @@ impl Engine for DockerEngine {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            checkouts: false,
+            checkouts: self.shared.config.slug_image.is_some(),
             images: true,
             limits: Ok(()),
         }

@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::container::Found;
+use crate::container::{self, Found};
 use crate::logs::LogHub;
 use crate::supervisor::{self, Order};
 use crate::DockerConfig;
-use drycc_engine::{Artifact, ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine::{ProcessState, ProcessStatus, ProcessTemplate};
 
 /// State shared by the engine handle and every task.
 pub(crate) struct Shared {
@@ -367,7 +367,12 @@ impl Shared {
             inner.ports.insert(*port);
         }
         let template = Arc::new(found.template.clone());
-        let mut status = new_status(&found.name, &template, found.started);
+        let mut status = new_status(
+            &found.name,
+            &template,
+            found.image.as_deref(),
+            found.started,
+        );
         // One that died while no engine watched is started again now: a
         // restart like any other.
         status.restarts = found.restarts + u32::from(found.exit.is_some());
@@ -481,7 +486,8 @@ impl Shared {
                 break name;
             }
         };
-        let status = new_status(&name, template, Utc::now());
+        let image = container::image_ref(template, self.config.slug_image.as_deref());
+        let status = new_status(&name, template, image, Utc::now());
         self.add_process(inner, status, Arc::clone(template), BTreeMap::new(), None);
     }
 
@@ -523,27 +529,24 @@ impl Shared {
     }
 }
 
-/// The image of a template; `None` for a checkout (refused by `apply`).
-pub(crate) fn image_of(template: &ProcessTemplate) -> Option<&drycc_engine::ImageSpec> {
-    match &template.artifact {
-        Artifact::Image(spec) => Some(spec),
-        Artifact::Checkout { .. } => None,
-    }
-}
-
 /// Where the router reaches a process: its `PORT` as published.
 pub(crate) fn endpoint_of(
     template: &ProcessTemplate,
     ports: &BTreeMap<u16, u16>,
 ) -> Option<SocketAddr> {
-    let port = image_of(template)?.port;
     ports
-        .get(&port)
+        .get(&container::port_of(template))
         .map(|host| SocketAddr::from((Ipv4Addr::LOCALHOST, *host)))
 }
 
-/// The status of a process of `template` that has not run yet.
-fn new_status(name: &str, template: &ProcessTemplate, started: DateTime<Utc>) -> ProcessStatus {
+/// The status of a process of `template` that has not run yet, whose
+/// container is made of `image`.
+fn new_status(
+    name: &str,
+    template: &ProcessTemplate,
+    image: Option<&str>,
+    started: DateTime<Utc>,
+) -> ProcessStatus {
     ProcessStatus {
         name: name.to_string(),
         app: template.app.clone(),
@@ -559,6 +562,6 @@ fn new_status(name: &str, template: &ProcessTemplate, started: DateTime<Utc>) ->
         last_exit: None,
         command: template.command.display(),
         argv: Vec::new(),
-        image: image_of(template).map(|spec| spec.reference.clone()),
+        image: image.map(str::to_string),
     }
 }

@@ -21,7 +21,7 @@ use tokio::time::{sleep, timeout, Instant};
 pub(crate) use crate::container::Found;
 use crate::container::{self, status_of};
 use crate::probe::{self, Readiness, Target};
-use crate::state::{image_of, Shared};
+use crate::state::Shared;
 use drycc_engine::{ProcessState, ProcessTemplate};
 
 /// How long a SIGKILLed container may take to be reported gone.
@@ -263,7 +263,7 @@ impl Supervisor {
                 .map_err(|e| format!("no host port: {e}"))?;
             self.ports = needed.iter().copied().zip(hosts).collect();
         }
-        let port = image_of(&self.template).map_or(0, |s| s.port);
+        let port = container::port_of(&self.template);
         self.shared
             .set_ports(&self.app, &self.name, self.ports.clone(), port);
         let restarts = self
@@ -273,15 +273,15 @@ impl Supervisor {
             .get(&self.app)
             .and_then(|a| a.procs.get(&self.name))
             .map_or(0, |p| p.status.restarts);
-        let body = container::create_body(
-            &self.template,
-            &self.name,
-            &self.shared.config.instance,
-            &self.ports,
-            restarts,
-            self.shared.config.init,
-        )
-        .map_err(|e| e.to_string())?;
+        let config = &self.shared.config;
+        let setup = container::Setup {
+            instance: &config.instance,
+            slug_image: config.slug_image.as_deref(),
+            init: config.init,
+        };
+        let body =
+            container::create_body(&self.template, &self.name, &setup, &self.ports, restarts)
+                .map_err(|e| e.to_string())?;
         let options = CreateContainerOptionsBuilder::new()
             .name(&self.name)
             .build();
@@ -292,7 +292,7 @@ impl Supervisor {
         {
             Err(e) if status_of(&e) == Some(404) => {
                 // The image went away since `apply` saw it: pull it again.
-                let reference = image_of(&self.template).map(|s| s.reference.clone());
+                let reference = body.image.clone();
                 if let Some(reference) = reference {
                     container::image_gone(&self.shared, &reference);
                     container::ensure_image(&self.shared, &reference)
@@ -325,7 +325,7 @@ impl Supervisor {
     ) -> Ended {
         let shared = Arc::clone(&self.shared);
         let (app, name) = (self.app.clone(), self.name.clone());
-        let port = image_of(&self.template).map_or(0, |s| s.port);
+        let port = container::port_of(&self.template);
         let target = Target {
             docker: &shared.docker,
             container: &name,

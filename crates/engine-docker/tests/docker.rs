@@ -1459,3 +1459,239 @@ async fn images_are_pulled_when_missing_and_unknown_ones_are_invalid() {
         )
         .await;
 }
+
+/// The slug image of the checkout tests: busybox with an entrypoint and a
+/// working directory of its own, which a checkout's process must not get.
+const SLUG_IMAGE: &str = "drycc-engine-docker-test/slug:1";
+
+static SLUG_BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+impl Harness {
+    /// An engine running checkouts in `SLUG_IMAGE`.
+    async fn slug_engine(&self) -> Arc<DockerEngine> {
+        SLUG_BUILT
+            .get_or_init(|| async {
+                drycc_images::testing::build_busybox_image(
+                    &self.docker,
+                    SLUG_IMAGE,
+                    "RUN [\"/bin/sh\", \"-c\", \"mkdir -p /tmp /srv\"]\n\
+                     WORKDIR /srv\n\
+                     ENTRYPOINT [\"echo\", \"wrapped by the slug image's entrypoint:\"]\n\
+                     CMD [\"nothing\"]",
+                )
+                .await
+                .expect("the slug image");
+            })
+            .await;
+        let config = DockerConfig {
+            slug_image: Some(SLUG_IMAGE.to_string()),
+            ..self.config()
+        };
+        DockerEngine::connect(self.docker.clone(), config)
+            .await
+            .unwrap()
+    }
+}
+
+fn checkout_template(
+    app: &str,
+    ptype: &str,
+    dir: &std::path::Path,
+    command: Command,
+) -> ProcessTemplate {
+    ProcessTemplate {
+        artifact: Artifact::Checkout {
+            path: dir.to_path_buf(),
+        },
+        ..template(app, ptype, 1, command)
+    }
+}
+
+#[tokio::test]
+async fn checkouts_run_in_the_slug_image_with_their_directory_at_app() {
+    let Some(h) = setup("checkout").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("www")).unwrap();
+    std::fs::write(
+        dir.path().join("www/index.html"),
+        "hello from the checkout\n",
+    )
+    .unwrap();
+    let engine = h.slug_engine().await;
+    assert!(engine.capabilities().checkouts && engine.capabilities().images);
+
+    // Shell syntax (`&&`, a redirection, variables) works, as natively;
+    // what the process writes into /app lands in the checkout.
+    let script = "echo a && echo b > /app/out && echo \"$HOME $PWD $PORT $GREETING\" > /app/env \
+                  && exec sleep 1000";
+    let worker = Deployment {
+        template: checkout_template("checkout", "worker", dir.path(), line(script)),
+        replicas: 1,
+    };
+    let web = Deployment {
+        template: checkout_template(
+            "checkout",
+            "web",
+            dir.path(),
+            line("exec httpd -f -p $PORT -h /app/www"),
+        ),
+        replicas: 1,
+    };
+    engine.apply(worker.clone()).await.unwrap();
+    engine.apply(web.clone()).await.unwrap();
+    converge(&engine, &web).await;
+    let procs = converge(&engine, &worker).await;
+    let out = dir.path().join("out");
+    poll("the worker's file in the checkout", || async {
+        std::fs::read_to_string(&out).is_ok_and(|s| s == "b\n")
+    })
+    .await;
+    let env = dir.path().join("env");
+    poll("the worker's environment in the checkout", || async {
+        std::fs::read_to_string(&env).is_ok_and(|s| s == "/app /app 5000 hi\n")
+    })
+    .await;
+    poll("the worker's output", || async {
+        let logs = engine.logs("checkout", 100, None).await.unwrap();
+        let texts: Vec<&str> = logs.iter().map(|l| l.text.as_str()).collect();
+        texts == ["a"]
+    })
+    .await;
+    let worker_proc = procs.iter().find(|p| p.ptype == "worker").unwrap();
+    assert_eq!(worker_proc.argv, ["/bin/sh", "-c", script]);
+    assert_eq!(worker_proc.command, script);
+    assert_eq!(worker_proc.image.as_deref(), Some(SLUG_IMAGE));
+    assert_eq!(worker_proc.restarts, 0);
+
+    // The checkout's files are there for the process and for exec, whose
+    // working directory is /app too.
+    let (stdout, _, code) = exec_output(
+        &engine,
+        "checkout",
+        &worker_proc.name,
+        run(&["sh", "-c", "pwd && cat www/index.html"]),
+    )
+    .await;
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "/app\nhello from the checkout\n");
+    let web_proc = procs.iter().find(|p| p.ptype == "web").unwrap();
+    let page = http_get(web_proc.endpoint.unwrap()).await.unwrap();
+    assert!(page.contains("hello from the checkout"), "{page}");
+
+    // A new engine adopts the checkout containers as they run.
+    engine.close().await;
+    drop(engine);
+    let engine = h.slug_engine().await;
+    let adopted = wait_for(&engine, "checkout", "adopted and ready", |p| {
+        p.len() == 2 && p.iter().all(|p| p.ready)
+    })
+    .await;
+    for p in &procs {
+        let again = adopted
+            .iter()
+            .find(|a| a.name == p.name)
+            .expect("same name");
+        assert_eq!(again.pid, p.pid, "not restarted");
+        assert_eq!(again.restarts, 0);
+        assert_eq!(again.endpoint, p.endpoint);
+        assert_eq!(again.argv, p.argv);
+        assert_eq!(again.image.as_deref(), Some(SLUG_IMAGE));
+    }
+    engine.apply(worker.clone()).await.unwrap();
+    engine.apply(web.clone()).await.unwrap();
+    let now = engine.processes("checkout").await.unwrap();
+    assert!(is_converged(&worker, &now) && is_converged(&web, &now));
+    let page = http_get(web_proc.endpoint.unwrap()).await.unwrap();
+    assert!(page.contains("hello from the checkout"), "{page}");
+
+    // One that stopped while no engine ran is started again, with its
+    // mount.
+    engine.close().await;
+    drop(engine);
+    std::fs::remove_file(&out).unwrap();
+    let options = bollard::query_parameters::StopContainerOptionsBuilder::new()
+        .t(0)
+        .build();
+    h.docker
+        .stop_container(&worker_proc.name, Some(options))
+        .await
+        .unwrap();
+    let engine = h.slug_engine().await;
+    wait_for(
+        &engine,
+        "checkout",
+        "the stopped worker running again",
+        |p| {
+            p.iter().any(|p| {
+                p.name == worker_proc.name && p.state == ProcessState::Up && p.restarts == 1
+            })
+        },
+    )
+    .await;
+    poll("the restarted worker's file in the checkout", || async {
+        std::fs::read_to_string(&out).is_ok_and(|s| s == "b\n")
+    })
+    .await;
+
+    engine.stop_all().await;
+    assert!(h.containers().await.is_empty());
+}
+
+#[tokio::test]
+async fn checkouts_need_a_slug_image_that_exists() {
+    let Some(h) = setup("slugless").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = |command| Deployment {
+        template: checkout_template("slugless", "web", dir.path(), command),
+        replicas: 1,
+    };
+    let engine = h.engine().await;
+    assert!(!engine.capabilities().checkouts);
+    match engine.apply(checkout(line("exec sleep 1000"))).await {
+        Err(EngineError::Unsupported(reason)) => assert!(reason.contains("slug image"), "{reason}"),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    engine.stop_all().await;
+
+    let engine = h.slug_engine().await;
+    for bad in [line(""), line("  "), Command::Args(Vec::new())] {
+        assert!(matches!(
+            engine.apply(checkout(bad)).await,
+            Err(EngineError::Invalid(_))
+        ));
+    }
+    let mut relative = checkout(line("exec sleep 1000"));
+    relative.template.artifact = Artifact::Checkout {
+        path: "relative/dir".into(),
+    };
+    assert!(matches!(
+        engine.apply(relative).await,
+        Err(EngineError::Invalid(_))
+    ));
+    engine.stop_all().await;
+
+    // A slug image that cannot be pulled refuses checkouts like any image.
+    if let Some(registry) = drycc_images::testing::test_registry() {
+        let config = DockerConfig {
+            slug_image: Some(format!("{registry}/drycc-test/no-such-slug:1")),
+            ..h.config()
+        };
+        let engine = DockerEngine::connect(h.docker.clone(), config)
+            .await
+            .unwrap();
+        match engine.apply(checkout(line("exec sleep 1000"))).await {
+            Err(EngineError::Invalid(reason)) => {
+                assert!(reason.contains("no-such-slug"), "{reason}")
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        engine.stop_all().await;
+    } else {
+        skipped("checkouts_need_a_slug_image_that_exists: no DRYCC_TEST_REGISTRY for the pull");
+    }
+    assert!(h.containers().await.is_empty());
+}

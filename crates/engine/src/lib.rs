@@ -80,10 +80,10 @@ pub struct ImageSpec {
 /// What a process executes, independent of how an engine launches it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Command {
-    /// A Procfile line. Native engines run it with a shell; container
-    /// engines split it into words, expand `$VAR` and `${VAR}` from the
-    /// process environment and pass the words as arguments after the
-    /// image's entrypoint.
+    /// A Procfile line. Native engines run it with a shell, as do container
+    /// engines for a checkout; for an image they split it into words,
+    /// expand `$VAR` and `${VAR}` from the process environment and pass the
+    /// words as arguments after the image's entrypoint.
     Line(String),
     /// Exact arguments after the entrypoint (an image's own CMD).
     Args(Vec<String>),
