@@ -1,5 +1,6 @@
-//! Two engines behind one: checkouts run on the local engine, images on the
-//! container engine (Docker) when there is one. Each type goes to the
+//! Two engines behind one: checkouts run on the local engine (or, with
+//! `DRYCC_ENGINE=docker`, in containers of the slug image), images on the
+//! container engine (Docker). Each type goes to the
 //! engine of its artifact; what both report is merged, so the rest of the
 //! controller sees a single engine.
 
@@ -28,6 +29,8 @@ pub struct Engines {
     /// Which engine runs each type: a type whose artifact changed kind is
     /// removed from the other engine.
     placed: Mutex<HashMap<(String, String), Slot>>,
+    /// Where checkouts run.
+    checkouts: Slot,
     /// Bumped on a change of either engine.
     changes: watch::Sender<u64>,
     /// Forwards both engines' change counters; ends with `close`.
@@ -36,7 +39,11 @@ pub struct Engines {
 
 impl Engines {
     /// Both engines behind one. Must run inside a tokio runtime.
-    pub fn new(local: Arc<dyn Engine>, containers: Arc<dyn Engine>) -> Engines {
+    pub fn new(
+        local: Arc<dyn Engine>,
+        containers: Arc<dyn Engine>,
+        checkouts_in_containers: bool,
+    ) -> Engines {
         let changes = watch::channel(0u64).0;
         let (mut a, mut b) = (local.changes(None), containers.changes(None));
         let sender = changes.clone();
@@ -56,6 +63,11 @@ impl Engines {
             local,
             containers,
             placed: Mutex::new(HashMap::new()),
+            checkouts: if checkouts_in_containers {
+                Slot::Containers
+            } else {
+                Slot::Local
+            },
             changes,
             forward,
         }
@@ -87,7 +99,7 @@ impl Engines {
 impl Engine for Engines {
     async fn apply(&self, deployment: Deployment) -> Result<()> {
         let slot = match deployment.template.artifact {
-            Artifact::Checkout { .. } => Slot::Local,
+            Artifact::Checkout { .. } => self.checkouts,
             Artifact::Image(_) => Slot::Containers,
         };
         let key = (

@@ -26,7 +26,7 @@ const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.engine == EngineKind::Kubernetes {
         anyhow::bail!(
-            "the kubernetes engine is not available in this build yet; use --engine local"
+            "the kubernetes engine is not available in this build yet; use --engine local or --engine docker"
         );
     }
     let data_dir = settings.data_dir();
@@ -35,12 +35,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store = Store::open(&settings.database_url())
         .await
         .context("cannot open the state store")?;
-    let local: Arc<dyn Engine> = local_engine(&settings, &data_dir)?;
-    let docker = docker_engine(&settings).await;
-    let engine: Arc<dyn Engine> = match &docker {
-        Some((_, containers)) => Arc::new(Engines::new(local, containers.clone())),
-        None => local,
-    };
+    let (engine, docker) = engines(&settings, &data_dir).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -57,7 +52,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         hex::encode(secret),
         router_secret,
     );
-    if let Some((client, _)) = docker {
+    if let Some(client) = docker {
         app_state.images = drycc_images::Inspector::new(Some(client.clone()));
         app_state.docker = Some(client);
     }
@@ -193,6 +188,29 @@ fn local_engine(
     })
 }
 
+/// The engine the controller drives: the local engine, with the Docker
+/// engine beside it when one is reachable (images, and with
+/// `DRYCC_ENGINE=docker` checkouts too); the Docker client for Dockerfile
+/// builds.
+async fn engines(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Engine>, Option<drycc_images::bollard::Docker>)> {
+    let local: Arc<dyn Engine> = local_engine(settings, data_dir)?;
+    let checkouts_in_containers = settings.engine == EngineKind::Docker;
+    if checkouts_in_containers && settings.slug_image.as_deref().is_none_or(str::is_empty) {
+        anyhow::bail!("DRYCC_ENGINE=docker runs source apps in containers of DRYCC_SLUG_IMAGE: set it to an image with /bin/sh and the runtimes your apps need");
+    }
+    let Some((client, containers)) = docker_engine(settings).await else {
+        if checkouts_in_containers {
+            anyhow::bail!("DRYCC_ENGINE=docker needs a Docker engine: start dockerd or point DRYCC_DOCKER_HOST (or DOCKER_HOST) at one");
+        }
+        return Ok((local, None));
+    };
+    let engine = Engines::new(local, containers, checkouts_in_containers);
+    Ok((Arc::new(engine), Some(client)))
+}
+
 /// Host ports for processes: the local engine's share and the Docker
 /// engine's (the top quarter), apart so that neither hands out a port the
 /// other promised.
@@ -224,6 +242,9 @@ async fn docker_engine(
             initial: std::time::Duration::from_secs_f64(settings.crash_backoff.max(0.05)),
             ..Default::default()
         },
+        slug_image: (settings.engine == EngineKind::Docker)
+            .then(|| settings.slug_image.clone())
+            .flatten(),
         ..DockerConfig::new(settings.instance())
     };
     match DockerEngine::connect(client, config).await {
@@ -241,11 +262,7 @@ async fn docker_engine(
 /// `drycc-controller stop-apps`: stop every app process (and container)
 /// the (stopped) controller left running.
 pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
-    let local: Arc<dyn Engine> = local_engine(&settings, &settings.data_dir())?;
-    let engine: Arc<dyn Engine> = match docker_engine(&settings).await {
-        Some((_, containers)) => Arc::new(Engines::new(local, containers)),
-        None => local,
-    };
+    let (engine, _) = engines(&settings, &settings.data_dir()).await?;
     let mut count = 0;
     for app in engine.apps().await? {
         count += engine.processes(&app).await?.len();

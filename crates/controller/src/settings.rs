@@ -36,7 +36,10 @@ pub enum Command {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineKind {
+    /// Source apps natively; images on the Docker engine when there is one.
     Local,
+    /// Source apps in containers of the slug image too (`DRYCC_SLUG_IMAGE`).
+    Docker,
     Kubernetes,
 }
 
@@ -97,6 +100,11 @@ pub struct Settings {
     /// else `/var/run/docker.sock` when it exists.
     #[arg(long, env = "DRYCC_DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// The image source apps run in with `DRYCC_ENGINE=docker` (their
+    /// slug mounted at /app); it must have `/bin/sh` and the runtimes the
+    /// apps need.
+    #[arg(long, env = "DRYCC_SLUG_IMAGE")]
+    pub slug_image: Option<String>,
     #[arg(
         long,
         env = "DRYCC_REGISTRATION_MODE",

@@ -330,3 +330,50 @@ fn a_dockerfile_push_builds_and_runs_and_a_broken_one_changes_nothing() {
     assert_eq!(releases(), before);
     wait_routed(&controller, app);
 }
+
+#[test]
+fn with_the_docker_engine_source_apps_run_in_the_slug_image() {
+    let (Some(docker), Some(_)) = (docker_from_env(), test_registry()) else {
+        skip(
+            "with_the_docker_engine_source_apps_run_in_the_slug_image",
+            "DOCKER_HOST is not set (scripts/with-docker.sh sets it)",
+        );
+        return;
+    };
+    let slug_image = "drycc-test/slug:1";
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(build_busybox_image(&docker, slug_image, ""))
+        .expect("the slug image");
+    let controller =
+        Controller::start(&[("DRYCC_ENGINE", "docker"), ("DRYCC_SLUG_IMAGE", slug_image)]);
+    let cli = cli_for(&controller, "slugger");
+    let app = "slugged";
+    cli.ok(&["create", app, "--no-remote"]);
+    let api = api(&controller, &cli);
+    let token = api.token.clone().expect("token");
+
+    let repo = tempfile::tempdir().expect("repo");
+    support::git(repo.path(), &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(repo.path().join("www")).expect("www");
+    std::fs::write(repo.path().join("www/index.html"), format!("{PAGE}\n")).expect("page");
+    std::fs::write(
+        repo.path().join("Procfile"),
+        "web: httpd -f -p $PORT -h /app/www\n",
+    )
+    .expect("Procfile");
+    support::commit_all(repo.path(), "a source app");
+    let (ok, out) = support::push(repo.path(), &controller.url, app, "slugger", &token);
+    assert!(ok, "{out}\n{}", controller.log());
+    wait_routed(&controller, app);
+    let web = api.pods_of(app, "web")[0]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let described = api.describe(app, &web);
+    assert_eq!(described["image"], slug_image, "{described}");
+    let pwd = cli.ok(&["ps:exec", &web, "-a", app, "--", "pwd"]);
+    assert_eq!(pwd.trim(), "/app");
+}
