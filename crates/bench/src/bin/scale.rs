@@ -63,7 +63,7 @@ fn main() -> Result<()> {
         let up = api
             .pods("bench-app")?
             .iter()
-            .filter(|p| p["state"] == "up")
+            .filter(|p| p["type"] == "worker" && p["state"] == "up")
             .count();
         if up != count as usize {
             bail!("only {up} of {count} processes up after the scale answered");
@@ -108,7 +108,9 @@ fn bench_image() -> Result<String> {
         .enable_all()
         .build()?
         .block_on(drycc_images::testing::build_busybox_image(
-            &docker, image, "",
+            &docker,
+            image,
+            "CMD [\"httpd\", \"-f\", \"-p\", \"5000\"]",
         ))?;
     Ok(image.to_string())
 }
