@@ -144,6 +144,10 @@ pub struct Config {
     pub healthcheck: BTreeMap<String, Value>,
     pub termination_grace_period: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, String>,
+    /// Private registry credentials: `username` as set, `password` masked
+    /// (the API never sends it back).
+    #[serde(default)]
+    pub registry: BTreeMap<String, String>,
     pub created: String,
     pub updated: String,
     /// Whether the engine enforces CPU and memory limits (`None` from a
@@ -170,6 +174,9 @@ pub struct ConfigUpdate {
     pub termination_grace_period: Option<BTreeMap<String, Option<Value>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, Option<Value>>>,
+    /// `username` and `password` of the app's private image registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<BTreeMap<String, Option<Value>>>,
 }
 
 /// One process, as `ps` shows it.

@@ -22,6 +22,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("config", &["list", "set", "unset"]),
     ("limits", &["list", "set", "unset"]),
     ("timeouts", &["list", "set", "unset"]),
+    ("registry", &["list", "set", "unset"]),
     ("healthchecks", &["list", "set", "unset"]),
     ("autoscale", &["list", "set", "unset"]),
     ("perms", &["list", "create", "delete"]),

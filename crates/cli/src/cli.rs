@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage termination grace periods per process type
     #[command(subcommand)]
     Timeouts(TimeoutsCmd),
+    /// Manage the login of the app's private image registry
+    #[command(subcommand)]
+    Registry(RegistryCmd),
     /// Manage liveness and readiness probes per process type
     #[command(subcommand)]
     Healthchecks(HealthchecksCmd),
@@ -360,6 +363,29 @@ pub enum TimeoutsCmd {
         app: AppOpt,
         #[arg(required = true, value_name = "TYPE")]
         types: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCmd {
+    /// Show the registry login (the password is never shown)
+    List {
+        #[command(flatten)]
+        app: AppOpt,
+    },
+    /// Set the registry login, e.g. username=bob password=s3cret
+    Set {
+        #[command(flatten)]
+        app: AppOpt,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        items: Vec<String>,
+    },
+    /// Remove parts of the registry login, e.g. username password
+    Unset {
+        #[command(flatten)]
+        app: AppOpt,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
     },
 }
 

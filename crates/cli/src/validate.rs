@@ -147,6 +147,40 @@ pub fn parse_config_values(items: &[String]) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
+/// The keys of `registry:*`.
+const REGISTRY_KEYS: [&str; 2] = ["username", "password"];
+
+/// `username=...` and `password=...` (the value may contain `=`).
+pub fn parse_registry(items: &[String]) -> Result<BTreeMap<String, String>, Invalid> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let key = parse_registry_key(item.split_once('=').map_or(item.as_str(), |(k, _)| k))?;
+        let Some((_, value)) = item.split_once('=') else {
+            return Err(Invalid(format!(
+                "'{item}' does not match the pattern 'key=value', ex: username=bob"
+            )));
+        };
+        if value.is_empty() {
+            return Err(Invalid(format!(
+                "{key} is empty; give a value, ex: {key}=..."
+            )));
+        }
+        out.insert(key, value.to_string());
+    }
+    Ok(out)
+}
+
+/// `username` or `password`.
+pub fn parse_registry_key(key: &str) -> Result<String, Invalid> {
+    if REGISTRY_KEYS.contains(&key) {
+        Ok(key.to_string())
+    } else {
+        Err(Invalid(format!(
+            "'{key}' is not a registry key: use username or password"
+        )))
+    }
+}
+
 pub fn parse_config_keys(keys: &[String]) -> Result<Vec<String>, Invalid> {
     keys.iter()
         .map(|k| {

@@ -49,6 +49,7 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 reference: build.image.clone(),
                 entrypoint: record.entrypoint.clone(),
                 port: container_port,
+                credentials: registry_login(&config.registry),
             }),
             false,
         ),
@@ -129,6 +130,16 @@ pub fn slug_name(build: &drycc_store::Build) -> String {
 /// Where the processes of a native build run.
 pub fn slug_dir(state: &AppState, app: &str, build: &drycc_store::Build) -> std::path::PathBuf {
     state.slugs_dir().join(app).join(slug_name(build))
+}
+
+/// The app's registry login, when both its parts are set.
+pub fn registry_login(
+    registry: &BTreeMap<String, String>,
+) -> Option<drycc_engine::RegistryCredentials> {
+    Some(drycc_engine::RegistryCredentials {
+        username: registry.get("username")?.clone(),
+        password: registry.get("password")?.clone(),
+    })
 }
 
 /// What an image build runs, read from the image's config when the build

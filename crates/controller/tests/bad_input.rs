@@ -273,6 +273,7 @@ fn bad_input_is_refused_and_changes_nothing() {
         json!({"memory": {"web": "lots"}}),
         json!({"termination_grace_period": {"web": "soon"}}),
         json!({"healthcheck": {"web": {"readinessProbe": {"nothing": 1}}}}),
+        json!({"registry": {"token": "x"}}),
     ] {
         let answer = api.post(&format!("/v2/apps/{app}/config/"), body.clone());
         assert_eq!(answer.status, 400, "{body}: {}", answer.text);

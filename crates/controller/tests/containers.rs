@@ -8,6 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use drycc_images::bollard::query_parameters::RemoveImageOptionsBuilder;
 use drycc_images::testing::{build_busybox_image, docker_from_env, push, skip, test_registry};
 use serde_json::Value;
 use support::cli::{count, interactive_exec, ps_rows, scaled, Cli};
@@ -66,12 +67,10 @@ fn images(test: &str) -> Option<Images> {
                 .await
                 .expect("build");
             push(&docker, tag).await.expect("push");
+            // The tag only: its parent layers are other tests' build cache.
+            let keep_parents = RemoveImageOptionsBuilder::new().noprune(true).build();
             docker
-                .remove_image(
-                    tag,
-                    None::<drycc_images::bollard::query_parameters::RemoveImageOptions>,
-                    None,
-                )
+                .remove_image(tag, Some(keep_parents), None)
                 .await
                 .expect("remove the local copy");
         }
@@ -240,8 +239,22 @@ fn an_image_runs_its_cmd_and_a_procfile_keeps_its_entrypoint() {
     cli.ok(&["pull", &images.plain, "-a", "by-cmd"]);
     wait_routed(&controller, "by-cmd");
 
-    // A Procfile line replaces CMD; the ENTRYPOINT still runs first.
+    // A Procfile line replaces CMD; the ENTRYPOINT still runs first. The
+    // app has a registry login (the test registry asks for none): it is
+    // kept, never shown, and the image is read and pulled with it.
     cli.ok(&["create", "by-entry", "--no-remote"]);
+    let out = cli.ok(&[
+        "registry:set",
+        "username=bob",
+        "password=s3cret",
+        "-a",
+        "by-entry",
+    ]);
+    assert!(
+        out.contains("username    bob") && out.contains("********"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
     cli.ok(&[
         "pull",
         &images.entry,

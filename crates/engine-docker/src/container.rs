@@ -23,7 +23,9 @@ use futures::StreamExt;
 
 use crate::state::Shared;
 use crate::words;
-use drycc_engine::{Artifact, Command, EngineError, Env, ProbeAction, ProcessTemplate, Result};
+use drycc_engine::{
+    Artifact, Command, EngineError, Env, ProbeAction, ProcessTemplate, RegistryCredentials, Result,
+};
 
 /// Where a checkout is mounted in its container: the process's working
 /// directory and `HOME`, as on Heroku.
@@ -420,7 +422,11 @@ fn is_unknown_image(message: &str) -> bool {
 /// Make sure the image is on the daemon: look, and pull it when it is not
 /// there. An image that does not exist is the user's error (`Invalid`); a
 /// daemon or registry that cannot be reached is `Unavailable`.
-pub(crate) async fn ensure_image(shared: &Shared, reference: &str) -> Result<()> {
+pub(crate) async fn ensure_image(
+    shared: &Shared,
+    reference: &str,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<()> {
     if shared
         .images
         .lock()
@@ -431,7 +437,7 @@ pub(crate) async fn ensure_image(shared: &Shared, reference: &str) -> Result<()>
     }
     match shared.docker.inspect_image(reference).await {
         Ok(_) => {}
-        Err(e) if status_of(&e) == Some(404) => pull(shared, reference).await?,
+        Err(e) if status_of(&e) == Some(404) => pull(shared, reference, credentials).await?,
         Err(e) if status_of(&e) == Some(400) => {
             return Err(EngineError::Invalid(format!(
                 "invalid image reference {reference:?}: {e}"
@@ -456,14 +462,31 @@ pub(crate) fn image_gone(shared: &Shared, reference: &str) {
         .remove(reference);
 }
 
-async fn pull(shared: &Shared, reference: &str) -> Result<()> {
+/// The registry login of an image template, if it has one.
+pub(crate) fn credentials_of(template: &ProcessTemplate) -> Option<&RegistryCredentials> {
+    match &template.artifact {
+        Artifact::Image(image) => image.credentials.as_ref(),
+        Artifact::Checkout { .. } => None,
+    }
+}
+
+async fn pull(
+    shared: &Shared,
+    reference: &str,
+    credentials: Option<&RegistryCredentials>,
+) -> Result<()> {
     tracing::info!(image = %reference, "pulling an image");
     // `fromImage` with the whole reference: the daemon splits off the tag
     // or digest itself; a reference without one means `latest`.
     let options = CreateImageOptionsBuilder::new()
         .from_image(reference)
         .build();
-    let mut progress = shared.docker.create_image(Some(options), None, None);
+    let login = credentials.map(|c| bollard::auth::DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        ..Default::default()
+    });
+    let mut progress = shared.docker.create_image(Some(options), None, login);
     while let Some(item) = progress.next().await {
         match item {
             Ok(_) => {}
@@ -506,6 +529,7 @@ mod tests {
                 reference: "img:1".into(),
                 entrypoint: vec!["/entry".into()],
                 port: 5000,
+                credentials: None,
             }),
             command,
             env: [("GREETING".to_string(), "hi there".to_string())].into(),

@@ -326,7 +326,8 @@ impl Engine for DockerEngine {
         if let Some(reference) = container::image_ref(&deployment.template, slug_image) {
             // Pulled before anything starts, so that an image that does not
             // exist is refused here rather than crash-looping.
-            container::ensure_image(shared, reference).await?;
+            let login = container::credentials_of(&deployment.template);
+            container::ensure_image(shared, reference, login).await?;
         }
         let mut inner = shared.lock();
         if inner.closed {

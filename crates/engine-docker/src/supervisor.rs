@@ -295,7 +295,8 @@ impl Supervisor {
                 let reference = body.image.clone();
                 if let Some(reference) = reference {
                     container::image_gone(&self.shared, &reference);
-                    container::ensure_image(&self.shared, &reference)
+                    let login = container::credentials_of(&self.template);
+                    container::ensure_image(&self.shared, &reference, login)
                         .await
                         .map_err(|e| e.to_string())?;
                 }

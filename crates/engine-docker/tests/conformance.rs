@@ -71,6 +71,7 @@ impl Harness for Docker {
                 reference: IMAGE.to_string(),
                 entrypoint: Vec::new(),
                 port: 5000,
+                credentials: None,
             }),
             command: Command::Args(vec!["sh".into(), "-c".into(), script.to_string()]),
             env: Default::default(),

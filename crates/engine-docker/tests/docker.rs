@@ -217,6 +217,7 @@ fn template(app: &str, ptype: &str, release: u32, command: Command) -> ProcessTe
             reference: IMAGE.to_string(),
             entrypoint: Vec::new(),
             port: 5000,
+            credentials: None,
         }),
         command,
         env: BTreeMap::from([("GREETING".to_string(), "hi".to_string())]),
@@ -1419,7 +1420,7 @@ async fn images_are_pulled_when_missing_and_unknown_ones_are_invalid() {
     while let Some(item) = push.next().await {
         item.unwrap();
     }
-    let options = RemoveImageOptionsBuilder::new().build();
+    let options = RemoveImageOptionsBuilder::new().noprune(true).build();
     h.docker
         .remove_image(&reference, Some(options), None)
         .await
@@ -1454,7 +1455,7 @@ async fn images_are_pulled_when_missing_and_unknown_ones_are_invalid() {
         .docker
         .remove_image(
             &reference,
-            Some(RemoveImageOptionsBuilder::new().build()),
+            Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
             None,
         )
         .await;

@@ -75,6 +75,26 @@ pub struct ImageSpec {
     /// The port the process listens on inside its container, given to it
     /// as `PORT`; the engine publishes it where the router can reach it.
     pub port: u16,
+    /// For a private registry. Never serialised: an engine that records
+    /// templates (container labels) must not write a password down.
+    #[serde(skip)]
+    pub credentials: Option<RegistryCredentials>,
+}
+
+/// The login of a private image registry.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("username", &self.username)
+            .field("password", &"********")
+            .finish()
+    }
 }
 
 /// What a process executes, independent of how an engine launches it.

@@ -31,7 +31,11 @@ fn repository(registry: &str, name: &str) -> String {
 }
 
 async fn remove(docker: &Docker, tag: &str) {
-    let options = RemoveImageOptionsBuilder::default().force(true).build();
+    // The tag only: parent layers may be the build cache of other tests.
+    let options = RemoveImageOptionsBuilder::default()
+        .force(true)
+        .noprune(true)
+        .build();
     if let Err(e) = docker.remove_image(tag, Some(options), None).await {
         eprintln!("removing {tag}: {e}");
     }

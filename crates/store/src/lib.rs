@@ -28,7 +28,7 @@
 //! | `tokens` | `token_hash`, `user_id`, `created`, `expires` (NULL: issued before expiry existed) | PK `token_hash`, FK `user_id` -> `users` (cascade) |
 //! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `created`, `updated` | PK `uuid`, UNIQUE `id`, FK `owner` -> `users.username` |
 //! | `builds` | `uuid`, `app`, `owner`, `image`, `stack`, `sha`, `procfile`*, `dockerfile`, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
-//! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
+//! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `registry`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `state`, `previous_structure`*, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
 //! | `settings` | `uuid`, `app`, `owner`, `autoscale`*, `routable`, `created`, `updated` | PK `uuid`, UNIQUE `app` |
 //! | `app_perms` | `app`, `username`, `created` | PK (`app`, `username`), FKs to `apps.id`, `users.username` |

@@ -80,6 +80,8 @@ pub struct Config {
     /// Process type -> seconds.
     pub termination_grace_period: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, String>,
+    /// Private image registry credentials (`username`, `password`).
+    pub registry: BTreeMap<String, String>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }
@@ -185,6 +187,7 @@ pub struct NewConfig {
     pub healthcheck: serde_json::Value,
     pub termination_grace_period: BTreeMap<String, u64>,
     pub tags: BTreeMap<String, String>,
+    pub registry: BTreeMap<String, String>,
 }
 
 impl Default for NewConfig {
@@ -196,6 +199,7 @@ impl Default for NewConfig {
             healthcheck: serde_json::Value::Object(serde_json::Map::new()),
             termination_grace_period: BTreeMap::new(),
             tags: BTreeMap::new(),
+            registry: BTreeMap::new(),
         }
     }
 }
@@ -211,6 +215,7 @@ impl From<&Config> for NewConfig {
             healthcheck: c.healthcheck.clone(),
             termination_grace_period: c.termination_grace_period.clone(),
             tags: c.tags.clone(),
+            registry: c.registry.clone(),
         }
     }
 }

@@ -23,7 +23,7 @@ const BUILD_COLUMNS: &str = "b.uuid AS b_uuid, b.app AS b_app, b.owner AS b_owne
 
 const CONFIG_COLUMNS: &str = "c.uuid AS c_uuid, c.app AS c_app, c.owner AS c_owner, \
      c.env_values AS c_values, c.cpu AS c_cpu, c.memory AS c_memory, \
-     c.healthcheck AS c_healthcheck, c.termination_grace_period AS c_tgp, c.tags AS c_tags, \
+     c.healthcheck AS c_healthcheck, c.termination_grace_period AS c_tgp, c.tags AS c_tags, c.registry AS c_registry, \
      c.created AS c_created, c.updated AS c_updated";
 
 const RELEASE_COLUMNS: &str = "r.uuid AS r_uuid, r.app AS r_app, r.owner AS r_owner, \
@@ -71,6 +71,7 @@ fn config_from_row(row: &AnyRow) -> Result<Config> {
         healthcheck: row.json("c_healthcheck")?,
         termination_grace_period: row.json("c_tgp")?,
         tags: row.json("c_tags")?,
+        registry: row.json("c_registry")?,
         created: row.time("c_created")?,
         updated: row.time("c_updated")?,
     })
@@ -201,13 +202,14 @@ pub(crate) async fn insert_release(
         healthcheck: c.healthcheck.clone(),
         termination_grace_period: c.termination_grace_period.clone(),
         tags: c.tags.clone(),
+        registry: c.registry.clone(),
         created: *at,
         updated: *at,
     };
     sqlx::query(
         "INSERT INTO configs (uuid, app, owner, env_values, cpu, memory, healthcheck, \
-         termination_grace_period, tags, created, updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         termination_grace_period, tags, registry, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&config.uuid)
     .bind(&config.app)
@@ -218,6 +220,7 @@ pub(crate) async fn insert_release(
     .bind(json(&config.healthcheck)?)
     .bind(json(&config.termination_grace_period)?)
     .bind(json(&config.tags)?)
+    .bind(json(&config.registry)?)
     .bind(ts(at))
     .bind(ts(at))
     .execute(&mut *conn)

@@ -73,6 +73,7 @@ pub(super) fn sample_config() -> Config {
         healthcheck: Default::default(),
         termination_grace_period: Default::default(),
         tags: Default::default(),
+        registry: Default::default(),
         created: "2023-12-08T02:25:00Z".into(),
         updated: "2023-12-08T02:25:00Z".into(),
         limits_enforced: None,

@@ -10,6 +10,7 @@ mod healthchecks;
 mod limits;
 mod perms;
 mod ps;
+mod registry;
 mod releases;
 mod timeouts;
 
@@ -34,6 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Config(cmd) => config::run(cmd, &ctx).await,
         Command::Limits(cmd) => limits::run(cmd, &ctx).await,
         Command::Timeouts(cmd) => timeouts::run(cmd, &ctx).await,
+        Command::Registry(cmd) => registry::run(cmd, &ctx).await,
         Command::Healthchecks(cmd) => healthchecks::run(cmd, &ctx).await,
         Command::Autoscale(cmd) => autoscale::run(cmd, &ctx).await,
         Command::Perms(cmd) => perms::run(cmd, &ctx).await,

@@ -13,6 +13,9 @@ use crate::deploy::{self, ReleaseChange};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::{timestamp, AppState, Shared};
 
+/// What `registry` holds: the credentials of the app's image registry.
+const REGISTRY_KEYS: [&str; 2] = ["username", "password"];
+
 /// The longest grace period a type may ask for (one hour).
 const MAX_GRACE_SECONDS: u64 = 3600;
 
@@ -33,6 +36,18 @@ pub fn config_view(state: &AppState, config: &drycc_store::Config) -> drycc_api_
         healthcheck,
         termination_grace_period: config.termination_grace_period.clone(),
         tags: config.tags.clone(),
+        registry: config
+            .registry
+            .iter()
+            .map(|(k, v)| {
+                let shown = if k == "password" {
+                    "********".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect(),
         created: timestamp(&config.created),
         updated: timestamp(&config.updated),
         limits_enforced: Some(enforced.is_ok()),
@@ -159,6 +174,13 @@ pub fn merge(before: &NewConfig, update: &ConfigUpdate) -> ApiResult<(NewConfig,
         &mut changes,
         |key, v| scalar_text("tags", key, v),
     )?;
+    merge_typed(
+        &mut after.registry,
+        update.registry.as_ref(),
+        "registry",
+        &mut changes,
+        |key, v| scalar_text("registry", key, v),
+    )?;
     if let Some(update) = &update.healthcheck {
         let mut checks: BTreeMap<String, Value> = before
             .healthcheck
@@ -191,8 +213,17 @@ fn merge_typed<T: PartialEq>(
         return Ok(());
     };
     for (key, value) in update {
-        if field != "tags" {
-            validate_ptype(field, key)?;
+        match field {
+            "tags" => {}
+            "registry" if REGISTRY_KEYS.contains(&key.as_str()) => {}
+            "registry" => {
+                return Err(ApiError::bad_request(format!(
+                    "registry: unknown key {:?}; the keys are {}",
+                    key.chars().take(40).collect::<String>(),
+                    REGISTRY_KEYS.join(" and ")
+                )))
+            }
+            _ => validate_ptype(field, key)?,
         }
         match value {
             None | Some(Value::Null) => {

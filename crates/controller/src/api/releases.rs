@@ -88,9 +88,18 @@ pub async fn create_build(
             "image apps run on a Docker engine and none is reachable: start dockerd (or point DRYCC_DOCKER_HOST at one) and restart the controller",
         ));
     }
+    let latest = match state.store.desired_release(&app.id).await? {
+        Some(release) => release,
+        None => state.store.latest_release(&app.id).await?,
+    };
+    let login =
+        deploy::registry_login(&latest.config.registry).map(|c| drycc_images::Credentials {
+            username: c.username,
+            password: c.password,
+        });
     let image = state
         .images
-        .inspect(reference, None)
+        .inspect(reference, login.as_ref())
         .await
         .map_err(|e| ApiError::bad_request(format!("image {reference}: {e}")))?;
     let build = image_build::new_build(
@@ -101,10 +110,6 @@ pub async fn create_build(
         String::new(),
     )
     .map_err(ApiError::bad_request)?;
-    let latest = match state.store.desired_release(&app.id).await? {
-        Some(release) => release,
-        None => state.store.latest_release(&app.id).await?,
-    };
     let types = build.procfile.keys().cloned().collect();
     let change = ReleaseChange {
         owner: user.username.clone(),
