@@ -1,6 +1,7 @@
 //! The daemon's container events, watched by one task: a `die` of one of
 //! this engine's containers wakes the supervisor of its process, which
-//! looks at the container itself (an event is a hint, never the truth).
+//! looks at the container itself (an event is a hint, never the truth); an
+//! `oom` (which comes before its `die`) is remembered for the exit reason.
 //! When the stream breaks (daemon restarted, connection lost) every
 //! supervisor is woken to look, and the stream resumes from the last
 //! event seen.
@@ -25,7 +26,10 @@ pub(crate) fn spawn_watcher(shared: &Arc<Shared>) {
         loop {
             let mut filters = container::filters(&shared.config.instance, None);
             filters.insert("type".to_string(), vec!["container".to_string()]);
-            filters.insert("event".to_string(), vec!["die".to_string()]);
+            filters.insert(
+                "event".to_string(),
+                vec!["die".to_string(), "oom".to_string()],
+            );
             let mut builder = EventsOptionsBuilder::new().filters(&filters);
             let since_text = since.map(|s| s.to_string());
             if let Some(since) = &since_text {
@@ -47,7 +51,11 @@ pub(crate) fn spawn_watcher(shared: &Arc<Shared>) {
                         if let (Some(app), Some(name)) =
                             (attributes.get(LABEL_APP), attributes.get("name"))
                         {
-                            shared.died(app, name);
+                            if event.action.as_deref() == Some("oom") {
+                                shared.oom(name);
+                            } else {
+                                shared.died(app, name);
+                            }
                         }
                     }
                     Some(Err(e)) => {

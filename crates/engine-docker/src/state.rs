@@ -42,6 +42,10 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancellationToken,
     /// Image references known to be on the daemon.
     pub(crate) images: Mutex<HashSet<String>>,
+    /// Containers the kernel's OOM killer hit since they last started: the
+    /// daemon's `oom` event, as its `OOMKilled` flag is not always set
+    /// when the killer picks a child of the container's init.
+    pub(crate) oom_killed: Mutex<HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -144,6 +148,7 @@ impl Shared {
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             images: Mutex::new(HashSet::new()),
+            oom_killed: Mutex::new(HashSet::new()),
         }
     }
 
@@ -398,6 +403,22 @@ impl Shared {
     }
 
     /// The container of a process died (an event said so).
+    /// The daemon said the OOM killer hit container `name`.
+    pub(crate) fn oom(&self, name: &str) {
+        self.oom_killed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+    }
+
+    /// Whether the OOM killer hit `name` since it was last asked.
+    pub(crate) fn take_oom(&self, name: &str) -> bool {
+        self.oom_killed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+    }
+
     pub(crate) fn died(&self, app: &str, name: &str) {
         let inner = self.lock();
         if let Some(proc) = inner.apps.get(app).and_then(|e| e.procs.get(name)) {

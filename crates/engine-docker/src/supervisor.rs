@@ -490,6 +490,8 @@ async fn look(shared: &Shared, name: &str) -> Result<Look, bollard::errors::Erro
             let state = inspect.state.unwrap_or_default();
             if state.running == Some(true) {
                 Ok(Look::Running)
+            } else if shared.take_oom(name) {
+                Ok(Look::Exited("OOMKilled".to_string()))
             } else {
                 Ok(Look::Exited(container::exit_reason(&state)))
             }
