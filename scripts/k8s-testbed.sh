@@ -70,8 +70,9 @@ cmd_build() {
         return 0
     fi
     go_env
-    mkdir -p "$cache" 2>/dev/null && [[ -w "$cache" ]] \
-        || die "cannot write the build cache $cache (set DRYCC_K8S_CACHE to a directory of yours)"
+    if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w "$cache" ]]; then
+        die "cannot write the build cache $cache (set DRYCC_K8S_CACHE to a directory of yours)"
+    fi
     # One build at a time per cache (parallel CI runs on one machine).
     exec 9>"$cache/.build.lock"
     flock 9

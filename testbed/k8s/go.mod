@@ -1,3 +1,5 @@
+// A Kubernetes control plane for tests: see README.md. Built by
+// scripts/k8s-testbed.sh build, never by cargo.
 module github.com/drycc/drycc-rs/testbed/k8s
 
 go 1.26.0
@@ -197,6 +199,9 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
+// k8s.io/kubernetes names its staging modules v0.0.0 and replaces them with
+// its own directories; outside its tree they are the published v0.37.x of
+// the same release.
 replace (
 	k8s.io/api => k8s.io/api v0.37.2
 	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.37.2

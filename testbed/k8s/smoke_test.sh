@@ -12,4 +12,5 @@ command -v go >/dev/null || { echo "ERROR: go is missing; the Kubernetes suite c
 [[ -n "${KUBECONFIG:-}" ]] || { echo "smoke_test: KUBECONFIG is not set (start the testbed: scripts/k8s-testbed.sh up)" >&2; exit 1; }
 cache="${DRYCC_K8S_CACHE:-/var/cache/drycc-k8s}"
 export GOMODCACHE="$cache/go-mod" GOCACHE="$cache/go-build" GOFLAGS=-mod=readonly GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-exec go test -count=1 -v ./smoke/
+# -trimpath as the build: the packages it compiled are reused.
+exec go test -trimpath -count=1 -v ./smoke/
