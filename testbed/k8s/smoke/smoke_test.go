@@ -1,6 +1,7 @@
 // Package smoke checks a running testbed (scripts/k8s-testbed.sh up): a
-// Deployment's pods are scheduled onto kwok's fake node, become Running and
-// Ready with a pod IP, and go away when it is scaled to 0.
+// Deployment's pods are scheduled onto kwok's fake node and become Running
+// and Ready with a pod IP, an HPA raises it to its minimum, and its pods go
+// away when it is scaled to 0.
 package smoke
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,30 +112,7 @@ func TestDeploymentOnFakeNode(t *testing.T) {
 	}
 	selector := "app=smoke,type=web"
 
-	poll(t, ctx, 90*time.Second, "2 pods Running and Ready on "+nodeName, func(ctx context.Context) error {
-		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return err
-		}
-		if len(pods.Items) != 2 {
-			return fmt.Errorf("%d pods", len(pods.Items))
-		}
-		for _, p := range pods.Items {
-			if p.Spec.NodeName != nodeName {
-				return fmt.Errorf("pod %s on node %q", p.Name, p.Spec.NodeName)
-			}
-			if p.Status.Phase != corev1.PodRunning {
-				return fmt.Errorf("pod %s is %s", p.Name, p.Status.Phase)
-			}
-			if !podReady(&p) {
-				return fmt.Errorf("pod %s is not Ready", p.Name)
-			}
-			if p.Status.PodIP == "" {
-				return fmt.Errorf("pod %s has no IP", p.Name)
-			}
-		}
-		return nil
-	})
+	waitReady(t, ctx, cs, ns, selector, 2)
 	poll(t, ctx, 30*time.Second, "deployment reports 2 ready replicas", func(ctx context.Context) error {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "smoke-web", metav1.GetOptions{})
 		if err != nil {
@@ -144,6 +123,32 @@ func TestDeploymentOnFakeNode(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The HPA controller runs: with no metrics it still raises the
+	// Deployment to minReplicas.
+	minReplicas, cpu := int32(3), int32(75)
+	_, err = cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "smoke-web"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "smoke-web"},
+			MinReplicas:    &minReplicas,
+			MaxReplicas:    5,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ResourceMetricSourceType,
+				Resource: &autoscalingv2.ResourceMetricSource{
+					Name:   corev1.ResourceCPU,
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &cpu},
+				},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ctx, cs, ns, selector, 3)
+	if err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Delete(ctx, "smoke-web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// Scale to 0 through the /scale subresource, as the engine will.
 	_, err = cs.AppsV1().Deployments(ns).UpdateScale(ctx, "smoke-web", &autoscalingv1.Scale{
@@ -160,6 +165,36 @@ func TestDeploymentOnFakeNode(t *testing.T) {
 		}
 		if len(pods.Items) != 0 {
 			return fmt.Errorf("%d pods left", len(pods.Items))
+		}
+		return nil
+	})
+}
+
+// waitReady waits until exactly n pods match the selector, every one bound
+// to the fake node, Running, Ready and with an IP.
+func waitReady(t *testing.T, ctx context.Context, cs *kubernetes.Clientset, ns, selector string, n int) {
+	t.Helper()
+	poll(t, ctx, 90*time.Second, fmt.Sprintf("%d pods Running and Ready on %s", n, nodeName), func(ctx context.Context) error {
+		pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) != n {
+			return fmt.Errorf("%d pods", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != nodeName {
+				return fmt.Errorf("pod %s on node %q", p.Name, p.Spec.NodeName)
+			}
+			if p.Status.Phase != corev1.PodRunning {
+				return fmt.Errorf("pod %s is %s", p.Name, p.Status.Phase)
+			}
+			if !podReady(&p) {
+				return fmt.Errorf("pod %s is not Ready", p.Name)
+			}
+			if p.Status.PodIP == "" {
+				return fmt.Errorf("pod %s has no IP", p.Name)
+			}
 		}
 		return nil
 	})
