@@ -66,6 +66,7 @@ cmd_build() {
     key="$(build_key)"
     out="$cache/$key"
     if [[ -x "$out/bin/kube-apiserver" && -f "$out/.complete" ]]; then
+        touch "$out/.complete" 2>/dev/null || true # in use: not pruned
         log "already built: $out/bin"
         return 0
     fi
@@ -108,6 +109,10 @@ cmd_build() {
     rm -rf "$out"
     touch "$tmp/.complete"
     mv "$tmp" "$out"
+    # Builds of other inputs (another branch, an older go.sum) unused for a
+    # week go: each is 400 MB.
+    find "$cache" -mindepth 2 -maxdepth 2 -name .complete -mtime +7 -printf '%h\n' \
+        | while read -r old; do rm -rf "$old"; done
     exec 9>&-
     log "built in $((SECONDS - start))s: $out/bin ($(du -sh "$out" | cut -f1))"
 }
