@@ -58,7 +58,8 @@ go_env() {
     command -v go >/dev/null || die "ERROR: go is missing; the Kubernetes suite cannot run"
     export GOMODCACHE="$cache/go-mod" GOCACHE="$cache/go-build"
     # The go.mod and go.sum committed are the whole truth: never edit them.
-    export GOFLAGS=-mod=readonly GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
+    # No VCS stamp: a clone whose .git git will not read (another owner) builds too.
+    export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 }
 
 cmd_build() {
