@@ -300,8 +300,10 @@ cmd_up() {
     state="$(cd "$state" && pwd)"
     mkdir -p "$state/logs"
     : >"$state/pids"
-    # Whatever fails from here on leaves nothing running.
+    # Whatever fails from here on, or an interrupt, leaves nothing running.
     trap 'stop_all; rm -rf "$state"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 
     etcd_port="$(free_port)"
     etcd_peer_port="$(free_port)"
@@ -424,7 +426,7 @@ EOF
     # ServiceAccount (pods need one to be admitted).
     wait_for "the ServiceAccount default/default" 60 api /api/v1/namespaces/default/serviceaccounts/default
 
-    trap - EXIT
+    trap - EXIT INT TERM
     log "up in $((SECONDS - start_s))s: https://127.0.0.1:$apiserver_port, state $state"
     print_env
 }
@@ -460,6 +462,8 @@ cmd_run() {
     eval "$exports"
     # shellcheck disable=SC2064 # the state dir is fixed now
     trap "bash '$0' down '$DRYCC_K8S_STATE'" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     "$@" || rc=$?
     exit "$rc"
 }
