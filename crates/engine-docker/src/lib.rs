@@ -90,6 +90,7 @@ use drycc_engine::{
     Artifact, Capabilities, Command, Deployment, Engine, EngineError, ExecRequest, ExecSession,
     LogLine, LogStream, ProcessStatus, ProcessTemplate, ProcessUsage, Result,
 };
+use drycc_engine_kit::changes::wait_until;
 use state::{Desired, Shared};
 
 /// Settings of the Docker engine.
@@ -515,14 +516,7 @@ impl Engine for DockerEngine {
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        while shared.process_count() > 0 {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+        wait_until(&mut changes, Some(deadline), || shared.process_count() == 0).await;
         shared.tasks.close();
     }
 
@@ -545,11 +539,7 @@ impl Engine for DockerEngine {
             shared.bump(app);
         }
         // Every supervisor removes its container and its entry.
-        while shared.process_count() > 0 {
-            if changes.changed().await.is_err() {
-                break;
-            }
-        }
+        wait_until(&mut changes, None, || shared.process_count() == 0).await;
         // Containers of the instance no supervisor had (left by an engine
         // that could not adopt them, or after `close`).
         match list_own(shared).await {

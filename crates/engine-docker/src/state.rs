@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bollard::Docker;
 use chrono::{DateTime, Utc};
-use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
+use drycc_engine_kit::changes::Changes;
+use drycc_engine_kit::usage::CpuSamples;
+use drycc_model::lifecycle::{type_step, Observed};
 use drycc_model::naming;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -28,13 +30,10 @@ pub(crate) struct Shared {
     pub(crate) config: DockerConfig,
     pub(crate) docker: Docker,
     state: Mutex<Inner>,
-    /// Bumped on every change of any app.
-    changes_all: watch::Sender<u64>,
-    /// One counter per app, created by the first subscriber or change.
-    changes_app: Mutex<HashMap<String, watch::Sender<u64>>>,
+    changes: Changes,
     pub(crate) logs: LogHub,
     /// The last CPU reading of each container (for usage in millicores).
-    pub(crate) cpu_samples: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+    pub(crate) cpu_samples: CpuSamples,
     /// Supervisors, log followers and the event watcher.
     pub(crate) tasks: TaskTracker,
     /// Cancelled when the engine is released or stopped: background tasks
@@ -137,10 +136,9 @@ impl Shared {
                 next_port,
                 ..Inner::default()
             }),
-            changes_all: watch::channel(0).0,
-            changes_app: Mutex::new(HashMap::new()),
+            changes: Changes::default(),
             logs,
-            cpu_samples: Mutex::new(HashMap::new()),
+            cpu_samples: CpuSamples::default(),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             images: Mutex::new(HashSet::new()),
@@ -159,25 +157,11 @@ impl Shared {
 
     /// Publish a change of `app`.
     pub(crate) fn bump(&self, app: &str) {
-        self.changes_all.send_modify(|n| *n = n.wrapping_add(1));
-        let apps = self.changes_app.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = apps.get(app) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.changes.bump(Some(app));
     }
 
     pub(crate) fn subscribe_changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        match app {
-            None => self.changes_all.subscribe(),
-            Some(app) => {
-                let mut apps = self.changes_app.lock().unwrap_or_else(|e| e.into_inner());
-                // Counters nobody watches any more are dropped on the way.
-                apps.retain(|name, tx| name == app || tx.receiver_count() > 0);
-                apps.entry(app.to_string())
-                    .or_insert_with(|| watch::channel(0).0)
-                    .subscribe()
-            }
-        }
+        self.changes.subscribe(app)
     }
 
     /// Promise free host ports for `count` container ports: ports of the
@@ -348,10 +332,7 @@ impl Shared {
             }
         }
         drop(inner);
-        self.cpu_samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        self.cpu_samples.forget(name);
         if forget {
             self.logs.forget(app);
         }
@@ -436,24 +417,19 @@ impl Shared {
             };
             let template = Arc::clone(&desired.template);
             let replicas = desired.replicas;
-            let mut current = Vec::new();
-            let mut old = Vec::new();
-            for proc in entry.procs.values() {
-                if proc.status.ptype != ptype || proc.stopping {
-                    continue;
-                }
-                let replica = Replica {
-                    id: proc.status.name.as_str(),
-                    ready: proc.status.ready,
-                    created: proc.seq,
-                };
-                if proc.template.hash == template.hash && !proc.retiring {
-                    current.push(replica);
-                } else {
-                    old.push(replica);
-                }
-            }
-            let step = rollout_step(replicas, &current, &old, RolloutPolicy::default());
+            let observed = entry
+                .procs
+                .values()
+                .filter(|p| p.status.ptype == ptype)
+                .map(|p| Observed {
+                    id: p.status.name.as_str(),
+                    template_hash: &p.template.hash,
+                    ready: p.status.ready,
+                    created: p.seq,
+                    stopping: p.stopping,
+                    retiring: p.retiring,
+                });
+            let step = type_step(replicas, &template.hash, observed);
             if step.is_empty() {
                 return;
             }

@@ -20,9 +20,10 @@ use tokio::time::{sleep, timeout, Instant};
 
 pub(crate) use crate::container::Found;
 use crate::container::{self, status_of};
-use crate::probe::{self, Readiness, Target};
+use crate::probe::Target;
 use crate::state::Shared;
 use drycc_engine::{ProcessState, ProcessTemplate};
+use drycc_engine_kit::probe::{self, Readiness};
 
 /// How long a SIGKILLed container may take to be reported gone.
 const KILL_WAIT: Duration = Duration::from_secs(30);

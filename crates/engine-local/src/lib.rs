@@ -55,6 +55,7 @@ use drycc_engine::{
     Capabilities, Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine,
     LogStream, ProcessStatus, ProcessUsage, Result,
 };
+use drycc_engine_kit::changes::wait_until;
 use state::{Desired, Shared};
 
 /// The `PATH` of native processes unless configured otherwise.
@@ -431,14 +432,10 @@ impl Engine for LocalEngine {
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        while self.shared.process_count() > 0 {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+        wait_until(&mut changes, Some(deadline), || {
+            self.shared.process_count() == 0
+        })
+        .await;
         // With no process left to adopt, nothing here is of use to anyone.
         os::remove_idle_run_dir(&self.shared.config.run_dir);
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -461,11 +458,7 @@ impl Engine for LocalEngine {
         }
         self.shared.bump(None);
         // Every supervisor removes its entry once its group is gone.
-        while self.shared.process_count() > 0 {
-            if changes.changed().await.is_err() {
-                break;
-            }
-        }
+        wait_until(&mut changes, None, || self.shared.process_count() == 0).await;
         os::remove_idle_run_dir(&self.shared.config.run_dir);
     }
 }

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
+use drycc_engine_kit::changes::Changes;
+use drycc_engine_kit::usage::CpuSamples;
+use drycc_model::lifecycle::{type_step, Observed};
 use drycc_model::naming;
 use tokio::sync::watch;
 
@@ -23,16 +25,14 @@ pub(crate) struct Shared {
     pub(crate) config: LocalConfig,
     state: Mutex<Inner>,
     pub(crate) logs: Arc<LogStore>,
-    changes: watch::Sender<u64>,
-    /// Per-app change counters, made when someone first watches the app.
-    app_changes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    changes: Changes,
     pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
     execs: Mutex<HashSet<u32>>,
     /// Control groups: limits, usage, OOM kills, killing what escaped.
     pub(crate) cgroups: Arc<dyn drycc_cgroups::Cgroups>,
     /// The last CPU reading of each process (for usage in millicores).
-    pub(crate) cpu_samples: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+    pub(crate) cpu_samples: CpuSamples,
 }
 
 #[derive(Default)]
@@ -135,12 +135,11 @@ impl Shared {
                 ..Inner::default()
             }),
             logs,
-            changes: watch::channel(0).0,
-            app_changes: Mutex::new(HashMap::new()),
+            changes: Changes::default(),
             runtime,
             execs: Mutex::new(HashSet::new()),
             cgroups,
-            cpu_samples: Mutex::new(HashMap::new()),
+            cpu_samples: CpuSamples::default(),
         }
     }
 
@@ -166,36 +165,11 @@ impl Shared {
     /// Tell the watchers of `app` (of every app with `None`) and the
     /// watchers of all apps that something changed.
     pub(crate) fn bump(&self, app: Option<&str>) {
-        let step = |n: &mut u64| *n = n.wrapping_add(1);
-        self.changes.send_modify(step);
-        let mut watchers = self.app_changes.lock().unwrap_or_else(|e| e.into_inner());
-        match app {
-            Some(app) => {
-                if let Some(sender) = watchers.get(app) {
-                    sender.send_modify(step);
-                }
-            }
-            None => {
-                // A good moment to forget the apps nobody watches any more.
-                watchers.retain(|_, sender| sender.receiver_count() > 0);
-                for sender in watchers.values() {
-                    sender.send_modify(step);
-                }
-            }
-        }
+        self.changes.bump(app);
     }
 
     pub(crate) fn subscribe_changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        match app {
-            None => self.changes.subscribe(),
-            Some(app) => self
-                .app_changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(app.to_string())
-                .or_insert_with(|| watch::channel(0).0)
-                .subscribe(),
-        }
+        self.changes.subscribe(app)
     }
 
     pub(crate) fn add_exec(&self, pgid: u32) {
@@ -444,24 +418,19 @@ impl Shared {
             };
             let template = Arc::clone(&desired.template);
             let replicas = desired.replicas;
-            let mut current = Vec::new();
-            let mut old = Vec::new();
-            for proc in entry.procs.values() {
-                if proc.status.ptype != ptype || proc.stopping {
-                    continue;
-                }
-                let replica = Replica {
-                    id: proc.status.name.as_str(),
-                    ready: proc.status.ready,
-                    created: proc.seq,
-                };
-                if proc.template.hash == template.hash && !proc.retiring {
-                    current.push(replica);
-                } else {
-                    old.push(replica);
-                }
-            }
-            let step = rollout_step(replicas, &current, &old, RolloutPolicy::default());
+            let observed = entry
+                .procs
+                .values()
+                .filter(|p| p.status.ptype == ptype)
+                .map(|p| Observed {
+                    id: p.status.name.as_str(),
+                    template_hash: &p.template.hash,
+                    ready: p.status.ready,
+                    created: p.seq,
+                    stopping: p.stopping,
+                    retiring: p.retiring,
+                });
+            let step = type_step(replicas, &template.hash, observed);
             if step.is_empty() {
                 return;
             }

@@ -17,10 +17,11 @@ use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
 use super::command::{self, Launch};
-use super::probe::{self, Readiness, Target};
+use super::probe::Target;
 use super::state::{workdir_of, Shared};
 use super::{os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
+use drycc_engine_kit::probe::{self, Readiness};
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
