@@ -24,6 +24,7 @@ use crate::probe::Target;
 use crate::state::Shared;
 use drycc_engine::{ProcessState, ProcessTemplate};
 use drycc_engine_kit::probe::{self, Readiness};
+use drycc_engine_kit::status::record_exit;
 
 /// How long a SIGKILLed container may take to be reported gone.
 const KILL_WAIT: Duration = Duration::from_secs(30);
@@ -114,16 +115,7 @@ pub(crate) async fn supervise(
         streak = policy.next_streak(streak, began.elapsed());
         let delay = policy.delay(streak);
         let crashed = shared.update(&app, &name, |p| {
-            p.status.pid = None;
-            p.status.ready = false;
-            p.status.last_exit = Some(reason.clone());
-            if p.stopping {
-                // It exited while being asked to stop: not a crash.
-                return false;
-            }
-            p.status.state = state;
-            p.status.restarts = p.status.restarts.saturating_add(1);
-            true
+            record_exit(&mut p.status, p.stopping, &reason, state)
         });
         if crashed != Some(true) || shared.lock().closed {
             if *orders.borrow() == Order::Detach {

@@ -1,10 +1,12 @@
 //! Runtime helpers that every engine needs in the same way, so that the
 //! engines differ only in how they run processes: readiness and liveness
 //! probe loops with TCP and HTTP checks (`probe`), CPU millicores between
-//! two readings (`usage`), and change counters that callers wait on
-//! (`changes`). The rules themselves (back-off, rollout steps) are in
+//! two readings (`usage`), change counters that callers wait on
+//! (`changes`), and the record of an exit in a process's status
+//! (`status`). The rules themselves (back-off, rollout steps) are in
 //! `drycc_model::lifecycle`; the engine interface is in `drycc_engine`.
 
 pub mod changes;
 pub mod probe;
+pub mod status;
 pub mod usage;

@@ -22,6 +22,7 @@ use super::state::{workdir_of, Shared};
 use super::{os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
 use drycc_engine_kit::probe::{self, Readiness};
+use drycc_engine_kit::status::record_exit;
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
@@ -139,16 +140,7 @@ pub(crate) async fn supervise(
         streak = policy.next_streak(streak, began.elapsed());
         let delay = policy.delay(streak);
         let crashed = shared.update(&app, &name, |p| {
-            p.status.pid = None;
-            p.status.ready = false;
-            p.status.last_exit = Some(reason.clone());
-            if p.stopping {
-                // It exited while being asked to stop: not a crash.
-                return false;
-            }
-            p.status.state = state;
-            p.status.restarts = p.status.restarts.saturating_add(1);
-            true
+            record_exit(&mut p.status, p.stopping, &reason, state)
         });
         if crashed != Some(true) || shared.lock().closed {
             break;
