@@ -1,5 +1,6 @@
 //! Runtime helpers that every engine needs in the same way, so that the
-//! engines differ only in how they run processes: readiness and liveness
+//! engines differ only in how they run processes: the reconcile loop of
+//! one process type over an engine's table (`reconcile`), readiness and liveness
 //! probe loops with TCP and HTTP checks (`probe`), CPU millicores between
 //! two readings (`usage`), change counters that callers wait on
 //! (`changes`), and the record of an exit in a process's status
@@ -8,5 +9,6 @@
 
 pub mod changes;
 pub mod probe;
+pub mod reconcile;
 pub mod status;
 pub mod usage;

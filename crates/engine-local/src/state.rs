@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use drycc_engine_kit::changes::Changes;
+use drycc_engine_kit::reconcile::{converge, Table};
 use drycc_engine_kit::usage::CpuSamples;
-use drycc_model::lifecycle::{type_step, Observed};
+use drycc_model::lifecycle::Observed;
 use drycc_model::naming;
 use tokio::sync::watch;
 
@@ -403,48 +404,14 @@ impl Shared {
     /// entries are `starting`, victims `terminating`), the OS work follows
     /// in the supervisors.
     pub(crate) fn reconcile(self: &Arc<Self>, inner: &mut Inner, app: &str, ptype: &str) {
-        if inner.closed {
-            return;
-        }
-        // Each pass either starts processes (bounded by the replica count)
-        // or retires some (bounded by the existing ones), so this ends in a
-        // few passes; the bound only guards against a rule bug.
-        for _ in 0..8 {
-            let Some(entry) = inner.apps.get_mut(app) else {
-                return;
-            };
-            let Some(desired) = entry.types.get(ptype) else {
-                return;
-            };
-            let template = Arc::clone(&desired.template);
-            let replicas = desired.replicas;
-            let observed = entry
-                .procs
-                .values()
-                .filter(|p| p.status.ptype == ptype)
-                .map(|p| Observed {
-                    id: p.status.name.as_str(),
-                    template_hash: &p.template.hash,
-                    ready: p.status.ready,
-                    created: p.seq,
-                    stopping: p.stopping,
-                    retiring: p.retiring,
-                });
-            let step = type_step(replicas, &template.hash, observed);
-            if step.is_empty() {
-                return;
-            }
-            let start = step.start;
-            let victims: Vec<String> = step.terminate.iter().map(|s| s.to_string()).collect();
-            for victim in victims {
-                if let Some(proc) = entry.procs.get_mut(&victim) {
-                    proc.request_stop();
-                }
-            }
-            for _ in 0..start {
-                self.start_process(inner, &template);
-            }
-        }
+        converge(
+            &mut Reconciling {
+                shared: self,
+                inner,
+            },
+            app,
+            ptype,
+        );
     }
 
     /// Create the entry of a new process (`starting`, no pid yet) and its
@@ -453,16 +420,13 @@ impl Shared {
         let Some(entry) = inner.apps.get(&template.app) else {
             return;
         };
-        let mut rng = rand::thread_rng();
-        let name = loop {
-            let suffix = naming::random_suffix(&mut rng);
-            let name =
-                naming::process_name(&template.app, &template.ptype, &template.hash, &suffix);
-            // 27^5 suffixes: a clash is rare, but a name must be unique.
-            if !entry.procs.contains_key(&name) {
-                break name;
-            }
-        };
+        let name = naming::unique_process_name(
+            &mut rand::thread_rng(),
+            &template.app,
+            &template.ptype,
+            &template.hash,
+            |name| entry.procs.contains_key(name),
+        );
         let status = new_status(&name, template, Utc::now());
         self.add_process(inner, status, Arc::clone(template), None);
     }
@@ -500,6 +464,54 @@ impl Shared {
             orders_rx,
             adopted,
         ));
+    }
+}
+
+/// The table as the reconcile loop of `drycc_engine_kit` sees it.
+struct Reconciling<'a> {
+    shared: &'a Arc<Shared>,
+    inner: &'a mut Inner,
+}
+
+impl Table for Reconciling<'_> {
+    fn desired(&self, app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)> {
+        if self.inner.closed {
+            return None;
+        }
+        let desired = self.inner.apps.get(app)?.types.get(ptype)?;
+        Some((Arc::clone(&desired.template), desired.replicas))
+    }
+
+    fn observe<'a>(
+        &'a self,
+        app: &'a str,
+        ptype: &'a str,
+    ) -> impl Iterator<Item = Observed<'a, &'a str>> {
+        self.inner
+            .apps
+            .get(app)
+            .into_iter()
+            .flat_map(|entry| entry.procs.values())
+            .filter(move |p| p.status.ptype == ptype)
+            .map(|p| Observed {
+                id: p.status.name.as_str(),
+                template_hash: &p.template.hash,
+                ready: p.status.ready,
+                created: p.seq,
+                stopping: p.stopping,
+                retiring: p.retiring,
+            })
+    }
+
+    fn stop(&mut self, app: &str, name: &str) {
+        let entry = self.inner.apps.get_mut(app);
+        if let Some(proc) = entry.and_then(|e| e.procs.get_mut(name)) {
+            proc.request_stop();
+        }
+    }
+
+    fn start(&mut self, template: &Arc<ProcessTemplate>) {
+        self.shared.start_process(self.inner, template);
     }
 }
 
