@@ -470,9 +470,9 @@ impl Shared {
 }
 
 /// The table as the reconcile loop of `drycc_engine_kit` sees it.
-struct Reconciling<'a> {
-    shared: &'a Arc<Shared>,
-    inner: &'a mut Inner,
+pub(crate) struct Reconciling<'a> {
+    pub(crate) shared: &'a Arc<Shared>,
+    pub(crate) inner: &'a mut Inner,
 }
 
 impl Table for Reconciling<'_> {
@@ -514,6 +514,23 @@ impl Table for Reconciling<'_> {
 
     fn start(&mut self, template: &Arc<ProcessTemplate>) {
         self.shared.start_process(self.inner, template);
+    }
+
+    fn find(&self, app: &str, name: &str) -> Option<(String, bool)> {
+        let proc = self.inner.apps.get(app)?.procs.get(name)?;
+        Some((proc.status.ptype.clone(), proc.stopping))
+    }
+
+    fn deployed(&self, app: &str, ptype: &str) -> bool {
+        let entry = self.inner.apps.get(app);
+        entry.is_some_and(|e| e.types.contains_key(ptype))
+    }
+
+    fn retire(&mut self, app: &str, name: &str) {
+        let entry = self.inner.apps.get_mut(app);
+        if let Some(proc) = entry.and_then(|e| e.procs.get_mut(name)) {
+            proc.retiring = true;
+        }
     }
 }
 

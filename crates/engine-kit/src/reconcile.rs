@@ -1,10 +1,11 @@
 //! The reconcile loop of one (app, type), written once over an engine's
 //! process table: ask `drycc_model::lifecycle::type_step` for the next
 //! step and carry it out, until there is nothing more to do right now.
+//! A restart of one process is a step of that loop too (`restart`).
 
 use std::sync::Arc;
 
-use drycc_engine::ProcessTemplate;
+use drycc_engine::{EngineError, ProcessTemplate};
 use drycc_model::lifecycle::{type_step, Observed};
 
 /// What the loop needs of an engine's process table.
@@ -25,6 +26,37 @@ pub trait Table {
 
     /// Enter a new process of `template` (it becomes `starting`).
     fn start(&mut self, template: &Arc<ProcessTemplate>);
+
+    /// The type of process `name` of `app` and whether it is stopping.
+    fn find(&self, app: &str, name: &str) -> Option<(String, bool)>;
+
+    /// Whether `ptype` of `app` is deployed (closed engine or not).
+    fn deployed(&self, app: &str, ptype: &str) -> bool;
+
+    /// Mark process `name` of `app` for replacement.
+    fn retire(&mut self, app: &str, name: &str);
+}
+
+/// Replace process `name` of `app`: counted like a process of an old
+/// template from now on, the rollout rule starts a successor (new name)
+/// and retires this one once the successor is ready: capacity never drops.
+pub fn restart(table: &mut impl Table, app: &str, name: &str) -> Result<(), EngineError> {
+    let (ptype, stopping) = table
+        .find(app, name)
+        .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
+    if stopping {
+        return Err(EngineError::Invalid(format!(
+            "process {name} is terminating; it is being replaced already"
+        )));
+    }
+    if !table.deployed(app, &ptype) {
+        return Err(EngineError::Invalid(format!(
+            "process {name} belongs to no deployment"
+        )));
+    }
+    table.retire(app, name);
+    converge(table, app, &ptype);
+    Ok(())
 }
 
 /// Converge one (app, type). Stops and starts take effect in the table at

@@ -56,7 +56,8 @@ use drycc_engine::{
     LogStream, ProcessStatus, ProcessUsage, Result,
 };
 use drycc_engine_kit::changes::wait_until;
-use state::{Desired, Shared};
+use drycc_engine_kit::reconcile::restart;
+use state::{Desired, Reconciling, Shared};
 
 /// The `PATH` of native processes unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -318,32 +319,11 @@ impl Engine for LocalEngine {
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
         let shared = &self.shared;
         let mut inner = shared.lock();
-        let entry = inner
-            .apps
-            .get_mut(app)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        let proc = entry
-            .procs
-            .get_mut(name)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        if proc.stopping {
-            return Err(EngineError::Invalid(format!(
-                "process {name} is terminating; it is being replaced already"
-            )));
-        }
-        let ptype = proc.status.ptype.clone();
-        if !entry.types.contains_key(&ptype) {
-            return Err(EngineError::Invalid(format!(
-                "process {name} belongs to no deployment"
-            )));
-        }
-        if let Some(proc) = entry.procs.get_mut(name) {
-            // Counted like a process of an old template from now on, the
-            // rollout rule starts a successor (new name) and retires this
-            // one once the successor is ready: capacity never drops.
-            proc.retiring = true;
-        }
-        shared.reconcile(&mut inner, app, &ptype);
+        let mut table = Reconciling {
+            shared,
+            inner: &mut inner,
+        };
+        restart(&mut table, app, name)?;
         drop(inner);
         shared.bump(Some(app));
         Ok(())
