@@ -83,3 +83,154 @@ pub fn converge(table: &mut impl Table, app: &str, ptype: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use drycc_engine::{Artifact, Command};
+
+    struct Proc {
+        ptype: String,
+        hash: String,
+        ready: bool,
+        seq: u64,
+        stopping: bool,
+        retiring: bool,
+    }
+
+    /// A table of one app that records what the loop asks of it.
+    #[derive(Default)]
+    struct Fake {
+        types: BTreeMap<String, (Arc<ProcessTemplate>, u32)>,
+        procs: BTreeMap<String, Proc>,
+        seq: u64,
+        started: Vec<String>,
+        stopped: Vec<String>,
+    }
+
+    fn template(ptype: &str, hash: &str) -> Arc<ProcessTemplate> {
+        Arc::new(ProcessTemplate {
+            app: "a".into(),
+            ptype: ptype.into(),
+            release: 1,
+            hash: hash.into(),
+            artifact: Artifact::Checkout { path: "/".into() },
+            command: Command::Line("true".into()),
+            env: Default::default(),
+            grace_period: Duration::from_secs(1),
+            readiness: None,
+            liveness: None,
+            cpu_millis: None,
+            memory_bytes: None,
+        })
+    }
+
+    impl Table for Fake {
+        fn desired(&self, _app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)> {
+            self.types.get(ptype).cloned()
+        }
+
+        fn observe<'a>(
+            &'a self,
+            _app: &'a str,
+            ptype: &'a str,
+        ) -> impl Iterator<Item = Observed<'a, &'a str>> {
+            self.procs
+                .iter()
+                .filter(move |(_, p)| p.ptype == ptype)
+                .map(|(name, p)| Observed {
+                    id: name.as_str(),
+                    template_hash: &p.hash,
+                    ready: p.ready,
+                    created: p.seq,
+                    stopping: p.stopping,
+                    retiring: p.retiring,
+                })
+        }
+
+        fn stop(&mut self, _app: &str, name: &str) {
+            if let Some(p) = self.procs.get_mut(name) {
+                p.stopping = true;
+                self.stopped.push(name.to_string());
+            }
+        }
+
+        fn start(&mut self, template: &Arc<ProcessTemplate>) {
+            self.seq += 1;
+            let name = format!("{}-{}", template.ptype, self.seq);
+            self.started.push(name.clone());
+            self.procs.insert(
+                name,
+                Proc {
+                    ptype: template.ptype.clone(),
+                    hash: template.hash.clone(),
+                    ready: false,
+                    seq: self.seq,
+                    stopping: false,
+                    retiring: false,
+                },
+            );
+        }
+
+        fn find(&self, _app: &str, name: &str) -> Option<(String, bool)> {
+            let p = self.procs.get(name)?;
+            Some((p.ptype.clone(), p.stopping))
+        }
+
+        fn deployed(&self, _app: &str, ptype: &str) -> bool {
+            self.types.contains_key(ptype)
+        }
+
+        fn retire(&mut self, _app: &str, name: &str) {
+            if let Some(p) = self.procs.get_mut(name) {
+                p.retiring = true;
+            }
+        }
+    }
+
+    #[test]
+    fn converge_starts_what_is_missing_and_stops_the_excess() {
+        let mut fake = Fake::default();
+        fake.types.insert("web".into(), (template("web", "h1"), 3));
+        converge(&mut fake, "a", "web");
+        assert_eq!(fake.started, vec!["web-1", "web-2", "web-3"]);
+        fake.types.insert("web".into(), (template("web", "h1"), 1));
+        converge(&mut fake, "a", "web");
+        // Not ready alike: the newest go.
+        fake.stopped.sort();
+        assert_eq!(fake.stopped, vec!["web-2", "web-3"]);
+        // Nothing deployed: nothing to do.
+        converge(&mut fake, "a", "worker");
+        assert_eq!(fake.started.len(), 3);
+    }
+
+    #[test]
+    fn restart_starts_a_successor_and_refuses_what_it_cannot_restart() {
+        let mut fake = Fake::default();
+        fake.types.insert("web".into(), (template("web", "h1"), 1));
+        converge(&mut fake, "a", "web");
+        if let Some(p) = fake.procs.get_mut("web-1") {
+            p.ready = true;
+        }
+        restart(&mut fake, "a", "web-1").unwrap();
+        assert_eq!(fake.started, vec!["web-1", "web-2"]);
+        assert!(fake.stopped.is_empty(), "capacity never drops");
+        assert!(matches!(
+            restart(&mut fake, "a", "web-9"),
+            Err(EngineError::ProcessNotFound(_))
+        ));
+        fake.stop("a", "web-2");
+        assert!(matches!(
+            restart(&mut fake, "a", "web-2"),
+            Err(EngineError::Invalid(_))
+        ));
+        fake.types.clear();
+        assert!(matches!(
+            restart(&mut fake, "a", "web-1"),
+            Err(EngineError::Invalid(_))
+        ));
+    }
+}

@@ -62,6 +62,16 @@ pub fn unique_process_name<R: Rng + ?Sized>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unique_process_names_skip_the_taken_ones() {
+        let mut rng = rand::thread_rng();
+        let first = unique_process_name(&mut rng, "a", "web", "h", |_| false);
+        assert!(first.starts_with("a-web-h-"));
+        let second = unique_process_name(&mut rng, "a", "web", "h", |n| n == first);
+        assert_ne!(first, second);
+    }
+
     use super::*;
 
     #[test]
