@@ -22,9 +22,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::container::{self, Found};
 use crate::logs::LogHub;
-use crate::supervisor::{self, Order};
+use crate::supervisor;
 use crate::DockerConfig;
 use drycc_engine::{ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine_kit::supervise::{self, Order};
 
 /// State shared by the engine handle and every task.
 pub(crate) struct Shared {
@@ -91,24 +92,12 @@ pub(crate) struct Proc {
 impl Proc {
     /// Mark the process terminating and wake its supervisor.
     pub(crate) fn request_stop(&mut self) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        self.status.state = ProcessState::Terminating;
-        self.status.ready = false;
-        self.orders.send_replace(Order::Terminate);
+        supervise::request_stop(&mut self.stopping, &mut self.status, &self.orders);
     }
 
     /// Let go of the process without touching its container.
     pub(crate) fn detach(&self) {
-        self.orders.send_if_modified(|order| {
-            let run = *order == Order::Run;
-            if run {
-                *order = Order::Detach;
-            }
-            run
-        });
+        supervise::detach(&self.orders);
     }
 
     /// Whether `exec` may run in it: its container runs now.

@@ -17,9 +17,10 @@ use drycc_model::naming;
 use tokio::sync::watch;
 
 use super::logs::LogStore;
-use super::supervisor::{Adopted, Order};
+use super::supervisor::Adopted;
 use super::{os, runtime, supervisor, LocalConfig};
 use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine_kit::supervise::{self, Order};
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
@@ -82,24 +83,12 @@ pub(crate) struct Proc {
 impl Proc {
     /// Mark the process terminating and wake its supervisor.
     pub(crate) fn request_stop(&mut self) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        self.status.state = ProcessState::Terminating;
-        self.status.ready = false;
-        self.orders.send_replace(Order::Terminate);
+        supervise::request_stop(&mut self.stopping, &mut self.status, &self.orders);
     }
 
     /// Let go of the process without touching it (engine released).
     pub(crate) fn detach(&self) {
-        self.orders.send_if_modified(|order| {
-            let run = *order == Order::Run;
-            if run {
-                *order = Order::Detach;
-            }
-            run
-        });
+        supervise::detach(&self.orders);
     }
 
     /// Whether `exec` may run in it: its command is running now.

@@ -23,31 +23,10 @@ use super::{os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
 use drycc_engine_kit::probe::{self, Readiness};
 use drycc_engine_kit::status::record_exit;
+use drycc_engine_kit::supervise::{Ended, Order};
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
-
-/// How one run of the command ended.
-enum Ended {
-    /// It exited by itself (or failed its liveness probe and was stopped).
-    Exited(String),
-    /// It could not be started at all.
-    Failed(String),
-    /// We were asked to stop it, and it is gone.
-    Stopped,
-    /// The engine was released: the process runs on, for the next one.
-    Detached,
-}
-
-/// What the engine wants of a supervisor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Order {
-    Run,
-    /// Terminate the process (SIGTERM, grace, SIGKILL) and end.
-    Terminate,
-    /// End without touching the process (controller shutdown).
-    Detach,
-}
 
 /// A process found running (or found dead) when the engine started.
 pub(crate) struct Adopted {
