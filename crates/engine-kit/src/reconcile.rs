@@ -8,55 +8,46 @@ use std::sync::Arc;
 use drycc_engine::{EngineError, ProcessTemplate};
 use drycc_model::lifecycle::{type_step, Observed};
 
-/// What the loop needs of an engine's process table.
-pub trait Table {
-    /// The desired template and replica count of (`app`, `ptype`); `None`
-    /// when nothing is to be done (not deployed, or the engine is closed).
-    fn desired(&self, app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)>;
+use crate::table::{Table, Tracked};
 
-    /// The processes of (`app`, `ptype`) as the lifecycle rules see them.
-    fn observe<'a>(
-        &'a self,
-        app: &'a str,
-        ptype: &'a str,
-    ) -> impl Iterator<Item = Observed<'a, &'a str>>;
-
-    /// Ask the process `name` of `app` to stop (it becomes `terminating`).
-    fn stop(&mut self, app: &str, name: &str);
-
-    /// Enter a new process of `template` (it becomes `starting`).
-    fn start(&mut self, template: &Arc<ProcessTemplate>);
-
-    /// The type of process `name` of `app` and whether it is stopping.
-    fn find(&self, app: &str, name: &str) -> Option<(String, bool)>;
-
-    /// Whether `ptype` of `app` is deployed (closed engine or not).
-    fn deployed(&self, app: &str, ptype: &str) -> bool;
-
-    /// Mark process `name` of `app` for replacement.
-    fn retire(&mut self, app: &str, name: &str);
+/// The desired template and replica count of (`app`, `ptype`); `None`
+/// when nothing is to be done (not deployed, or the engine is closed).
+fn desired(table: &impl Table, app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)> {
+    if table.closed() {
+        return None;
+    }
+    let desired = table.apps().get(app)?.types.get(ptype)?;
+    Some((Arc::clone(&desired.template), desired.replicas))
 }
 
-/// Replace process `name` of `app`: counted like a process of an old
-/// template from now on, the rollout rule starts a successor (new name)
-/// and retires this one once the successor is ready: capacity never drops.
-pub fn restart(table: &mut impl Table, app: &str, name: &str) -> Result<(), EngineError> {
-    let (ptype, stopping) = table
-        .find(app, name)
-        .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-    if stopping {
-        return Err(EngineError::Invalid(format!(
-            "process {name} is terminating; it is being replaced already"
-        )));
-    }
-    if !table.deployed(app, &ptype) {
-        return Err(EngineError::Invalid(format!(
-            "process {name} belongs to no deployment"
-        )));
-    }
-    table.retire(app, name);
-    converge(table, app, &ptype);
-    Ok(())
+/// The processes of (`app`, `ptype`) as the lifecycle rules see them.
+fn observe<'a, T: Table>(
+    table: &'a T,
+    app: &str,
+    ptype: &'a str,
+) -> impl Iterator<Item = Observed<'a, &'a str>> {
+    table
+        .apps()
+        .get(app)
+        .into_iter()
+        .flat_map(|entry| entry.procs.values())
+        .filter(move |p| p.status.ptype == ptype)
+        .map(|p| Observed {
+            id: p.status.name.as_str(),
+            template_hash: &p.template.hash,
+            ready: p.status.ready,
+            created: p.seq,
+            stopping: p.stopping,
+            retiring: p.retiring,
+        })
+}
+
+fn process_mut<'a, T: Table>(
+    table: &'a mut T,
+    app: &str,
+    name: &str,
+) -> Option<&'a mut Tracked<T::Extra>> {
+    table.apps_mut().get_mut(app)?.procs.get_mut(name)
 }
 
 /// Converge one (app, type). Stops and starts take effect in the table at
@@ -66,17 +57,19 @@ pub fn converge(table: &mut impl Table, app: &str, ptype: &str) {
     // or retires some (bounded by the existing ones), so this ends in a
     // few passes; the bound only guards against a rule bug.
     for _ in 0..8 {
-        let Some((template, replicas)) = table.desired(app, ptype) else {
+        let Some((template, replicas)) = desired(table, app, ptype) else {
             return;
         };
-        let step = type_step(replicas, &template.hash, table.observe(app, ptype));
+        let step = type_step(replicas, &template.hash, observe(table, app, ptype));
         if step.is_empty() {
             return;
         }
         let start = step.start;
         let victims: Vec<String> = step.terminate.iter().map(|s| s.to_string()).collect();
         for victim in victims {
-            table.stop(app, &victim);
+            if let Some(proc) = process_mut(table, app, &victim) {
+                proc.request_stop();
+            }
         }
         for _ in 0..start {
             table.start(&template);
@@ -84,31 +77,53 @@ pub fn converge(table: &mut impl Table, app: &str, ptype: &str) {
     }
 }
 
+/// Replace process `name` of `app`: counted like a process of an old
+/// template from now on, the rollout rule starts a successor (new name)
+/// and retires this one once the successor is ready: capacity never drops.
+pub fn restart(table: &mut impl Table, app: &str, name: &str) -> Result<(), EngineError> {
+    let (ptype, stopping) = table
+        .apps()
+        .get(app)
+        .and_then(|entry| entry.procs.get(name))
+        .map(|p| (p.status.ptype.clone(), p.stopping))
+        .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
+    if stopping {
+        return Err(EngineError::Invalid(format!(
+            "process {name} is terminating; it is being replaced already"
+        )));
+    }
+    let deployed = table.apps().get(app).map(|e| e.types.contains_key(&ptype));
+    if deployed != Some(true) {
+        return Err(EngineError::Invalid(format!(
+            "process {name} belongs to no deployment"
+        )));
+    }
+    if let Some(proc) = process_mut(table, app, name) {
+        proc.retiring = true;
+    }
+    converge(table, app, &ptype);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use std::collections::HashMap;
     use std::time::Duration;
 
-    use drycc_engine::{Artifact, Command};
+    use drycc_engine::{Artifact, Command, ProcessState, ProcessStatus};
+    use tokio::sync::watch;
 
-    struct Proc {
-        ptype: String,
-        hash: String,
-        ready: bool,
-        seq: u64,
-        stopping: bool,
-        retiring: bool,
-    }
+    use crate::supervise::Order;
+    use crate::table::{AppEntry, Desired};
 
-    /// A table of one app that records what the loop asks of it.
+    /// A table of one app "a" that records the starts the loop asks for.
     #[derive(Default)]
     struct Fake {
-        types: BTreeMap<String, (Arc<ProcessTemplate>, u32)>,
-        procs: BTreeMap<String, Proc>,
+        apps: HashMap<String, AppEntry<()>>,
+        closed: bool,
         seq: u64,
         started: Vec<String>,
-        stopped: Vec<String>,
     }
 
     fn template(ptype: &str, hash: &str) -> Arc<ProcessTemplate> {
@@ -128,106 +143,110 @@ mod tests {
         })
     }
 
+    impl Fake {
+        fn deploy(&mut self, ptype: &str, hash: &str, replicas: u32) {
+            let template = template(ptype, hash);
+            let entry = self.apps.entry("a".into()).or_default();
+            entry
+                .types
+                .insert(ptype.into(), Desired { replicas, template });
+        }
+
+        fn stopping(&self) -> Vec<String> {
+            let procs = self.apps.get("a").map(|e| &e.procs).into_iter().flatten();
+            procs
+                .filter(|(_, p)| p.stopping)
+                .map(|(n, _)| n.clone())
+                .collect()
+        }
+    }
+
     impl Table for Fake {
-        fn desired(&self, _app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)> {
-            self.types.get(ptype).cloned()
+        type Extra = ();
+
+        fn apps(&self) -> &HashMap<String, AppEntry<()>> {
+            &self.apps
         }
 
-        fn observe<'a>(
-            &'a self,
-            _app: &'a str,
-            ptype: &'a str,
-        ) -> impl Iterator<Item = Observed<'a, &'a str>> {
-            self.procs
-                .iter()
-                .filter(move |(_, p)| p.ptype == ptype)
-                .map(|(name, p)| Observed {
-                    id: name.as_str(),
-                    template_hash: &p.hash,
-                    ready: p.ready,
-                    created: p.seq,
-                    stopping: p.stopping,
-                    retiring: p.retiring,
-                })
+        fn apps_mut(&mut self) -> &mut HashMap<String, AppEntry<()>> {
+            &mut self.apps
         }
 
-        fn stop(&mut self, _app: &str, name: &str) {
-            if let Some(p) = self.procs.get_mut(name) {
-                p.stopping = true;
-                self.stopped.push(name.to_string());
-            }
+        fn closed(&self) -> bool {
+            self.closed
         }
 
         fn start(&mut self, template: &Arc<ProcessTemplate>) {
             self.seq += 1;
             let name = format!("{}-{}", template.ptype, self.seq);
             self.started.push(name.clone());
-            self.procs.insert(
-                name,
-                Proc {
-                    ptype: template.ptype.clone(),
-                    hash: template.hash.clone(),
-                    ready: false,
-                    seq: self.seq,
-                    stopping: false,
-                    retiring: false,
-                },
-            );
-        }
-
-        fn find(&self, _app: &str, name: &str) -> Option<(String, bool)> {
-            let p = self.procs.get(name)?;
-            Some((p.ptype.clone(), p.stopping))
-        }
-
-        fn deployed(&self, _app: &str, ptype: &str) -> bool {
-            self.types.contains_key(ptype)
-        }
-
-        fn retire(&mut self, _app: &str, name: &str) {
-            if let Some(p) = self.procs.get_mut(name) {
-                p.retiring = true;
-            }
+            let status = ProcessStatus {
+                name: name.clone(),
+                app: "a".into(),
+                ptype: template.ptype.clone(),
+                release: template.release,
+                hash: template.hash.clone(),
+                state: ProcessState::Starting,
+                started: Default::default(),
+                ready: false,
+                restarts: 0,
+                pid: None,
+                endpoint: None,
+                last_exit: None,
+                command: String::new(),
+                argv: Vec::new(),
+                image: None,
+            };
+            let orders = watch::channel(Order::Run).0;
+            let proc = Tracked::new(status, Arc::clone(template), self.seq, orders, ());
+            let entry = self.apps.entry("a".into()).or_default();
+            entry.procs.insert(name, proc);
         }
     }
 
     #[test]
     fn converge_starts_what_is_missing_and_stops_the_excess() {
         let mut fake = Fake::default();
-        fake.types.insert("web".into(), (template("web", "h1"), 3));
+        fake.deploy("web", "h1", 3);
         converge(&mut fake, "a", "web");
         assert_eq!(fake.started, vec!["web-1", "web-2", "web-3"]);
-        fake.types.insert("web".into(), (template("web", "h1"), 1));
+        fake.deploy("web", "h1", 1);
         converge(&mut fake, "a", "web");
         // Not ready alike: the newest go.
-        fake.stopped.sort();
-        assert_eq!(fake.stopped, vec!["web-2", "web-3"]);
-        // Nothing deployed: nothing to do.
+        assert_eq!(fake.stopping(), vec!["web-2", "web-3"]);
+        // Nothing deployed, or closed: nothing to do.
         converge(&mut fake, "a", "worker");
+        fake.closed = true;
+        fake.deploy("web", "h1", 5);
+        converge(&mut fake, "a", "web");
         assert_eq!(fake.started.len(), 3);
     }
 
     #[test]
     fn restart_starts_a_successor_and_refuses_what_it_cannot_restart() {
         let mut fake = Fake::default();
-        fake.types.insert("web".into(), (template("web", "h1"), 1));
+        fake.deploy("web", "h1", 1);
         converge(&mut fake, "a", "web");
-        if let Some(p) = fake.procs.get_mut("web-1") {
-            p.ready = true;
+        if let Some(p) = process_mut(&mut fake, "a", "web-1") {
+            p.status.ready = true;
         }
         restart(&mut fake, "a", "web-1").unwrap();
         assert_eq!(fake.started, vec!["web-1", "web-2"]);
-        assert!(fake.stopped.is_empty(), "capacity never drops");
+        assert!(fake.stopping().is_empty(), "capacity never drops");
         assert!(matches!(
             restart(&mut fake, "a", "web-9"),
             Err(EngineError::ProcessNotFound(_))
         ));
-        fake.stop("a", "web-2");
+        if let Some(p) = process_mut(&mut fake, "a", "web-2") {
+            p.request_stop();
+        }
         assert!(matches!(
             restart(&mut fake, "a", "web-2"),
             Err(EngineError::Invalid(_))
         ));
-        fake.types.clear();
+        if let Some(entry) = fake.apps.get_mut("a") {
+            entry.types.clear();
+        }
         assert!(matches!(
             restart(&mut fake, "a", "web-1"),
             Err(EngineError::Invalid(_))

@@ -1,18 +1,19 @@
 //! The process table of the local engine and the reconciling glue: desired
-//! deployments per (app, type), one entry per process, assigned ports, and
-//! `reconcile`, which asks `drycc_model::lifecycle` what to start and what to
-//! stop and carries it out. Everything here runs under one short-held mutex;
+//! deployments per (app, type), one entry per process (the entries of
+//! `drycc_engine_kit::table`), assigned ports, and `reconcile`, which runs
+//! `drycc_engine_kit::reconcile` (the rules of `drycc_model::lifecycle`)
+//! on the table. Everything here runs under one short-held mutex;
 //! slow work (spawning, waiting, probing) happens in the per-process
 //! supervisor tasks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use drycc_engine_kit::changes::Changes;
-use drycc_engine_kit::reconcile::{converge, Table};
+use drycc_engine_kit::reconcile::converge;
+use drycc_engine_kit::table::{Table, Tracked};
 use drycc_engine_kit::usage::CpuSamples;
-use drycc_model::lifecycle::Observed;
 use drycc_model::naming;
 use tokio::sync::watch;
 
@@ -20,7 +21,7 @@ use super::logs::LogStore;
 use super::supervisor::Adopted;
 use super::{os, runtime, supervisor, LocalConfig};
 use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
-use drycc_engine_kit::supervise::{self, Order};
+use drycc_engine_kit::supervise::Order;
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
@@ -53,51 +54,10 @@ pub(crate) struct Inner {
     pub(crate) released: bool,
 }
 
-#[derive(Default)]
-pub(crate) struct AppEntry {
-    /// Desired state per process type.
-    pub(crate) types: HashMap<String, Desired>,
-    /// Every process that exists, by name.
-    pub(crate) procs: BTreeMap<String, Proc>,
-    /// `remove_app` was called: forget the app once its last process exited.
-    pub(crate) removed: bool,
-}
+pub(crate) use drycc_engine_kit::table::Desired;
 
-pub(crate) struct Desired {
-    pub(crate) replicas: u32,
-    pub(crate) template: Arc<ProcessTemplate>,
-}
-
-pub(crate) struct Proc {
-    pub(crate) status: ProcessStatus,
-    pub(crate) template: Arc<ProcessTemplate>,
-    seq: u64,
-    /// Being replaced (`restart_process`): counted like a process of an old
-    /// template, so the rollout rule starts its successor first.
-    pub(crate) retiring: bool,
-    /// Asked to terminate; it no longer counts for anything.
-    pub(crate) stopping: bool,
-    orders: watch::Sender<Order>,
-}
-
-impl Proc {
-    /// Mark the process terminating and wake its supervisor.
-    pub(crate) fn request_stop(&mut self) {
-        supervise::request_stop(&mut self.stopping, &mut self.status, &self.orders);
-    }
-
-    /// Let go of the process without touching it (engine released).
-    pub(crate) fn detach(&self) {
-        supervise::detach(&self.orders);
-    }
-
-    /// Whether `exec` may run in it: its command is running now.
-    pub(crate) fn is_running(&self) -> bool {
-        !self.stopping
-            && self.status.pid.is_some()
-            && matches!(self.status.state, ProcessState::Starting | ProcessState::Up)
-    }
-}
+pub(crate) type AppEntry = drycc_engine_kit::table::AppEntry<()>;
+pub(crate) type Proc = Tracked<()>;
 
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
@@ -436,14 +396,7 @@ impl Shared {
         let entry = inner.apps.entry(template.app.clone()).or_default();
         entry.procs.insert(
             name.clone(),
-            Proc {
-                status,
-                template: Arc::clone(&template),
-                seq,
-                retiring: false,
-                stopping: false,
-                orders,
-            },
+            Tracked::new(status, Arc::clone(&template), seq, orders, ()),
         );
         self.runtime.spawn(supervisor::supervise(
             Arc::clone(self),
@@ -463,61 +416,22 @@ pub(crate) struct Reconciling<'a> {
 }
 
 impl Table for Reconciling<'_> {
-    fn desired(&self, app: &str, ptype: &str) -> Option<(Arc<ProcessTemplate>, u32)> {
-        if self.inner.closed {
-            return None;
-        }
-        let desired = self.inner.apps.get(app)?.types.get(ptype)?;
-        Some((Arc::clone(&desired.template), desired.replicas))
+    type Extra = ();
+
+    fn apps(&self) -> &HashMap<String, AppEntry> {
+        &self.inner.apps
     }
 
-    fn observe<'a>(
-        &'a self,
-        app: &'a str,
-        ptype: &'a str,
-    ) -> impl Iterator<Item = Observed<'a, &'a str>> {
-        self.inner
-            .apps
-            .get(app)
-            .into_iter()
-            .flat_map(|entry| entry.procs.values())
-            .filter(move |p| p.status.ptype == ptype)
-            .map(|p| Observed {
-                id: p.status.name.as_str(),
-                template_hash: &p.template.hash,
-                ready: p.status.ready,
-                created: p.seq,
-                stopping: p.stopping,
-                retiring: p.retiring,
-            })
+    fn apps_mut(&mut self) -> &mut HashMap<String, AppEntry> {
+        &mut self.inner.apps
     }
 
-    fn stop(&mut self, app: &str, name: &str) {
-        let entry = self.inner.apps.get_mut(app);
-        if let Some(proc) = entry.and_then(|e| e.procs.get_mut(name)) {
-            proc.request_stop();
-        }
+    fn closed(&self) -> bool {
+        self.inner.closed
     }
 
     fn start(&mut self, template: &Arc<ProcessTemplate>) {
         self.shared.start_process(self.inner, template);
-    }
-
-    fn find(&self, app: &str, name: &str) -> Option<(String, bool)> {
-        let proc = self.inner.apps.get(app)?.procs.get(name)?;
-        Some((proc.status.ptype.clone(), proc.stopping))
-    }
-
-    fn deployed(&self, app: &str, ptype: &str) -> bool {
-        let entry = self.inner.apps.get(app);
-        entry.is_some_and(|e| e.types.contains_key(ptype))
-    }
-
-    fn retire(&mut self, app: &str, name: &str) {
-        let entry = self.inner.apps.get_mut(app);
-        if let Some(proc) = entry.and_then(|e| e.procs.get_mut(name)) {
-            proc.retiring = true;
-        }
     }
 }
 
