@@ -109,9 +109,9 @@ pub fn restart(table: &mut impl Table, app: &str, name: &str) -> Result<(), Engi
 mod tests {
     use super::*;
     use std::collections::HashMap;
-    use std::time::Duration;
 
     use drycc_engine::{Artifact, Command, ProcessState, ProcessStatus};
+    use drycc_engine_conformance::plain_template;
     use tokio::sync::watch;
 
     use crate::supervise::Order;
@@ -126,26 +126,11 @@ mod tests {
         started: Vec<String>,
     }
 
-    fn template(ptype: &str, hash: &str) -> Arc<ProcessTemplate> {
-        Arc::new(ProcessTemplate {
-            app: "a".into(),
-            ptype: ptype.into(),
-            release: 1,
-            hash: hash.into(),
-            artifact: Artifact::Checkout { path: "/".into() },
-            command: Command::Line("true".into()),
-            env: Default::default(),
-            grace_period: Duration::from_secs(1),
-            readiness: None,
-            liveness: None,
-            cpu_millis: None,
-            memory_bytes: None,
-        })
-    }
-
     impl Fake {
-        fn deploy(&mut self, ptype: &str, hash: &str, replicas: u32) {
-            let template = template(ptype, hash);
+        fn deploy(&mut self, ptype: &str, release: u32, replicas: u32) {
+            let artifact = Artifact::Checkout { path: "/".into() };
+            let command = Command::Line("true".into());
+            let template = Arc::new(plain_template("a", ptype, release, artifact, command));
             let entry = self.apps.entry("a".into()).or_default();
             entry
                 .types
@@ -207,17 +192,17 @@ mod tests {
     #[test]
     fn converge_starts_what_is_missing_and_stops_the_excess() {
         let mut fake = Fake::default();
-        fake.deploy("web", "h1", 3);
+        fake.deploy("web", 1, 3);
         converge(&mut fake, "a", "web");
         assert_eq!(fake.started, vec!["web-1", "web-2", "web-3"]);
-        fake.deploy("web", "h1", 1);
+        fake.deploy("web", 1, 1);
         converge(&mut fake, "a", "web");
         // Not ready alike: the newest go.
         assert_eq!(fake.stopping(), vec!["web-2", "web-3"]);
         // Nothing deployed, or closed: nothing to do.
         converge(&mut fake, "a", "worker");
         fake.closed = true;
-        fake.deploy("web", "h1", 5);
+        fake.deploy("web", 1, 5);
         converge(&mut fake, "a", "web");
         assert_eq!(fake.started.len(), 3);
     }
@@ -225,7 +210,7 @@ mod tests {
     #[test]
     fn restart_starts_a_successor_and_refuses_what_it_cannot_restart() {
         let mut fake = Fake::default();
-        fake.deploy("web", "h1", 1);
+        fake.deploy("web", 1, 1);
         converge(&mut fake, "a", "web");
         if let Some(p) = process_mut(&mut fake, "a", "web-1") {
             p.status.ready = true;
