@@ -31,8 +31,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use drycc_engine::{Engine, ProcessTemplate};
+use drycc_engine::{Artifact, Command, Engine, ProcessTemplate};
+use drycc_model::lifecycle::BackoffPolicy;
 
 pub mod suite;
 mod support;
@@ -67,6 +69,39 @@ pub trait Harness: Send + Sync + 'static {
     /// natively or `exec httpd -f -p $PORT -h /` in a busybox container.
     fn web_script(&self) -> String;
 }
+
+/// The template [`Harness::template`] asks for, given how the engine runs
+/// it: the suite's stable hash, no probes, no limits, an empty
+/// environment and a grace period of 5 s.
+pub fn plain_template(
+    app: &str,
+    ptype: &str,
+    release: u32,
+    artifact: Artifact,
+    command: Command,
+) -> ProcessTemplate {
+    ProcessTemplate {
+        app: app.to_string(),
+        ptype: ptype.to_string(),
+        release,
+        hash: drycc_model::naming::template_hash(app, ptype, release, 0),
+        artifact,
+        command,
+        env: Default::default(),
+        grace_period: Duration::from_secs(5),
+        readiness: None,
+        liveness: None,
+        cpu_millis: None,
+        memory_bytes: None,
+    }
+}
+
+/// A crash back-off for harnesses: fast, so that crash tests end soon.
+pub const FAST_BACKOFF: BackoffPolicy = BackoffPolicy {
+    initial: Duration::from_millis(200),
+    cap: Duration::from_secs(1),
+    reset_after: Duration::from_secs(60),
+};
 
 /// One `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]` per
 /// function of [`suite`], each with a fresh harness from `$make`: a

@@ -90,7 +90,9 @@ use drycc_engine::{
     Artifact, Capabilities, Command, Deployment, Engine, EngineError, ExecRequest, ExecSession,
     LogLine, LogStream, ProcessStatus, ProcessTemplate, ProcessUsage, Result,
 };
-use state::{Desired, Shared};
+use drycc_engine_kit::changes::wait_until;
+use drycc_engine_kit::reconcile::restart;
+use state::{Desired, Reconciling, Shared};
 
 /// Settings of the Docker engine.
 #[derive(Clone, Debug)]
@@ -408,32 +410,11 @@ impl Engine for DockerEngine {
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
         let shared = &self.shared;
         let mut inner = shared.lock();
-        let entry = inner
-            .apps
-            .get_mut(app)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        let proc = entry
-            .procs
-            .get_mut(name)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        if proc.stopping {
-            return Err(EngineError::Invalid(format!(
-                "process {name} is terminating; it is being replaced already"
-            )));
-        }
-        let ptype = proc.status.ptype.clone();
-        if !entry.types.contains_key(&ptype) {
-            return Err(EngineError::Invalid(format!(
-                "process {name} belongs to no deployment"
-            )));
-        }
-        if let Some(proc) = entry.procs.get_mut(name) {
-            // Counted like a process of an old template from now on, the
-            // rollout rule starts a successor (new name) and retires this
-            // one once the successor is ready: capacity never drops.
-            proc.retiring = true;
-        }
-        shared.reconcile(&mut inner, app, &ptype);
+        let mut table = Reconciling {
+            shared,
+            inner: &mut inner,
+        };
+        restart(&mut table, app, name)?;
         drop(inner);
         shared.bump(app);
         Ok(())
@@ -515,14 +496,7 @@ impl Engine for DockerEngine {
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        while shared.process_count() > 0 {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+        wait_until(&mut changes, Some(deadline), || shared.process_count() == 0).await;
         shared.tasks.close();
     }
 
@@ -545,11 +519,7 @@ impl Engine for DockerEngine {
             shared.bump(app);
         }
         // Every supervisor removes its container and its entry.
-        while shared.process_count() > 0 {
-            if changes.changed().await.is_err() {
-                break;
-            }
-        }
+        wait_until(&mut changes, None, || shared.process_count() == 0).await;
         // Containers of the instance no supervisor had (left by an engine
         // that could not adopt them, or after `close`).
         match list_own(shared).await {

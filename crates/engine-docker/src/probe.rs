@@ -1,4 +1,5 @@
-//! Readiness and liveness checks of containers. TCP and HTTP checks go to
+//! The checks of containers (the probe loops that run them are in
+//! `drycc_engine_kit::probe`). TCP and HTTP checks go to
 //! the container port's published host port on 127.0.0.1, the address the
 //! router uses too; exec checks run in the container (`docker exec`).
 //!
@@ -12,20 +13,17 @@
 //! outright, which fails the check too.
 
 use std::collections::BTreeMap;
-use std::future::pending;
 use std::time::Duration;
 
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
-use drycc_engine::{Probe, ProbeAction, ProcessTemplate};
-
-/// Kubernetes' default probe timeout, used when a probe says 0.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+use drycc_engine::ProbeAction;
+use drycc_engine_kit::probe::{http, Checker, DEFAULT_TIMEOUT};
 
 /// Where a probe looks.
 pub(crate) struct Target<'a> {
@@ -45,44 +43,26 @@ impl Target<'_> {
     }
 }
 
-/// How a process becomes ready.
-pub(crate) enum Readiness {
-    /// Ready once started (non-web types without a probe).
-    Immediate,
-    /// `web` without a probe: ready once its port accepts a TCP connection,
-    /// tried every `poll`.
-    Port { poll: Duration },
-    /// The configured probe, run for the whole life of the process.
-    Probe(Probe),
-}
-
-impl Readiness {
-    pub(crate) fn of(template: &ProcessTemplate, poll: Duration) -> Readiness {
-        match &template.readiness {
-            Some(probe) => Readiness::Probe(probe.clone()),
-            None if template.ptype == "web" => Readiness::Port { poll },
-            None => Readiness::Immediate,
+impl Checker for Target<'_> {
+    async fn check(&self, action: &ProbeAction, limit: Duration) -> bool {
+        match action {
+            ProbeAction::Tcp { port } => match self.host_port(*port) {
+                Some(host) => tcp(host, limit, self.settle).await,
+                None => false,
+            },
+            ProbeAction::Http { path, port } => match self.host_port(*port) {
+                Some(host) => http(host, path, limit).await,
+                None => false,
+            },
+            ProbeAction::Exec { command } => exec(self, command, limit).await,
         }
     }
-}
 
-/// Run one check; `true` when it passes.
-pub(crate) async fn check(action: &ProbeAction, target: &Target<'_>, limit: Duration) -> bool {
-    let limit = if limit.is_zero() {
-        DEFAULT_TIMEOUT
-    } else {
-        limit
-    };
-    match action {
-        ProbeAction::Tcp { port } => match target.host_port(*port) {
-            Some(host) => tcp(host, limit, target.settle).await,
+    async fn port_open(&self) -> bool {
+        match self.host_port(None) {
+            Some(host) => tcp(host, DEFAULT_TIMEOUT, self.settle).await,
             None => false,
-        },
-        ProbeAction::Http { path, port } => match target.host_port(*port) {
-            Some(host) => http(host, path, limit).await,
-            None => false,
-        },
-        ProbeAction::Exec { command } => exec(target, command, limit).await,
+        }
     }
 }
 
@@ -101,49 +81,6 @@ pub(crate) async fn tcp(port: u16, limit: Duration, settle: Duration) -> bool {
         }
     };
     matches!(timeout(limit + settle, attempt).await, Ok(Some(true)))
-}
-
-/// GET `path`; 2xx and 3xx pass, as in Kubernetes.
-async fn http(port: u16, path: &str, limit: Duration) -> bool {
-    // A path with blanks or control characters would break the request line.
-    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return false;
-    }
-    let path = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("/{path}")
-    };
-    let request = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(
-                format!(
-                    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: drycc-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-                )
-                .as_bytes(),
-            )
-            .await?;
-        // "HTTP/1.1 200" is 12 bytes; read until we have them or EOF.
-        let mut head = [0u8; 12];
-        let mut filled = 0;
-        while filled < head.len() {
-            let n = stream.read(&mut head[filled..]).await?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        Ok::<_, std::io::Error>(parse_status(&head[..filled]))
-    };
-    matches!(timeout(limit, request).await, Ok(Ok(Some(code))) if (200..400).contains(&code))
-}
-
-fn parse_status(head: &[u8]) -> Option<u16> {
-    let text = std::str::from_utf8(head).ok()?;
-    let rest = text.strip_prefix("HTTP/")?;
-    let (_, code) = rest.split_once(' ')?;
-    code.get(..3)?.parse().ok()
 }
 
 /// Run the command in the container; exit 0 passes. A command still
@@ -184,89 +121,9 @@ async fn exec(target: &Target<'_>, command: &[String], limit: Duration) -> bool 
     matches!(timeout(limit, run).await, Ok(Some(0)))
 }
 
-/// Report readiness through `set_ready` for as long as the process lives
-/// (the caller drops this future when the process exits). Never returns.
-pub(crate) async fn readiness_loop<F>(plan: &Readiness, target: &Target<'_>, mut set_ready: F)
-where
-    F: FnMut(bool),
-{
-    match plan {
-        // Reported with the start itself (see the supervisor).
-        Readiness::Immediate => {}
-        Readiness::Port { poll } => loop {
-            if let Some(host) = target.host_port(None) {
-                if tcp(host, DEFAULT_TIMEOUT, target.settle).await {
-                    set_ready(true);
-                    break;
-                }
-            }
-            sleep(*poll).await;
-        },
-        Readiness::Probe(probe) => {
-            sleep(probe.initial_delay).await;
-            let period = period_of(probe);
-            let threshold = probe.failure_threshold.max(1);
-            let mut ready = false;
-            let mut failures = 0u32;
-            loop {
-                if check(&probe.action, target, probe.timeout).await {
-                    failures = 0;
-                    if !ready {
-                        ready = true;
-                        set_ready(true);
-                    }
-                } else {
-                    failures = failures.saturating_add(1);
-                    // Before the first success a failure only means "not yet".
-                    if ready && failures >= threshold {
-                        ready = false;
-                        set_ready(false);
-                    }
-                }
-                sleep(period).await;
-            }
-        }
-    }
-    pending::<()>().await;
-}
-
-/// Returns once the liveness probe failed `failure_threshold` times in a
-/// row; never returns while it passes.
-pub(crate) async fn liveness_loop(probe: &Probe, target: &Target<'_>) {
-    sleep(probe.initial_delay).await;
-    let period = period_of(probe);
-    let threshold = probe.failure_threshold.max(1);
-    let mut failures = 0u32;
-    loop {
-        if check(&probe.action, target, probe.timeout).await {
-            failures = 0;
-        } else {
-            failures = failures.saturating_add(1);
-            if failures >= threshold {
-                return;
-            }
-        }
-        sleep(period).await;
-    }
-}
-
-/// A zero period would spin; Kubernetes' minimum is one second, we allow
-/// shorter for tests but not zero.
-fn period_of(probe: &Probe) -> Duration {
-    probe.period.max(Duration::from_millis(10))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_line_parsing() {
-        assert_eq!(parse_status(b"HTTP/1.1 200"), Some(200));
-        assert_eq!(parse_status(b"HTTP/1.0 302"), Some(302));
-        assert_eq!(parse_status(b"HTTP/1.1 50"), None);
-        assert_eq!(parse_status(b""), None);
-    }
 
     #[tokio::test]
     async fn tcp_tells_a_quiet_server_from_a_proxy_that_closes() {

@@ -1,8 +1,9 @@
 //! The process table of the Docker engine and the reconciling glue: desired
-//! deployments per (app, type), one entry per process (one container),
-//! the host ports promised to them, and `reconcile`, which asks
-//! `drycc_model::lifecycle` what to start and what to stop and carries it
-//! out. Everything here runs under one short-held mutex; Docker calls happen
+//! deployments per (app, type), one entry per process (one container; the
+//! entries of `drycc_engine_kit::table` with the container's ports), the
+//! host ports promised to them, and `reconcile`, which runs
+//! `drycc_engine_kit::reconcile` (the rules of `drycc_model::lifecycle`)
+//! on the table. Everything here runs under one short-held mutex; Docker calls happen
 //! in the per-process supervisor tasks.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,7 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bollard::Docker;
 use chrono::{DateTime, Utc};
-use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
+use drycc_engine_kit::changes::Changes;
+use drycc_engine_kit::reconcile::converge;
+use drycc_engine_kit::table::{Table, Tracked};
+use drycc_engine_kit::usage::CpuSamples;
 use drycc_model::naming;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -19,22 +23,20 @@ use tokio_util::task::TaskTracker;
 
 use crate::container::{self, Found};
 use crate::logs::LogHub;
-use crate::supervisor::{self, Order};
+use crate::supervisor;
 use crate::DockerConfig;
 use drycc_engine::{ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine_kit::supervise::Order;
 
 /// State shared by the engine handle and every task.
 pub(crate) struct Shared {
     pub(crate) config: DockerConfig,
     pub(crate) docker: Docker,
     state: Mutex<Inner>,
-    /// Bumped on every change of any app.
-    changes_all: watch::Sender<u64>,
-    /// One counter per app, created by the first subscriber or change.
-    changes_app: Mutex<HashMap<String, watch::Sender<u64>>>,
+    changes: Changes,
     pub(crate) logs: LogHub,
     /// The last CPU reading of each container (for usage in millicores).
-    pub(crate) cpu_samples: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+    pub(crate) cpu_samples: CpuSamples,
     /// Supervisors, log followers and the event watcher.
     pub(crate) tasks: TaskTracker,
     /// Cancelled when the engine is released or stopped: background tasks
@@ -61,66 +63,17 @@ pub(crate) struct Inner {
     pub(crate) closed: bool,
 }
 
-#[derive(Default)]
-pub(crate) struct AppEntry {
-    /// Desired state per process type.
-    pub(crate) types: HashMap<String, Desired>,
-    /// Every process that exists, by name.
-    pub(crate) procs: BTreeMap<String, Proc>,
-    /// `remove_app` was called: forget the app once its last process is gone.
-    pub(crate) removed: bool,
-}
+pub(crate) use drycc_engine_kit::table::Desired;
 
-pub(crate) struct Desired {
-    pub(crate) replicas: u32,
-    pub(crate) template: Arc<ProcessTemplate>,
-}
+pub(crate) type AppEntry = drycc_engine_kit::table::AppEntry<Container>;
+pub(crate) type Proc = Tracked<Container>;
 
-pub(crate) struct Proc {
-    pub(crate) status: ProcessStatus,
-    pub(crate) template: Arc<ProcessTemplate>,
-    seq: u64,
-    /// Being replaced (`restart_process`): counted like a process of an old
-    /// template, so the rollout rule starts its successor first.
-    pub(crate) retiring: bool,
-    /// Asked to terminate; it no longer counts for anything.
-    pub(crate) stopping: bool,
-    orders: watch::Sender<Order>,
+/// What the Docker engine adds to a process entry.
+pub(crate) struct Container {
     /// Bumped by the event watcher when its container dies.
     pub(crate) died: watch::Sender<u64>,
     /// Container port -> host port on 127.0.0.1.
     pub(crate) ports: BTreeMap<u16, u16>,
-}
-
-impl Proc {
-    /// Mark the process terminating and wake its supervisor.
-    pub(crate) fn request_stop(&mut self) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        self.status.state = ProcessState::Terminating;
-        self.status.ready = false;
-        self.orders.send_replace(Order::Terminate);
-    }
-
-    /// Let go of the process without touching its container.
-    pub(crate) fn detach(&self) {
-        self.orders.send_if_modified(|order| {
-            let run = *order == Order::Run;
-            if run {
-                *order = Order::Detach;
-            }
-            run
-        });
-    }
-
-    /// Whether `exec` may run in it: its container runs now.
-    pub(crate) fn is_running(&self) -> bool {
-        !self.stopping
-            && self.status.pid.is_some()
-            && matches!(self.status.state, ProcessState::Starting | ProcessState::Up)
-    }
 }
 
 impl Shared {
@@ -141,10 +94,9 @@ impl Shared {
                 next_port,
                 ..Inner::default()
             }),
-            changes_all: watch::channel(0).0,
-            changes_app: Mutex::new(HashMap::new()),
+            changes: Changes::default(),
             logs,
-            cpu_samples: Mutex::new(HashMap::new()),
+            cpu_samples: CpuSamples::default(),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
             images: Mutex::new(HashSet::new()),
@@ -164,25 +116,11 @@ impl Shared {
 
     /// Publish a change of `app`.
     pub(crate) fn bump(&self, app: &str) {
-        self.changes_all.send_modify(|n| *n = n.wrapping_add(1));
-        let apps = self.changes_app.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = apps.get(app) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
-        }
+        self.changes.bump(Some(app));
     }
 
     pub(crate) fn subscribe_changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        match app {
-            None => self.changes_all.subscribe(),
-            Some(app) => {
-                let mut apps = self.changes_app.lock().unwrap_or_else(|e| e.into_inner());
-                // Counters nobody watches any more are dropped on the way.
-                apps.retain(|name, tx| name == app || tx.receiver_count() > 0);
-                apps.entry(app.to_string())
-                    .or_insert_with(|| watch::channel(0).0)
-                    .subscribe()
-            }
-        }
+        self.changes.subscribe(app)
     }
 
     /// Promise free host ports for `count` container ports: ports of the
@@ -353,10 +291,7 @@ impl Shared {
             }
         }
         drop(inner);
-        self.cpu_samples
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        self.cpu_samples.forget(name);
         if forget {
             self.logs.forget(app);
         }
@@ -442,53 +377,14 @@ impl Shared {
     /// entries are `starting`, victims `terminating`); the Docker work
     /// follows in the supervisors.
     pub(crate) fn reconcile(self: &Arc<Self>, inner: &mut Inner, app: &str, ptype: &str) {
-        if inner.closed {
-            return;
-        }
-        // Each pass either starts processes (bounded by the replica count)
-        // or retires some (bounded by the existing ones), so this ends in a
-        // few passes; the bound only guards against a rule bug.
-        for _ in 0..8 {
-            let Some(entry) = inner.apps.get_mut(app) else {
-                return;
-            };
-            let Some(desired) = entry.types.get(ptype) else {
-                return;
-            };
-            let template = Arc::clone(&desired.template);
-            let replicas = desired.replicas;
-            let mut current = Vec::new();
-            let mut old = Vec::new();
-            for proc in entry.procs.values() {
-                if proc.status.ptype != ptype || proc.stopping {
-                    continue;
-                }
-                let replica = Replica {
-                    id: proc.status.name.as_str(),
-                    ready: proc.status.ready,
-                    created: proc.seq,
-                };
-                if proc.template.hash == template.hash && !proc.retiring {
-                    current.push(replica);
-                } else {
-                    old.push(replica);
-                }
-            }
-            let step = rollout_step(replicas, &current, &old, RolloutPolicy::default());
-            if step.is_empty() {
-                return;
-            }
-            let start = step.start;
-            let victims: Vec<String> = step.terminate.iter().map(|s| s.to_string()).collect();
-            for victim in victims {
-                if let Some(proc) = entry.procs.get_mut(&victim) {
-                    proc.request_stop();
-                }
-            }
-            for _ in 0..start {
-                self.start_process(inner, &template);
-            }
-        }
+        converge(
+            &mut Reconciling {
+                shared: self,
+                inner,
+            },
+            app,
+            ptype,
+        );
     }
 
     /// Create the entry of a new process (`starting`, no container yet) and
@@ -497,16 +393,13 @@ impl Shared {
         let Some(entry) = inner.apps.get(&template.app) else {
             return;
         };
-        let mut rng = rand::thread_rng();
-        let name = loop {
-            let suffix = naming::random_suffix(&mut rng);
-            let name =
-                naming::process_name(&template.app, &template.ptype, &template.hash, &suffix);
-            // 27^5 suffixes: a clash is rare, but a name must be unique.
-            if !entry.procs.contains_key(&name) {
-                break name;
-            }
-        };
+        let name = naming::unique_process_name(
+            &mut rand::thread_rng(),
+            &template.app,
+            &template.ptype,
+            &template.hash,
+            |name| entry.procs.contains_key(name),
+        );
         let image = container::image_ref(template, self.config.slug_image.as_deref());
         let status = new_status(&name, template, image, Utc::now());
         self.add_process(inner, status, Arc::clone(template), BTreeMap::new(), None);
@@ -529,16 +422,16 @@ impl Shared {
         let entry = inner.apps.entry(template.app.clone()).or_default();
         entry.procs.insert(
             name.clone(),
-            Proc {
+            Tracked::new(
                 status,
-                template: Arc::clone(&template),
+                Arc::clone(&template),
                 seq,
-                retiring: false,
-                stopping: false,
                 orders,
-                died: watch::channel(0).0,
-                ports,
-            },
+                Container {
+                    died: watch::channel(0).0,
+                    ports,
+                },
+            ),
         );
         self.tasks.spawn(supervisor::supervise(
             Arc::clone(self),
@@ -547,6 +440,32 @@ impl Shared {
             orders_rx,
             found,
         ));
+    }
+}
+
+/// The table as the reconcile loop of `drycc_engine_kit` sees it.
+pub(crate) struct Reconciling<'a> {
+    pub(crate) shared: &'a Arc<Shared>,
+    pub(crate) inner: &'a mut Inner,
+}
+
+impl Table for Reconciling<'_> {
+    type Extra = Container;
+
+    fn apps(&self) -> &HashMap<String, AppEntry> {
+        &self.inner.apps
+    }
+
+    fn apps_mut(&mut self) -> &mut HashMap<String, AppEntry> {
+        &mut self.inner.apps
+    }
+
+    fn closed(&self) -> bool {
+        self.inner.closed
+    }
+
+    fn start(&mut self, template: &Arc<ProcessTemplate>) {
+        self.shared.start_process(self.inner, template);
     }
 }
 

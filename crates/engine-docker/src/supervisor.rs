@@ -20,9 +20,12 @@ use tokio::time::{sleep, timeout, Instant};
 
 pub(crate) use crate::container::Found;
 use crate::container::{self, status_of};
-use crate::probe::{self, Readiness, Target};
+use crate::probe::Target;
 use crate::state::Shared;
 use drycc_engine::{ProcessState, ProcessTemplate};
+use drycc_engine_kit::probe::{self, Readiness};
+use drycc_engine_kit::status::record_exit;
+use drycc_engine_kit::supervise::{Ended, Order};
 
 /// How long a SIGKILLed container may take to be reported gone.
 const KILL_WAIT: Duration = Duration::from_secs(30);
@@ -30,28 +33,6 @@ const KILL_WAIT: Duration = Duration::from_secs(30);
 /// How many times a start is tried with other host ports when the daemon
 /// says the ones promised were taken meanwhile.
 const PORT_ATTEMPTS: usize = 3;
-
-/// How one run of the container ended.
-enum Ended {
-    /// It exited by itself (or failed its liveness probe and was stopped).
-    Exited(String),
-    /// It could not be created or started.
-    Failed(String),
-    /// We were asked to stop it, and it is stopped.
-    Stopped,
-    /// The engine was released: the container runs on, for the next one.
-    Detached,
-}
-
-/// What the engine wants of a supervisor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Order {
-    Run,
-    /// Terminate the container (SIGTERM, grace, SIGKILL), remove it, end.
-    Terminate,
-    /// End without touching the container (engine released).
-    Detach,
-}
 
 /// What one look at a container found.
 enum Look {
@@ -113,16 +94,7 @@ pub(crate) async fn supervise(
         streak = policy.next_streak(streak, began.elapsed());
         let delay = policy.delay(streak);
         let crashed = shared.update(&app, &name, |p| {
-            p.status.pid = None;
-            p.status.ready = false;
-            p.status.last_exit = Some(reason.clone());
-            if p.stopping {
-                // It exited while being asked to stop: not a crash.
-                return false;
-            }
-            p.status.state = state;
-            p.status.restarts = p.status.restarts.saturating_add(1);
-            true
+            record_exit(&mut p.status, p.stopping, &reason, state)
         });
         if crashed != Some(true) || shared.lock().closed {
             if *orders.borrow() == Order::Detach {

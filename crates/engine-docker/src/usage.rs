@@ -1,10 +1,9 @@
 //! CPU and memory of containers from the daemon's stats (one reading each,
 //! no streaming). CPU in millicores is the CPU time used between two calls
-//! over the wall time between them, as the local engine computes it; the
+//! over the wall time between them (`drycc_engine_kit::usage`); the
 //! first call of a container gives none. Memory is the container's usage
 //! less its inactive file cache, as `docker stats` shows it.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bollard::models::ContainerStatsResponse;
@@ -13,16 +12,7 @@ use futures::StreamExt;
 
 use crate::state::Shared;
 use drycc_engine::ProcessUsage;
-
-/// Millicores used between two readings (time, CPU nanoseconds).
-pub(crate) fn millicores(before: (Instant, u64), now: (Instant, u64)) -> Option<u64> {
-    let wall = now.0.checked_duration_since(before.0)?.as_nanos();
-    if wall == 0 {
-        return None;
-    }
-    let cpu = u128::from(now.1.checked_sub(before.1)?);
-    u64::try_from(cpu * 1000 / wall).ok()
-}
+use drycc_engine_kit::usage::millicores;
 
 /// CPU nanoseconds and memory bytes of one reading.
 fn reading(stats: &ContainerStatsResponse) -> (Option<u64>, Option<u64>) {
@@ -90,16 +80,13 @@ pub(crate) async fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
         (name, ptype, ready, stats, Instant::now())
     });
     let readings = futures::future::join_all(reads).await;
-    let mut samples = shared.cpu_samples.lock().unwrap_or_else(|e| e.into_inner());
-    let mut fresh: HashMap<String, (Instant, u64)> = HashMap::new();
-    let usage = readings
+    let mut samples = shared.cpu_samples.sample(app);
+    readings
         .into_iter()
         .map(|(name, ptype, ready, stats, now)| {
             let (cpu, memory) = stats.as_ref().map(reading).unwrap_or((None, None));
-            let cpu_millis = cpu.and_then(|cpu| {
-                fresh.insert(name.clone(), (now, cpu));
-                millicores(*samples.get(&name)?, (now, cpu))
-            });
+            let cpu_millis =
+                cpu.and_then(|cpu| millicores(samples.record(&name, now, cpu)?, (now, cpu)));
             ProcessUsage {
                 name,
                 ptype,
@@ -108,28 +95,5 @@ pub(crate) async fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
                 memory_bytes: memory,
             }
         })
-        .collect();
-    // Keep the readings of this app's processes that still exist.
-    let prefix = format!("{app}-");
-    samples.retain(|name, _| !name.starts_with(&prefix) || fresh.contains_key(name));
-    samples.extend(fresh);
-    usage
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn millicores_are_cpu_time_over_wall_time() {
-        let t0 = Instant::now();
-        let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(millicores((t0, 0), (t1, 1_000_000_000)), Some(500));
-        assert_eq!(millicores((t0, 0), (t1, 4_000_000_000)), Some(2000));
-        assert_eq!(millicores((t1, 0), (t0, 5)), None);
-        assert_eq!(millicores((t0, 10), (t0, 20)), None);
-        // A container started anew counts from zero again.
-        assert_eq!(millicores((t0, 10), (t1, 5)), None);
-    }
+        .collect()
 }

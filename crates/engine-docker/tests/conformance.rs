@@ -3,56 +3,29 @@
 //! engine instance per test on the daemon of `DOCKER_HOST`, a fast crash
 //! back-off. Skipped, loudly, without `DOCKER_HOST`.
 
+mod support;
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use drycc_engine::{Artifact, Command, Engine, ImageSpec, ProcessTemplate};
-use drycc_engine_conformance::Harness;
-use drycc_engine_docker::{BackoffPolicy, DockerConfig, DockerEngine};
-use drycc_images::testing::{build_busybox_image, docker_from_env, skip};
+use drycc_engine_conformance::{plain_template, Harness};
+use drycc_engine_docker::DockerEngine;
+use support::Image;
 
 /// The suite's image: busybox on nothing, with an empty web root.
-const IMAGE: &str = "drycc-conformance/busybox:1";
-
-/// Built once per test binary (Docker caches the layers across runs).
-static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+static IMAGE: Image = Image {
+    reference: "drycc-conformance/busybox:1",
+    extra: "RUN mkdir -p /www",
+    built: tokio::sync::OnceCell::const_new(),
+};
 
 struct Docker {
     engine: Arc<DockerEngine>,
 }
 
 async fn docker() -> Option<Docker> {
-    let Some(client) = docker_from_env() else {
-        skip(
-            "engine-docker conformance",
-            "DOCKER_HOST is not set (scripts/with-docker.sh sets it)",
-        );
-        return None;
-    };
-    BUILT
-        .get_or_init(|| async {
-            build_busybox_image(&client, IMAGE, "RUN mkdir -p /www")
-                .await
-                .expect("the conformance image");
-        })
-        .await;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let config = DockerConfig {
-        backoff: BackoffPolicy {
-            initial: Duration::from_millis(200),
-            cap: Duration::from_secs(1),
-            reset_after: Duration::from_secs(60),
-        },
-        readiness_poll: Duration::from_millis(100),
-        recheck: Duration::from_secs(2),
-        ..DockerConfig::new(format!("conformance-{}-{nanos}", std::process::id()))
-    };
-    let engine = DockerEngine::connect(client, config)
-        .await
-        .expect("a Docker engine");
+    let engine =
+        support::engine("engine-docker conformance", &IMAGE, "conformance", |_| {}).await?;
     Some(Docker { engine })
 }
 
@@ -62,25 +35,14 @@ impl Harness for Docker {
     }
 
     fn template(&self, app: &str, ptype: &str, release: u32, script: &str) -> ProcessTemplate {
-        ProcessTemplate {
-            app: app.to_string(),
-            ptype: ptype.to_string(),
-            release,
-            hash: drycc_model::naming::template_hash(app, ptype, release, 0),
-            artifact: Artifact::Image(ImageSpec {
-                reference: IMAGE.to_string(),
-                entrypoint: Vec::new(),
-                port: 5000,
-                credentials: None,
-            }),
-            command: Command::Args(vec!["sh".into(), "-c".into(), script.to_string()]),
-            env: Default::default(),
-            grace_period: Duration::from_secs(5),
-            readiness: None,
-            liveness: None,
-            cpu_millis: None,
-            memory_bytes: None,
-        }
+        let artifact = Artifact::Image(ImageSpec {
+            reference: IMAGE.reference.to_string(),
+            entrypoint: Vec::new(),
+            port: 5000,
+            credentials: None,
+        });
+        let command = Command::Args(vec!["sh".into(), "-c".into(), script.to_string()]);
+        plain_template(app, ptype, release, artifact, command)
     }
 
     fn web_script(&self) -> String {

@@ -55,7 +55,9 @@ use drycc_engine::{
     Capabilities, Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine,
     LogStream, ProcessStatus, ProcessUsage, Result,
 };
-use state::{Desired, Shared};
+use drycc_engine_kit::changes::wait_until;
+use drycc_engine_kit::reconcile::restart;
+use state::{Desired, Reconciling, Shared};
 
 /// The `PATH` of native processes unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -317,32 +319,11 @@ impl Engine for LocalEngine {
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
         let shared = &self.shared;
         let mut inner = shared.lock();
-        let entry = inner
-            .apps
-            .get_mut(app)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        let proc = entry
-            .procs
-            .get_mut(name)
-            .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-        if proc.stopping {
-            return Err(EngineError::Invalid(format!(
-                "process {name} is terminating; it is being replaced already"
-            )));
-        }
-        let ptype = proc.status.ptype.clone();
-        if !entry.types.contains_key(&ptype) {
-            return Err(EngineError::Invalid(format!(
-                "process {name} belongs to no deployment"
-            )));
-        }
-        if let Some(proc) = entry.procs.get_mut(name) {
-            // Counted like a process of an old template from now on, the
-            // rollout rule starts a successor (new name) and retires this
-            // one once the successor is ready: capacity never drops.
-            proc.retiring = true;
-        }
-        shared.reconcile(&mut inner, app, &ptype);
+        let mut table = Reconciling {
+            shared,
+            inner: &mut inner,
+        };
+        restart(&mut table, app, name)?;
         drop(inner);
         shared.bump(Some(app));
         Ok(())
@@ -431,14 +412,10 @@ impl Engine for LocalEngine {
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        while self.shared.process_count() > 0 {
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
+        wait_until(&mut changes, Some(deadline), || {
+            self.shared.process_count() == 0
+        })
+        .await;
         // With no process left to adopt, nothing here is of use to anyone.
         os::remove_idle_run_dir(&self.shared.config.run_dir);
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -461,11 +438,7 @@ impl Engine for LocalEngine {
         }
         self.shared.bump(None);
         // Every supervisor removes its entry once its group is gone.
-        while self.shared.process_count() > 0 {
-            if changes.changed().await.is_err() {
-                break;
-            }
-        }
+        wait_until(&mut changes, None, || self.shared.process_count() == 0).await;
         os::remove_idle_run_dir(&self.shared.config.run_dir);
     }
 }

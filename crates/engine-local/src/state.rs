@@ -1,38 +1,41 @@
 //! The process table of the local engine and the reconciling glue: desired
-//! deployments per (app, type), one entry per process, assigned ports, and
-//! `reconcile`, which asks `drycc_model::lifecycle` what to start and what to
-//! stop and carries it out. Everything here runs under one short-held mutex;
+//! deployments per (app, type), one entry per process (the entries of
+//! `drycc_engine_kit::table`), assigned ports, and `reconcile`, which runs
+//! `drycc_engine_kit::reconcile` (the rules of `drycc_model::lifecycle`)
+//! on the table. Everything here runs under one short-held mutex;
 //! slow work (spawning, waiting, probing) happens in the per-process
 //! supervisor tasks.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use drycc_model::lifecycle::{rollout_step, Replica, RolloutPolicy};
+use drycc_engine_kit::changes::Changes;
+use drycc_engine_kit::reconcile::converge;
+use drycc_engine_kit::table::{Table, Tracked};
+use drycc_engine_kit::usage::CpuSamples;
 use drycc_model::naming;
 use tokio::sync::watch;
 
 use super::logs::LogStore;
-use super::supervisor::{Adopted, Order};
+use super::supervisor::Adopted;
 use super::{os, runtime, supervisor, LocalConfig};
 use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
+use drycc_engine_kit::supervise::Order;
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
     pub(crate) config: LocalConfig,
     state: Mutex<Inner>,
     pub(crate) logs: Arc<LogStore>,
-    changes: watch::Sender<u64>,
-    /// Per-app change counters, made when someone first watches the app.
-    app_changes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    changes: Changes,
     pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
     execs: Mutex<HashSet<u32>>,
     /// Control groups: limits, usage, OOM kills, killing what escaped.
     pub(crate) cgroups: Arc<dyn drycc_cgroups::Cgroups>,
     /// The last CPU reading of each process (for usage in millicores).
-    pub(crate) cpu_samples: Mutex<HashMap<String, (std::time::Instant, u64)>>,
+    pub(crate) cpu_samples: CpuSamples,
 }
 
 #[derive(Default)]
@@ -51,63 +54,10 @@ pub(crate) struct Inner {
     pub(crate) released: bool,
 }
 
-#[derive(Default)]
-pub(crate) struct AppEntry {
-    /// Desired state per process type.
-    pub(crate) types: HashMap<String, Desired>,
-    /// Every process that exists, by name.
-    pub(crate) procs: BTreeMap<String, Proc>,
-    /// `remove_app` was called: forget the app once its last process exited.
-    pub(crate) removed: bool,
-}
+pub(crate) use drycc_engine_kit::table::Desired;
 
-pub(crate) struct Desired {
-    pub(crate) replicas: u32,
-    pub(crate) template: Arc<ProcessTemplate>,
-}
-
-pub(crate) struct Proc {
-    pub(crate) status: ProcessStatus,
-    pub(crate) template: Arc<ProcessTemplate>,
-    seq: u64,
-    /// Being replaced (`restart_process`): counted like a process of an old
-    /// template, so the rollout rule starts its successor first.
-    pub(crate) retiring: bool,
-    /// Asked to terminate; it no longer counts for anything.
-    pub(crate) stopping: bool,
-    orders: watch::Sender<Order>,
-}
-
-impl Proc {
-    /// Mark the process terminating and wake its supervisor.
-    pub(crate) fn request_stop(&mut self) {
-        if self.stopping {
-            return;
-        }
-        self.stopping = true;
-        self.status.state = ProcessState::Terminating;
-        self.status.ready = false;
-        self.orders.send_replace(Order::Terminate);
-    }
-
-    /// Let go of the process without touching it (engine released).
-    pub(crate) fn detach(&self) {
-        self.orders.send_if_modified(|order| {
-            let run = *order == Order::Run;
-            if run {
-                *order = Order::Detach;
-            }
-            run
-        });
-    }
-
-    /// Whether `exec` may run in it: its command is running now.
-    pub(crate) fn is_running(&self) -> bool {
-        !self.stopping
-            && self.status.pid.is_some()
-            && matches!(self.status.state, ProcessState::Starting | ProcessState::Up)
-    }
-}
+pub(crate) type AppEntry = drycc_engine_kit::table::AppEntry<()>;
+pub(crate) type Proc = Tracked<()>;
 
 impl Shared {
     pub(crate) fn new(config: LocalConfig, runtime: tokio::runtime::Handle) -> Self {
@@ -135,12 +85,11 @@ impl Shared {
                 ..Inner::default()
             }),
             logs,
-            changes: watch::channel(0).0,
-            app_changes: Mutex::new(HashMap::new()),
+            changes: Changes::default(),
             runtime,
             execs: Mutex::new(HashSet::new()),
             cgroups,
-            cpu_samples: Mutex::new(HashMap::new()),
+            cpu_samples: CpuSamples::default(),
         }
     }
 
@@ -166,36 +115,11 @@ impl Shared {
     /// Tell the watchers of `app` (of every app with `None`) and the
     /// watchers of all apps that something changed.
     pub(crate) fn bump(&self, app: Option<&str>) {
-        let step = |n: &mut u64| *n = n.wrapping_add(1);
-        self.changes.send_modify(step);
-        let mut watchers = self.app_changes.lock().unwrap_or_else(|e| e.into_inner());
-        match app {
-            Some(app) => {
-                if let Some(sender) = watchers.get(app) {
-                    sender.send_modify(step);
-                }
-            }
-            None => {
-                // A good moment to forget the apps nobody watches any more.
-                watchers.retain(|_, sender| sender.receiver_count() > 0);
-                for sender in watchers.values() {
-                    sender.send_modify(step);
-                }
-            }
-        }
+        self.changes.bump(app);
     }
 
     pub(crate) fn subscribe_changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        match app {
-            None => self.changes.subscribe(),
-            Some(app) => self
-                .app_changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(app.to_string())
-                .or_insert_with(|| watch::channel(0).0)
-                .subscribe(),
-        }
+        self.changes.subscribe(app)
     }
 
     pub(crate) fn add_exec(&self, pgid: u32) {
@@ -429,53 +353,14 @@ impl Shared {
     /// entries are `starting`, victims `terminating`), the OS work follows
     /// in the supervisors.
     pub(crate) fn reconcile(self: &Arc<Self>, inner: &mut Inner, app: &str, ptype: &str) {
-        if inner.closed {
-            return;
-        }
-        // Each pass either starts processes (bounded by the replica count)
-        // or retires some (bounded by the existing ones), so this ends in a
-        // few passes; the bound only guards against a rule bug.
-        for _ in 0..8 {
-            let Some(entry) = inner.apps.get_mut(app) else {
-                return;
-            };
-            let Some(desired) = entry.types.get(ptype) else {
-                return;
-            };
-            let template = Arc::clone(&desired.template);
-            let replicas = desired.replicas;
-            let mut current = Vec::new();
-            let mut old = Vec::new();
-            for proc in entry.procs.values() {
-                if proc.status.ptype != ptype || proc.stopping {
-                    continue;
-                }
-                let replica = Replica {
-                    id: proc.status.name.as_str(),
-                    ready: proc.status.ready,
-                    created: proc.seq,
-                };
-                if proc.template.hash == template.hash && !proc.retiring {
-                    current.push(replica);
-                } else {
-                    old.push(replica);
-                }
-            }
-            let step = rollout_step(replicas, &current, &old, RolloutPolicy::default());
-            if step.is_empty() {
-                return;
-            }
-            let start = step.start;
-            let victims: Vec<String> = step.terminate.iter().map(|s| s.to_string()).collect();
-            for victim in victims {
-                if let Some(proc) = entry.procs.get_mut(&victim) {
-                    proc.request_stop();
-                }
-            }
-            for _ in 0..start {
-                self.start_process(inner, &template);
-            }
-        }
+        converge(
+            &mut Reconciling {
+                shared: self,
+                inner,
+            },
+            app,
+            ptype,
+        );
     }
 
     /// Create the entry of a new process (`starting`, no pid yet) and its
@@ -484,16 +369,13 @@ impl Shared {
         let Some(entry) = inner.apps.get(&template.app) else {
             return;
         };
-        let mut rng = rand::thread_rng();
-        let name = loop {
-            let suffix = naming::random_suffix(&mut rng);
-            let name =
-                naming::process_name(&template.app, &template.ptype, &template.hash, &suffix);
-            // 27^5 suffixes: a clash is rare, but a name must be unique.
-            if !entry.procs.contains_key(&name) {
-                break name;
-            }
-        };
+        let name = naming::unique_process_name(
+            &mut rand::thread_rng(),
+            &template.app,
+            &template.ptype,
+            &template.hash,
+            |name| entry.procs.contains_key(name),
+        );
         let status = new_status(&name, template, Utc::now());
         self.add_process(inner, status, Arc::clone(template), None);
     }
@@ -514,14 +396,7 @@ impl Shared {
         let entry = inner.apps.entry(template.app.clone()).or_default();
         entry.procs.insert(
             name.clone(),
-            Proc {
-                status,
-                template: Arc::clone(&template),
-                seq,
-                retiring: false,
-                stopping: false,
-                orders,
-            },
+            Tracked::new(status, Arc::clone(&template), seq, orders, ()),
         );
         self.runtime.spawn(supervisor::supervise(
             Arc::clone(self),
@@ -531,6 +406,32 @@ impl Shared {
             orders_rx,
             adopted,
         ));
+    }
+}
+
+/// The table as the reconcile loop of `drycc_engine_kit` sees it.
+pub(crate) struct Reconciling<'a> {
+    pub(crate) shared: &'a Arc<Shared>,
+    pub(crate) inner: &'a mut Inner,
+}
+
+impl Table for Reconciling<'_> {
+    type Extra = ();
+
+    fn apps(&self) -> &HashMap<String, AppEntry> {
+        &self.inner.apps
+    }
+
+    fn apps_mut(&mut self) -> &mut HashMap<String, AppEntry> {
+        &mut self.inner.apps
+    }
+
+    fn closed(&self) -> bool {
+        self.inner.closed
+    }
+
+    fn start(&mut self, template: &Arc<ProcessTemplate>) {
+        self.shared.start_process(self.inner, template);
     }
 }
 

@@ -17,35 +17,16 @@ use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
 use super::command::{self, Launch};
-use super::probe::{self, Readiness, Target};
+use super::probe::Target;
 use super::state::{workdir_of, Shared};
 use super::{os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
+use drycc_engine_kit::probe::{self, Readiness};
+use drycc_engine_kit::status::record_exit;
+use drycc_engine_kit::supervise::{Ended, Order};
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);
-
-/// How one run of the command ended.
-enum Ended {
-    /// It exited by itself (or failed its liveness probe and was stopped).
-    Exited(String),
-    /// It could not be started at all.
-    Failed(String),
-    /// We were asked to stop it, and it is gone.
-    Stopped,
-    /// The engine was released: the process runs on, for the next one.
-    Detached,
-}
-
-/// What the engine wants of a supervisor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Order {
-    Run,
-    /// Terminate the process (SIGTERM, grace, SIGKILL) and end.
-    Terminate,
-    /// End without touching the process (controller shutdown).
-    Detach,
-}
 
 /// A process found running (or found dead) when the engine started.
 pub(crate) struct Adopted {
@@ -138,16 +119,7 @@ pub(crate) async fn supervise(
         streak = policy.next_streak(streak, began.elapsed());
         let delay = policy.delay(streak);
         let crashed = shared.update(&app, &name, |p| {
-            p.status.pid = None;
-            p.status.ready = false;
-            p.status.last_exit = Some(reason.clone());
-            if p.stopping {
-                // It exited while being asked to stop: not a crash.
-                return false;
-            }
-            p.status.state = state;
-            p.status.restarts = p.status.restarts.saturating_add(1);
-            true
+            record_exit(&mut p.status, p.stopping, &reason, state)
         });
         if crashed != Some(true) || shared.lock().closed {
             break;

@@ -1,13 +1,13 @@
 //! CPU and memory of processes: from each process's control group where
 //! there is one (everything it started counts), else from `/proc` (its
 //! leader only). CPU in millicores is the CPU time used between two
-//! readings over the wall time between them.
+//! readings over the wall time between them (`drycc_engine_kit::usage`).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use super::state::Shared;
 use drycc_engine::ProcessUsage;
+use drycc_engine_kit::usage::millicores;
 
 /// One reading: CPU time in nanoseconds and memory in bytes.
 fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {
@@ -47,16 +47,6 @@ fn resident(pid: u32) -> Option<u64> {
     Some(pages * page)
 }
 
-/// Millicores used between two readings.
-fn millicores(before: (Instant, u64), now: (Instant, u64)) -> Option<u64> {
-    let wall = now.0.checked_duration_since(before.0)?.as_nanos();
-    if wall == 0 {
-        return None;
-    }
-    let cpu = u128::from(now.1.saturating_sub(before.1));
-    u64::try_from(cpu * 1000 / wall).ok()
-}
-
 pub(crate) fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
     let processes: Vec<(String, String, bool, Option<u32>)> = {
         let inner = shared.lock();
@@ -80,16 +70,17 @@ pub(crate) fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
             })
             .unwrap_or_default()
     };
-    let mut samples = shared.cpu_samples.lock().unwrap_or_else(|e| e.into_inner());
-    let mut fresh: HashMap<String, (Instant, u64)> = HashMap::new();
-    let usage = processes
+    let mut samples = shared.cpu_samples.sample(app);
+    processes
         .into_iter()
         .map(|(name, ptype, ready, pid)| {
             let reading = read(shared, app, &name, pid);
             let now = Instant::now();
             let cpu_millis = reading.and_then(|(cpu, _)| {
-                fresh.insert(name.clone(), (now, cpu));
-                millicores(*samples.get(&name)?, (now, cpu))
+                let before = samples.record(&name, now, cpu)?;
+                // A counter that went back (a cgroup reading, then one of
+                // `/proc`) counts as idle here, not as unknown.
+                millicores(before, (now, cpu.max(before.1)))
             });
             ProcessUsage {
                 name,
@@ -99,25 +90,5 @@ pub(crate) fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
                 memory_bytes: reading.map(|(_, memory)| memory),
             }
         })
-        .collect();
-    // Keep the readings of this app's processes that still exist.
-    samples.retain(|name, _| !name.starts_with(&format!("{app}-")) || fresh.contains_key(name));
-    samples.extend(fresh);
-    usage
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn millicores_are_cpu_time_over_wall_time() {
-        let t0 = Instant::now();
-        let t1 = t0 + Duration::from_secs(2);
-        assert_eq!(millicores((t0, 0), (t1, 1_000_000_000)), Some(500));
-        assert_eq!(millicores((t0, 0), (t1, 4_000_000_000)), Some(2000));
-        assert_eq!(millicores((t1, 0), (t0, 5)), None);
-        assert_eq!(millicores((t0, 10), (t0, 20)), None);
-    }
+        .collect()
 }

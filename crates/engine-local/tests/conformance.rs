@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drycc_engine::{Artifact, Command, Engine, ProcessTemplate};
-use drycc_engine_conformance::Harness;
-use drycc_engine_local::{BackoffPolicy, LocalConfig, LocalEngine};
+use drycc_engine_conformance::{plain_template, Harness, FAST_BACKOFF};
+use drycc_engine_local::{LocalConfig, LocalEngine};
 use tempfile::TempDir;
 
 struct Local {
@@ -27,11 +27,7 @@ fn local() -> Local {
     std::fs::create_dir_all(dir.path().join("www")).expect("the web root");
     let config = LocalConfig {
         run_dir: dir.path().join("run"),
-        crash_backoff: BackoffPolicy {
-            initial: Duration::from_millis(200),
-            cap: Duration::from_secs(1),
-            reset_after: Duration::from_secs(60),
-        },
+        crash_backoff: FAST_BACKOFF,
         readiness_poll: Duration::from_millis(50),
         cgroup_parent: format!("drycc-conformance-{unique}"),
         ..LocalConfig::default()
@@ -46,22 +42,15 @@ impl Harness for Local {
     }
 
     fn template(&self, app: &str, ptype: &str, release: u32, script: &str) -> ProcessTemplate {
-        ProcessTemplate {
-            app: app.to_string(),
-            ptype: ptype.to_string(),
+        plain_template(
+            app,
+            ptype,
             release,
-            hash: drycc_model::naming::template_hash(app, ptype, release, 0),
-            artifact: Artifact::Checkout {
+            Artifact::Checkout {
                 path: self.dir.path().to_path_buf(),
             },
-            command: Command::Line(script.to_string()),
-            env: Default::default(),
-            grace_period: Duration::from_secs(5),
-            readiness: None,
-            liveness: None,
-            cpu_millis: None,
-            memory_bytes: None,
-        }
+            Command::Line(script.to_string()),
+        )
     }
 
     fn web_script(&self) -> String {

@@ -2,7 +2,9 @@
 //! the choice of scale-down victims and the step-by-step decision of a
 //! rollout. Engines feed in what they observe (and the time that passed) and
 //! carry out what these functions decide, so that every engine follows the
-//! same rules and the rules are tested without processes.
+//! same rules and the rules are tested without processes. [`type_step`]
+//! sorts what an engine observes of one process type into the inputs of
+//! [`rollout_step`].
 
 use std::time::Duration;
 
@@ -178,6 +180,52 @@ pub fn rollout_step<K: Clone>(
     }
 }
 
+/// One process of a type as an engine observes it, for [`type_step`].
+#[derive(Debug, Clone)]
+pub struct Observed<'a, K> {
+    /// Whatever the caller identifies processes with (a name, an index).
+    pub id: K,
+    /// The hash of the template the process runs.
+    pub template_hash: &'a str,
+    /// Passing its readiness check now (state `up`).
+    pub ready: bool,
+    /// Creation order: a larger value is a newer process.
+    pub created: u64,
+    /// Asked to stop already: it counts for nothing.
+    pub stopping: bool,
+    /// Marked for replacement (a restart): it counts as an old process.
+    pub retiring: bool,
+}
+
+/// The next rollout step of one process type whose desired template has
+/// hash `hash`: the processes of that template (and not retiring) are
+/// current, the others old, those stopping are left out; then
+/// [`rollout_step`] with the default policy decides.
+pub fn type_step<'a, K: Clone>(
+    desired: u32,
+    hash: &str,
+    processes: impl IntoIterator<Item = Observed<'a, K>>,
+) -> RolloutStep<K> {
+    let mut current = Vec::new();
+    let mut old = Vec::new();
+    for process in processes {
+        if process.stopping {
+            continue;
+        }
+        let replica = Replica {
+            id: process.id,
+            ready: process.ready,
+            created: process.created,
+        };
+        if process.template_hash == hash && !process.retiring {
+            current.push(replica);
+        } else {
+            old.push(replica);
+        }
+    }
+    rollout_step(desired, &current, &old, RolloutPolicy::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +233,51 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn type_step_sorts_current_old_and_stopping() {
+        let p = |id: &'static str, hash: &'static str, ready, stopping, retiring| Observed {
+            id,
+            template_hash: hash,
+            ready,
+            created: 0,
+            stopping,
+            retiring,
+        };
+        // Two current and ready, one stopping (ignored): nothing to do.
+        let step = type_step(
+            2,
+            "new",
+            [
+                p("a", "new", true, false, false),
+                p("b", "new", true, false, false),
+                p("c", "new", true, true, false),
+            ],
+        );
+        assert!(step.is_empty());
+        // A retiring process counts as old: a successor starts first.
+        let step = type_step(
+            2,
+            "new",
+            [
+                p("a", "new", true, false, false),
+                p("b", "new", true, false, true),
+            ],
+        );
+        assert_eq!(step.start, 1);
+        assert!(step.terminate.is_empty());
+        // Old template, current all ready: the old one goes.
+        let step = type_step(
+            1,
+            "new",
+            [
+                p("a", "new", true, false, false),
+                p("o", "old", true, false, false),
+            ],
+        );
+        assert_eq!(step.start, 0);
+        assert_eq!(step.terminate, vec!["o"]);
     }
 
     #[test]

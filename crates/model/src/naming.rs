@@ -42,8 +42,36 @@ pub fn process_name(app: &str, ptype: &str, hash: &str, suffix: &str) -> String 
     format!("{app}-{ptype}-{hash}-{suffix}")
 }
 
+/// A new process name of `app`/`ptype` with template `hash` that `taken`
+/// does not know yet: random suffixes until one is free (27^5 of them: a
+/// clash is rare, but a name must be unique).
+pub fn unique_process_name<R: Rng + ?Sized>(
+    rng: &mut R,
+    app: &str,
+    ptype: &str,
+    hash: &str,
+    taken: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        let name = process_name(app, ptype, hash, &random_suffix(rng));
+        if !taken(&name) {
+            return name;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unique_process_names_skip_the_taken_ones() {
+        let mut rng = rand::thread_rng();
+        let first = unique_process_name(&mut rng, "a", "web", "h", |_| false);
+        assert!(first.starts_with("a-web-h-"));
+        let second = unique_process_name(&mut rng, "a", "web", "h", |n| n == first);
+        assert_ne!(first, second);
+    }
+
     use super::*;
 
     #[test]
