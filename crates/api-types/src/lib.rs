@@ -304,6 +304,23 @@ pub struct Perms {
     pub users: Vec<String>,
 }
 
+/// A custom domain of an app (`/v2/apps/<id>/domains/`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub domain: String,
+    pub created: String,
+    pub updated: String,
+}
+
+/// `POST /v2/apps/<id>/domains/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRequest {
+    pub domain: String,
+}
+
 /// First frame of an exec WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecStart {

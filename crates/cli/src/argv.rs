@@ -26,6 +26,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("healthchecks", &["list", "set", "unset"]),
     ("autoscale", &["list", "set", "unset"]),
     ("perms", &["list", "create", "delete"]),
+    ("domains", &["list", "add", "remove"]),
 ];
 
 /// Other names of topics (`pts` is current Drycc's "process types").

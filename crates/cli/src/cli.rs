@@ -64,6 +64,9 @@ pub enum Command {
     /// Share an application with other users
     #[command(subcommand)]
     Perms(PermsCmd),
+    /// Manage the custom domains an application answers on
+    #[command(subcommand)]
+    Domains(DomainsCmd),
     /// Print a shell completion script
     Completions {
         /// bash, elvish, fish, powershell or zsh
@@ -499,6 +502,28 @@ pub enum PermsCmd {
         #[command(flatten)]
         app: AppOpt,
         username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCmd {
+    /// List an application's custom domains
+    List {
+        #[command(flatten)]
+        app: AppOpt,
+    },
+    /// Add a custom domain to an application
+    Add {
+        #[command(flatten)]
+        app: AppOpt,
+        /// A DNS name, e.g. www.example.com
+        domain: String,
+    },
+    /// Remove a custom domain from an application
+    Remove {
+        #[command(flatten)]
+        app: AppOpt,
+        domain: String,
     },
 }
 

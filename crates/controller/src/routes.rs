@@ -1,8 +1,9 @@
 //! The routing table, computed here and pushed to the router: for every
-//! app in the store, its hosts, whether it is routable, and its ready `web`
-//! processes. It is computed again when the engine reports a change (a
-//! burst of changes makes one table) or the store's apps or settings
-//! change, and published on a watch only when it differs. The router reads
+//! app in the store, its hosts (`<app>.<DRYCC_DOMAIN>` and its custom
+//! domains), whether it is routable, and its ready `web` processes. It is
+//! computed again when the engine reports a change (a burst of changes
+//! makes one table) or the store's apps, settings or domains change, and
+//! published on a watch only when it differs. The router reads
 //! snapshots of it; it never asks the controller per request.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,7 +62,7 @@ impl RoutePublisher {
         self.table.subscribe()
     }
 
-    /// An app was created or destroyed, or its settings changed.
+    /// An app was created or destroyed, or its settings or domains changed.
     pub fn store_changed(&self) {
         self.store_dirty.store(true, Ordering::Release);
         self.wake.notify_one();
@@ -87,7 +88,7 @@ pub async fn run(state: Shared, stop: CancellationToken) {
     let _running = Running(&publisher.running);
     let mut changes = state.engine.changes(None);
     let started = tokio::time::Instant::now();
-    let mut apps: Vec<(String, bool)> = Vec::new();
+    let mut apps: Vec<StoreApp> = Vec::new();
     let mut generation = 0u64;
     let mut last: Option<Vec<AppRoute>> = None;
     loop {
@@ -159,12 +160,28 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Every app of the store and whether it is routable.
-async fn load_apps(state: &Shared) -> Result<Vec<(String, bool)>, drycc_store::StoreError> {
+/// What the table needs of an app of the store.
+struct StoreApp {
+    id: String,
+    routable: bool,
+    /// Its custom domains, sorted.
+    domains: Vec<String>,
+}
+
+/// Every app of the store, whether it is routable, and its domains.
+async fn load_apps(state: &Shared) -> Result<Vec<StoreApp>, drycc_store::StoreError> {
+    let mut domains: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for domain in state.store.all_domains().await? {
+        domains.entry(domain.app).or_default().push(domain.domain);
+    }
     let mut apps = Vec::new();
     for app in state.store.list_apps().await? {
         let routable = state.store.get_settings(&app.id).await?.routable;
-        apps.push((app.id, routable));
+        apps.push(StoreApp {
+            domains: domains.remove(&app.id).unwrap_or_default(),
+            id: app.id,
+            routable,
+        });
     }
     Ok(apps)
 }
@@ -173,12 +190,17 @@ async fn load_apps(state: &Shared) -> Result<Vec<(String, bool)>, drycc_store::S
 /// `settling` and a web process that runs has not passed a probe yet.
 async fn compute(
     state: &Shared,
-    apps: &[(String, bool)],
+    apps: &[StoreApp],
     settling: bool,
 ) -> Result<Option<Vec<AppRoute>>, drycc_engine::EngineError> {
     let domain = state.settings.domain.to_ascii_lowercase();
     let mut table = Vec::with_capacity(apps.len());
-    for (app, routable) in apps {
+    for StoreApp {
+        id: app,
+        routable,
+        domains,
+    } in apps
+    {
         let processes = state.engine.processes(app).await?;
         let web = processes.iter().filter(|p| p.ptype == "web");
         if settling
@@ -195,7 +217,9 @@ async fn compute(
         backends.sort_unstable();
         table.push(AppRoute {
             app: app.clone(),
-            hosts: vec![format!("{app}.{domain}")],
+            hosts: std::iter::once(format!("{app}.{domain}"))
+                .chain(domains.iter().cloned())
+                .collect(),
             backends,
             routable: *routable,
         });

@@ -157,6 +157,20 @@ pub struct Settings {
     pub updated: DateTime<Utc>,
 }
 
+/// A custom domain of an app: the router answers for it as for the app's
+/// own host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub uuid: String,
+    pub app: String,
+    /// Username of whoever added it.
+    pub owner: String,
+    /// Lower-case DNS name.
+    pub domain: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
 /// A build to create together with a release. Its owner is the release's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewBuild {

@@ -159,6 +159,7 @@ backends!(
     migration_keeps_old_releases_good,
     events_are_bounded_ordered_and_go_with_the_app,
     an_image_build_keeps_its_image_config,
+    domains_are_unique_across_apps_and_go_with_the_app,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -553,6 +554,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
     .await?;
 
     s.record_event(app, "deployed").await?;
+    s.add_domain(app, "alice", "www.example.com").await?;
     s.delete_app(app).await?;
     assert_eq!(s.get_app(app).await?, None);
     assert!(s.list_releases(app).await?.is_empty());
@@ -570,6 +572,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
         "settings",
         "app_perms",
         "app_events",
+        "domains",
     ] {
         assert_eq!(count_rows(s, table).await?, 0, "rows left in {table}");
     }
@@ -931,5 +934,64 @@ async fn an_image_build_keeps_its_image_config(db: &TestDb) -> TestResult {
         s.list_builds(app).await?[0].image_config.as_ref().unwrap()["cmd"][0],
         "serve"
     );
+    Ok(())
+}
+
+async fn domains_are_unique_across_apps_and_go_with_the_app(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    s.create_app("other-app", "alice").await?;
+    assert!(s.list_domains(app).await?.is_empty());
+
+    let added = s.add_domain(app, "alice", "www.example.com").await?;
+    assert_eq!(
+        (
+            added.app.as_str(),
+            added.owner.as_str(),
+            added.domain.as_str()
+        ),
+        (app, "alice", "www.example.com")
+    );
+    s.add_domain(app, "alice", "api.example.com").await?;
+    let names: Vec<String> = s
+        .list_domains(app)
+        .await?
+        .into_iter()
+        .map(|d| d.domain)
+        .collect();
+    assert_eq!(names, ["api.example.com", "www.example.com"]);
+    assert_eq!(s.list_domains(app).await?[1], added);
+
+    // Twice, or by another app: a conflict.
+    assert!(matches!(
+        s.add_domain(app, "alice", "www.example.com").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_domain("other-app", "alice", "www.example.com").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_domain("no-such-app", "alice", "x.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.add_domain("other-app", "alice", "other.example.com")
+        .await?;
+    assert_eq!(s.all_domains().await?.len(), 3);
+
+    // Removing: only from the app that has it.
+    assert!(!s.remove_domain("other-app", "www.example.com").await?);
+    assert!(s.remove_domain(app, "www.example.com").await?);
+    assert!(!s.remove_domain(app, "www.example.com").await?);
+    s.add_domain("other-app", "alice", "www.example.com")
+        .await?;
+
+    // Another store on the same database sees them; deleting the app takes
+    // its domains, and frees them.
+    assert_eq!(db.reopen().await.list_domains("other-app").await?.len(), 2);
+    s.delete_app("other-app").await?;
+    assert_eq!(s.all_domains().await?.len(), 1);
+    s.add_domain(app, "alice", "www.example.com").await?;
     Ok(())
 }

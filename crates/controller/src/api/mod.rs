@@ -3,6 +3,7 @@
 mod apps;
 mod auth;
 mod config;
+mod domains;
 mod exec;
 mod logs;
 mod perms;
@@ -67,6 +68,14 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/apps/{app}/settings/autoscale/{ptype}/history",
             get(settings::autoscale_history),
+        )
+        .route(
+            "/apps/{app}/domains",
+            get(domains::list).post(domains::create),
+        )
+        .route(
+            "/apps/{app}/domains/{domain}",
+            axum::routing::delete(domains::delete),
         )
         .route("/apps/{app}/perms", get(perms::list).post(perms::create))
         .route(
