@@ -27,6 +27,7 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("autoscale", &["list", "set", "unset"]),
     ("perms", &["list", "create", "delete"]),
     ("domains", &["list", "add", "remove"]),
+    ("certs", &["list", "add", "remove", "attach", "detach"]),
 ];
 
 /// Other names of topics (`pts` is current Drycc's "process types").

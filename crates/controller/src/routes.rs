@@ -1,6 +1,7 @@
 //! The routing table, computed here and pushed to the router: for every
 //! app in the store, its hosts (`<app>.<DRYCC_DOMAIN>` and its custom
-//! domains), whether it is routable, and its ready `web` processes. It is
+//! domains), whether it is routable, and its ready `web` processes; and
+//! the TLS certificates attached to domains, by host. It is
 //! computed again when the engine reports a change (a burst of changes
 //! makes one table) or the store's apps, settings or domains change, and
 //! published on a watch only when it differs. The router reads
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drycc_engine::ProcessState;
-use drycc_router::{AppRoute, RouteTable, Routes};
+use drycc_router::{AppRoute, HostCert, RouteTable, Routes};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -89,15 +90,16 @@ pub async fn run(state: Shared, stop: CancellationToken) {
     let mut changes = state.engine.changes(None);
     let started = tokio::time::Instant::now();
     let mut apps: Vec<StoreApp> = Vec::new();
+    let mut certs: Vec<HostCert> = Vec::new();
     let mut generation = 0u64;
-    let mut last: Option<Vec<AppRoute>> = None;
+    let mut last: Option<(Vec<AppRoute>, Vec<HostCert>)> = None;
     loop {
         let requested = publisher.requested.load(Ordering::Acquire);
         changes.borrow_and_update();
         let mut retry = false;
         if publisher.store_dirty.swap(false, Ordering::AcqRel) {
             match load_apps(&state).await {
-                Ok(loaded) => apps = loaded,
+                Ok((loaded, loaded_certs)) => (apps, certs) = (loaded, loaded_certs),
                 Err(error) => {
                     tracing::warn!(%error, "Cannot read the apps for the routing table; retrying.");
                     publisher.store_dirty.store(true, Ordering::Release);
@@ -110,18 +112,21 @@ pub async fn run(state: Shared, stop: CancellationToken) {
             _ if retry => {}
             Ok(None) => {}
             Ok(Some(table)) => {
+                let table = (table, certs.clone());
                 if last.as_ref() != Some(&table) {
                     generation += 1;
                     tracing::debug!(
                         generation,
-                        apps = table.len(),
+                        apps = table.0.len(),
+                        certs = table.1.len(),
                         "Publishing a routing table."
                     );
                     publisher
                         .table
                         .send_replace(Arc::new(RouteTable::new(Routes {
                             generation,
-                            apps: table.clone(),
+                            apps: table.0.clone(),
+                            certs: table.1.clone(),
                         })));
                     last = Some(table);
                 }
@@ -168,12 +173,28 @@ struct StoreApp {
     domains: Vec<String>,
 }
 
-/// Every app of the store, whether it is routable, and its domains.
-async fn load_apps(state: &Shared) -> Result<Vec<StoreApp>, drycc_store::StoreError> {
+/// Every app of the store, whether it is routable, and its domains; and
+/// every certificate attached to a domain, with its hosts.
+async fn load_apps(
+    state: &Shared,
+) -> Result<(Vec<StoreApp>, Vec<HostCert>), drycc_store::StoreError> {
     let mut domains: std::collections::HashMap<String, Vec<String>> = Default::default();
     for domain in state.store.all_domains().await? {
         domains.entry(domain.app).or_default().push(domain.domain);
     }
+    let certs = state
+        .store
+        .list_certs()
+        .await?
+        .into_iter()
+        .filter(|cert| !cert.domains.is_empty())
+        .map(|cert| HostCert {
+            name: cert.name,
+            hosts: cert.domains,
+            certificate: cert.certificate,
+            key: cert.key,
+        })
+        .collect();
     let mut apps = Vec::new();
     for app in state.store.list_apps().await? {
         let routable = state.store.get_settings(&app.id).await?.routable;
@@ -183,7 +204,7 @@ async fn load_apps(state: &Shared) -> Result<Vec<StoreApp>, drycc_store::StoreEr
             routable,
         });
     }
-    Ok(apps)
+    Ok((apps, certs))
 }
 
 /// The table of `apps` with their ready web processes now; `None` while

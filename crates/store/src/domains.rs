@@ -1,4 +1,5 @@
-//! Custom domains of apps: one row per domain, unique across apps.
+//! Custom domains of apps: one row per domain, unique across apps, with
+//! the TLS certificate attached to it (`certs`).
 
 use sqlx::any::AnyRow;
 
@@ -8,7 +9,7 @@ use crate::error::{Result, StoreError};
 use crate::records::Domain;
 use crate::store::Store;
 
-const DOMAIN_COLUMNS: &str = "uuid, app, owner, domain, created, updated";
+const DOMAIN_COLUMNS: &str = "uuid, app, owner, domain, certificate, created, updated";
 
 fn domain_from_row(row: &AnyRow) -> Result<Domain> {
     Ok(Domain {
@@ -16,6 +17,7 @@ fn domain_from_row(row: &AnyRow) -> Result<Domain> {
         app: row.text("app")?,
         owner: row.text("owner")?,
         domain: row.text("domain")?,
+        certificate: row.opt_text("certificate")?,
         created: row.time("created")?,
         updated: row.time("updated")?,
     })
@@ -50,6 +52,7 @@ impl Store {
             app: app.to_string(),
             owner: owner.to_string(),
             domain: domain.to_string(),
+            certificate: None,
             created: at,
             updated: at,
         };
@@ -82,6 +85,18 @@ impl Store {
             .iter()
             .map(domain_from_row)
             .collect()
+    }
+
+    /// The domain called `domain`, whichever app has it.
+    pub async fn get_domain(&self, domain: &str) -> Result<Option<Domain>> {
+        let sql = format!("SELECT {DOMAIN_COLUMNS} FROM domains WHERE domain = $1");
+        sqlx::query(&sql)
+            .bind(domain)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(domain_from_row)
+            .transpose()
     }
 
     /// Every domain of every app, sorted by name (the routing table's).

@@ -160,6 +160,7 @@ backends!(
     events_are_bounded_ordered_and_go_with_the_app,
     an_image_build_keeps_its_image_config,
     domains_are_unique_across_apps_and_go_with_the_app,
+    certs_attach_to_domains_and_let_go_of_them,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -993,5 +994,67 @@ async fn domains_are_unique_across_apps_and_go_with_the_app(db: &TestDb) -> Test
     s.delete_app("other-app").await?;
     assert_eq!(s.all_domains().await?.len(), 1);
     s.add_domain(app, "alice", "www.example.com").await?;
+    Ok(())
+}
+
+async fn certs_attach_to_domains_and_let_go_of_them(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    s.add_domain(app, "alice", "www.example.com").await?;
+    s.add_domain(app, "alice", "api.example.com").await?;
+
+    let cert = s.create_cert("www", "alice", "CERT PEM", "KEY PEM").await?;
+    assert_eq!(
+        (cert.owner.as_str(), cert.key.as_str()),
+        ("alice", "KEY PEM")
+    );
+    assert!(!format!("{cert:?}").contains("KEY PEM"));
+    assert!(matches!(
+        s.create_cert("www", "alice", "x", "y").await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    s.attach_cert("www", "www.example.com").await?;
+    s.attach_cert("www", "api.example.com").await?;
+    assert!(matches!(
+        s.attach_cert("www", "nowhere.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.attach_cert("nope", "www.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let read = s.get_cert("www").await?.expect("cert");
+    assert_eq!(read.domains, ["api.example.com", "www.example.com"]);
+    assert_eq!(read.certificate, "CERT PEM");
+    assert_eq!(
+        s.get_domain("www.example.com")
+            .await?
+            .and_then(|d| d.certificate),
+        Some("www".to_string())
+    );
+    assert_eq!(s.list_certs().await?.len(), 1);
+
+    assert!(s.detach_cert("www", "api.example.com").await?);
+    assert!(!s.detach_cert("www", "api.example.com").await?);
+    assert_eq!(s.list_certs().await?[0].domains, ["www.example.com"]);
+
+    // Deleting the certificate leaves the domain without one.
+    assert!(s.delete_cert("www").await?);
+    assert!(!s.delete_cert("www").await?);
+    assert_eq!(s.get_cert("www").await?, None);
+    assert_eq!(
+        s.get_domain("www.example.com")
+            .await?
+            .and_then(|d| d.certificate),
+        None
+    );
+    // Deleting the app takes its domains, not the certificates.
+    s.create_cert("again", "alice", "CERT PEM", "KEY PEM")
+        .await?;
+    s.attach_cert("again", "www.example.com").await?;
+    s.delete_app(app).await?;
+    assert!(s.get_cert("again").await?.expect("kept").domains.is_empty());
     Ok(())
 }

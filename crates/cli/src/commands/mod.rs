@@ -5,6 +5,7 @@ mod apps;
 mod auth;
 mod autoscale;
 mod builds;
+mod certs;
 mod config;
 mod domains;
 mod healthchecks;
@@ -41,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Autoscale(cmd) => autoscale::run(cmd, &ctx).await,
         Command::Perms(cmd) => perms::run(cmd, &ctx).await,
         Command::Domains(cmd) => domains::run(cmd, &ctx).await,
+        Command::Certs(cmd) => certs::run(cmd, &ctx).await,
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(shell, &mut cmd, "drycc", &mut std::io::stdout());

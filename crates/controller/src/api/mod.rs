@@ -2,6 +2,7 @@
 
 mod apps;
 mod auth;
+mod certs;
 mod config;
 mod domains;
 mod exec;
@@ -34,6 +35,13 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/admin/users/{username}/tokens",
             axum::routing::delete(auth::revoke_user_tokens),
+        )
+        .route("/certs", get(certs::list).post(certs::create))
+        .route("/certs/{name}", get(certs::show).delete(certs::delete))
+        .route("/certs/{name}/domain", post(certs::attach))
+        .route(
+            "/certs/{name}/domain/{domain}",
+            axum::routing::delete(certs::detach),
         )
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
