@@ -304,6 +304,54 @@ pub struct Perms {
     pub users: Vec<String>,
 }
 
+/// A custom domain of an app (`/v2/apps/<id>/domains/`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub uuid: String,
+    pub app: String,
+    pub owner: String,
+    pub domain: String,
+    pub created: String,
+    pub updated: String,
+}
+
+/// A TLS certificate (`/v2/certs/`); its private key is never shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cert {
+    pub uuid: String,
+    pub name: String,
+    pub owner: String,
+    /// PEM chain, leaf first.
+    pub certificate: String,
+    /// The domains it is attached to.
+    pub domains: Vec<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+/// `POST /v2/certs/`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertCreateRequest {
+    pub name: String,
+    pub certificate: String,
+    pub key: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for CertCreateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertCreateRequest")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /v2/apps/<id>/domains/`, `POST /v2/certs/<name>/domain/`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainRequest {
+    pub domain: String,
+}
+
 /// First frame of an exec WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExecStart {

@@ -26,6 +26,8 @@ const TOPICS: &[(&str, &[&str])] = &[
     ("healthchecks", &["list", "set", "unset"]),
     ("autoscale", &["list", "set", "unset"]),
     ("perms", &["list", "create", "delete"]),
+    ("domains", &["list", "add", "remove"]),
+    ("certs", &["list", "add", "remove", "attach", "detach"]),
 ];
 
 /// Other names of topics (`pts` is current Drycc's "process types").

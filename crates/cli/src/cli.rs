@@ -64,6 +64,12 @@ pub enum Command {
     /// Share an application with other users
     #[command(subcommand)]
     Perms(PermsCmd),
+    /// Manage the custom domains an application answers on
+    #[command(subcommand)]
+    Domains(DomainsCmd),
+    /// Manage TLS certificates of custom domains
+    #[command(subcommand)]
+    Certs(CertsCmd),
     /// Print a shell completion script
     Completions {
         /// bash, elvish, fish, powershell or zsh
@@ -500,6 +506,51 @@ pub enum PermsCmd {
         app: AppOpt,
         username: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCmd {
+    /// List an application's custom domains
+    List {
+        #[command(flatten)]
+        app: AppOpt,
+    },
+    /// Add a custom domain to an application
+    Add {
+        #[command(flatten)]
+        app: AppOpt,
+        /// A DNS name, e.g. www.example.com
+        domain: String,
+    },
+    /// Remove a custom domain from an application
+    Remove {
+        #[command(flatten)]
+        app: AppOpt,
+        domain: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCmd {
+    /// List your TLS certificates
+    List,
+    /// Add a TLS certificate (a PEM chain, leaf first, and its PEM key)
+    Add {
+        /// A name for it: a-z, 0-9 and hyphens
+        name: String,
+        /// The certificate file (PEM)
+        #[arg(value_name = "CERT.PEM")]
+        certificate: String,
+        /// The private key file (PEM)
+        #[arg(value_name = "KEY.PEM")]
+        key: String,
+    },
+    /// Remove a TLS certificate (its domains lose it)
+    Remove { name: String },
+    /// Serve a domain over TLS with a certificate
+    Attach { name: String, domain: String },
+    /// Stop serving a domain with a certificate
+    Detach { name: String, domain: String },
 }
 
 /// The clap command, with usage lines spelled `drycc topic:command`.

@@ -57,6 +57,14 @@ fn limits_pattern_errors() {
 #[test]
 fn other_pattern_errors() {
     assert_rejected(
+        &["domains:add", "a/b.example.com", "-a", "foo"],
+        "'a/b.example.com' is not a domain name, e.g. www.example.com",
+    );
+    assert_rejected(
+        &["domains:remove", "www.example.com/x", "-a", "foo"],
+        "'www.example.com/x' is not a domain name, e.g. www.example.com",
+    );
+    assert_rejected(
         &["timeouts:set", "web=30s", "-a", "foo"],
         "'web=30s' does not match the pattern 'type=seconds', ex: web=30",
     );

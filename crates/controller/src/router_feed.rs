@@ -138,14 +138,21 @@ pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
     let secret = secret(&settings)?;
     let (sender, receiver) = drycc_router::channel();
     // Its counters on `GET /metrics` for a host that is no app's.
-    let router = crate::server::start_router_threads(
-        settings.router_listen.trim(),
-        receiver,
-        &settings,
-        Default::default(),
-        true,
-    )
-    .await?;
+    let metrics: Arc<drycc_router::Metrics> = Default::default();
+    let mut routers = Vec::new();
+    for (listen, kind) in crate::server::router_listeners(&settings) {
+        routers.push(
+            crate::server::start_router_threads(
+                listen,
+                receiver.clone(),
+                &settings,
+                metrics.clone(),
+                true,
+                kind,
+            )
+            .await?,
+        );
+    }
     let stop = tokio_util::sync::CancellationToken::new();
     let controller = settings.controller_url.clone();
     let follower = tokio::spawn({
@@ -158,7 +165,9 @@ pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
     crate::server::shutdown_signal().await;
     stop.cancel();
     let _ = follower.await;
-    let _ = tokio::task::spawn_blocking(move || router.stop()).await;
+    for router in routers {
+        let _ = tokio::task::spawn_blocking(move || router.stop()).await;
+    }
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The routing table, computed here and pushed to the router: for every
-//! app in the store, its hosts, whether it is routable, and its ready `web`
-//! processes. It is computed again when the engine reports a change (a
-//! burst of changes makes one table) or the store's apps or settings
-//! change, and published on a watch only when it differs. The router reads
+//! app in the store, its hosts (`<app>.<DRYCC_DOMAIN>` and its custom
+//! domains), whether it is routable, and its ready `web` processes; and
+//! the TLS certificates attached to domains, by host. It is
+//! computed again when the engine reports a change (a burst of changes
+//! makes one table) or the store's apps, settings or domains change, and
+//! published on a watch only when it differs. The router reads
 //! snapshots of it; it never asks the controller per request.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drycc_engine::ProcessState;
-use drycc_router::{AppRoute, RouteTable, Routes};
+use drycc_router::{AppRoute, HostCert, RouteTable, Routes};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -61,7 +63,7 @@ impl RoutePublisher {
         self.table.subscribe()
     }
 
-    /// An app was created or destroyed, or its settings changed.
+    /// An app was created or destroyed, or its settings or domains changed.
     pub fn store_changed(&self) {
         self.store_dirty.store(true, Ordering::Release);
         self.wake.notify_one();
@@ -87,16 +89,17 @@ pub async fn run(state: Shared, stop: CancellationToken) {
     let _running = Running(&publisher.running);
     let mut changes = state.engine.changes(None);
     let started = tokio::time::Instant::now();
-    let mut apps: Vec<(String, bool)> = Vec::new();
+    let mut apps: Vec<StoreApp> = Vec::new();
+    let mut certs: Vec<HostCert> = Vec::new();
     let mut generation = 0u64;
-    let mut last: Option<Vec<AppRoute>> = None;
+    let mut last: Option<(Vec<AppRoute>, Vec<HostCert>)> = None;
     loop {
         let requested = publisher.requested.load(Ordering::Acquire);
         changes.borrow_and_update();
         let mut retry = false;
         if publisher.store_dirty.swap(false, Ordering::AcqRel) {
             match load_apps(&state).await {
-                Ok(loaded) => apps = loaded,
+                Ok((loaded, loaded_certs)) => (apps, certs) = (loaded, loaded_certs),
                 Err(error) => {
                     tracing::warn!(%error, "Cannot read the apps for the routing table; retrying.");
                     publisher.store_dirty.store(true, Ordering::Release);
@@ -109,18 +112,21 @@ pub async fn run(state: Shared, stop: CancellationToken) {
             _ if retry => {}
             Ok(None) => {}
             Ok(Some(table)) => {
+                let table = (table, certs.clone());
                 if last.as_ref() != Some(&table) {
                     generation += 1;
                     tracing::debug!(
                         generation,
-                        apps = table.len(),
+                        apps = table.0.len(),
+                        certs = table.1.len(),
                         "Publishing a routing table."
                     );
                     publisher
                         .table
                         .send_replace(Arc::new(RouteTable::new(Routes {
                             generation,
-                            apps: table.clone(),
+                            apps: table.0.clone(),
+                            certs: table.1.clone(),
                         })));
                     last = Some(table);
                 }
@@ -159,26 +165,63 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Every app of the store and whether it is routable.
-async fn load_apps(state: &Shared) -> Result<Vec<(String, bool)>, drycc_store::StoreError> {
+/// What the table needs of an app of the store.
+struct StoreApp {
+    id: String,
+    routable: bool,
+    /// Its custom domains, sorted.
+    domains: Vec<String>,
+}
+
+/// Every app of the store, whether it is routable, and its domains; and
+/// every certificate attached to a domain, with its hosts.
+async fn load_apps(
+    state: &Shared,
+) -> Result<(Vec<StoreApp>, Vec<HostCert>), drycc_store::StoreError> {
+    let mut domains: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for domain in state.store.all_domains().await? {
+        domains.entry(domain.app).or_default().push(domain.domain);
+    }
+    let certs = state
+        .store
+        .list_certs()
+        .await?
+        .into_iter()
+        .filter(|cert| !cert.domains.is_empty())
+        .map(|cert| HostCert {
+            name: cert.name,
+            hosts: cert.domains,
+            certificate: cert.certificate,
+            key: cert.key,
+        })
+        .collect();
     let mut apps = Vec::new();
     for app in state.store.list_apps().await? {
         let routable = state.store.get_settings(&app.id).await?.routable;
-        apps.push((app.id, routable));
+        apps.push(StoreApp {
+            domains: domains.remove(&app.id).unwrap_or_default(),
+            id: app.id,
+            routable,
+        });
     }
-    Ok(apps)
+    Ok((apps, certs))
 }
 
 /// The table of `apps` with their ready web processes now; `None` while
 /// `settling` and a web process that runs has not passed a probe yet.
 async fn compute(
     state: &Shared,
-    apps: &[(String, bool)],
+    apps: &[StoreApp],
     settling: bool,
 ) -> Result<Option<Vec<AppRoute>>, drycc_engine::EngineError> {
     let domain = state.settings.domain.to_ascii_lowercase();
     let mut table = Vec::with_capacity(apps.len());
-    for (app, routable) in apps {
+    for StoreApp {
+        id: app,
+        routable,
+        domains,
+    } in apps
+    {
         let processes = state.engine.processes(app).await?;
         let web = processes.iter().filter(|p| p.ptype == "web");
         if settling
@@ -195,7 +238,9 @@ async fn compute(
         backends.sort_unstable();
         table.push(AppRoute {
             app: app.clone(),
-            hosts: vec![format!("{app}.{domain}")],
+            hosts: std::iter::once(format!("{app}.{domain}"))
+                .chain(domains.iter().cloned())
+                .collect(),
             backends,
             routable: *routable,
         });

@@ -122,7 +122,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "Requests still open after the shutdown deadline; closing them."
         ),
     }
-    if let Some(router) = router_task {
+    for router in router_task {
         let _ = tokio::task::spawn_blocking(move || router.stop()).await;
     }
     // Whatever the reconciler was doing is desired state in the store: the
@@ -322,6 +322,15 @@ pub fn router_config(settings: &Settings) -> drycc_router::Config {
     }
 }
 
+/// Which listener of the router.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RouterListener {
+    /// `DRYCC_ROUTER_LISTEN`.
+    Http,
+    /// `DRYCC_ROUTER_TLS_LISTEN`: TLS with the table's certificates (SNI).
+    Tls,
+}
+
 /// Start the router's threads on `listen` (a `host:port`), reading `table`.
 pub async fn start_router_threads(
     listen: &str,
@@ -329,13 +338,25 @@ pub async fn start_router_threads(
     settings: &Settings,
     metrics: Arc<drycc_router::Metrics>,
     metrics_on_other_hosts: bool,
+    kind: RouterListener,
 ) -> anyhow::Result<drycc_router::threads::Running> {
     let address = tokio::net::lookup_host(listen)
         .await
         .ok()
         .and_then(|mut addresses| addresses.next())
         .with_context(|| format!("the router address {listen} is not a host:port"))?;
-    let running = drycc_router::threads::start(
+    type Start = fn(
+        std::net::SocketAddr,
+        usize,
+        tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
+        drycc_router::Config,
+    )
+        -> Result<drycc_router::threads::Running, drycc_router::threads::StartError>;
+    let (start, variable): (Start, &str) = match kind {
+        RouterListener::Http => (drycc_router::threads::start, "DRYCC_ROUTER_LISTEN"),
+        RouterListener::Tls => (drycc_router::threads::start_tls, "DRYCC_ROUTER_TLS_LISTEN"),
+    };
+    let running = start(
         address,
         drycc_router::threads::default_threads(),
         table,
@@ -345,25 +366,36 @@ pub async fn start_router_threads(
             ..router_config(settings)
         },
     )
-    .with_context(|| {
-        format!("cannot start the router on {listen} (DRYCC_ROUTER_LISTEN=off disables it)")
-    })?;
-    tracing::info!(address = %running.local_addr(), domain = %settings.domain, "Router listening.");
+    .with_context(|| format!("cannot start the router on {listen} ({variable}=off disables it)"))?;
+    tracing::info!(address = %running.local_addr(), domain = %settings.domain, tls = (kind == RouterListener::Tls), "Router listening.");
     Ok(running)
 }
 
-async fn start_router(state: &Shared) -> anyhow::Result<Option<drycc_router::threads::Running>> {
-    let listen = state.settings.router_listen.trim();
-    if listen.eq_ignore_ascii_case("off") || listen.is_empty() {
-        return Ok(None);
+/// The router's listeners that are not `off`: HTTP, then TLS.
+pub fn router_listeners(settings: &Settings) -> Vec<(&str, RouterListener)> {
+    [
+        (settings.router_listen.trim(), RouterListener::Http),
+        (settings.router_tls_listen.trim(), RouterListener::Tls),
+    ]
+    .into_iter()
+    .filter(|(listen, _)| !listen.eq_ignore_ascii_case("off") && !listen.is_empty())
+    .collect()
+}
+
+async fn start_router(state: &Shared) -> anyhow::Result<Vec<drycc_router::threads::Running>> {
+    let mut running = Vec::new();
+    for (listen, kind) in router_listeners(&state.settings) {
+        running.push(
+            start_router_threads(
+                listen,
+                state.routes.subscribe(),
+                &state.settings,
+                state.router_metrics.clone(),
+                false,
+                kind,
+            )
+            .await?,
+        );
     }
-    start_router_threads(
-        listen,
-        state.routes.subscribe(),
-        &state.settings,
-        state.router_metrics.clone(),
-        false,
-    )
-    .await
-    .map(Some)
+    Ok(running)
 }

@@ -59,6 +59,10 @@ pub struct Settings {
     /// The HTTP router (`off` disables it).
     #[arg(long, env = "DRYCC_ROUTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub router_listen: String,
+    /// The router's TLS listener (`off` disables it): the hosts of domains
+    /// with an attached certificate (`drycc certs:attach`), chosen by SNI.
+    #[arg(long, env = "DRYCC_ROUTER_TLS_LISTEN", default_value = "off")]
+    pub router_tls_listen: String,
     /// Seconds a client may take to send a request's headers to the router.
     #[arg(long, env = "DRYCC_ROUTER_HEADER_TIMEOUT", default_value_t = 30.0)]
     pub router_header_timeout: f64,

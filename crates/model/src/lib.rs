@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod autoscale;
+pub mod domain;
 pub mod lifecycle;
 pub mod limits;
 pub mod naming;

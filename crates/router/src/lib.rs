@@ -7,7 +7,8 @@
 //! [`follow`]). A request reads the current snapshot without a lock or any
 //! I/O; backend connections are pooled ([`proxy`]); [`headers`] adds the
 //! forwarding headers; [`serve`] owns connections and error answers;
-//! [`threads`] runs one router per core.
+//! [`threads`] runs one router per core; [`tls`] terminates TLS with the
+//! table's certificates, chosen by SNI.
 
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -20,10 +21,11 @@ pub mod proxy;
 pub mod serve;
 pub mod table;
 pub mod threads;
+pub mod tls;
 
 pub use metrics::Metrics;
 pub use serve::{Config, Router};
-pub use table::{AppRoute, RouteTable, Routes};
+pub use table::{AppRoute, HostCert, RouteTable, Routes};
 
 /// A watch of the current table, and its first (empty, not loaded) value.
 pub fn channel() -> (

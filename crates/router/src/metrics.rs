@@ -185,6 +185,7 @@ mod tests {
                 backends: vec![],
                 routable: true,
             }],
+            certs: Vec::new(),
         })
     }
 

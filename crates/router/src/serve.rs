@@ -1,6 +1,6 @@
-//! The server side: accept connections, read requests (bounded headers, a
-//! header read timeout), find the app in the current table and hand the
-//! request to the proxy.
+//! The server side: accept connections (plain, or TLS with the table's
+//! certificates), read requests (bounded headers, a header read timeout),
+//! find the app in the current table and hand the request to the proxy.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -17,6 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::access;
 use crate::headers::{self, Peer, RequestIds};
@@ -40,7 +41,7 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// A request head larger than this gets 431 (at least 8 KiB).
     pub max_header_bytes: usize,
-    /// `X-Forwarded-Proto`.
+    /// `X-Forwarded-Proto` of plain connections (TLS ones say `https`).
     pub proto: &'static str,
     /// The counters every router thread adds to.
     pub metrics: Arc<Metrics>,
@@ -133,6 +134,27 @@ impl Router {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
+        self.serve_with(listener, None, shutdown).await
+    }
+
+    /// Serve TLS connections (certificates by SNI, [`crate::tls`]) until
+    /// `shutdown` resolves. A handshake gets the header read timeout.
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.serve_with(listener, Some(TlsAcceptor::from(tls)), shutdown)
+            .await
+    }
+
+    async fn serve_with(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         tokio::pin!(shutdown);
         let mut sweep = tokio::time::interval(SWEEP);
         loop {
@@ -152,14 +174,52 @@ impl Router {
                 },
                 _ = &mut shutdown => return,
             };
-            tokio::spawn(self.clone().connection(stream, client));
+            let _ = stream.set_nodelay(true);
+            let port = stream.local_addr().map_or(0, |a| a.port());
+            match &tls {
+                None => {
+                    tokio::spawn(
+                        self.clone()
+                            .connection(stream, client, port, self.config.proto),
+                    );
+                }
+                Some(acceptor) => {
+                    tokio::spawn(self.clone().tls_connection(
+                        acceptor.clone(),
+                        stream,
+                        client,
+                        port,
+                    ));
+                }
+            }
         }
     }
 
-    async fn connection(self: Arc<Self>, stream: TcpStream, client: SocketAddr) {
-        let _ = stream.set_nodelay(true);
-        let port = stream.local_addr().map_or(0, |a| a.port());
-        let peer = Arc::new(Peer::new(client.ip(), port, self.config.proto));
+    async fn tls_connection(
+        self: Arc<Self>,
+        acceptor: TlsAcceptor,
+        stream: TcpStream,
+        client: SocketAddr,
+        port: u16,
+    ) {
+        let timeout = self.config.header_read_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => self.connection(stream, client, port, "https").await,
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed."),
+            Err(_) => tracing::debug!("TLS handshake timed out."),
+        }
+    }
+
+    async fn connection<S>(
+        self: Arc<Self>,
+        stream: S,
+        client: SocketAddr,
+        port: u16,
+        proto: &'static str,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = Arc::new(Peer::new(client.ip(), port, proto));
         let mut receiver = self.table.clone();
         let table = receiver.borrow_and_update().clone();
         let snapshot = RefCell::new(Snapshot { receiver, table });

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use rustls::sign::CertifiedKey;
+
 /// One app's entry, as the controller publishes it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppRoute {
@@ -19,12 +21,39 @@ pub struct AppRoute {
     pub routable: bool,
 }
 
+/// A TLS certificate and the hosts it is served for (by SNI).
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostCert {
+    /// The certificate's name (`drycc certs:add <name> ...`).
+    pub name: String,
+    /// Lower-case host names it is attached to.
+    pub hosts: Vec<String>,
+    /// PEM chain, leaf first.
+    pub certificate: String,
+    /// PEM private key.
+    pub key: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for HostCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostCert")
+            .field("name", &self.name)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The whole table, as the controller publishes it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Routes {
     /// Grows with every published table; 0 means none has been computed yet.
     pub generation: u64,
     pub apps: Vec<AppRoute>,
+    /// Certificates of the TLS listener (a table without them serves no
+    /// TLS host).
+    #[serde(default)]
+    pub certs: Vec<HostCert>,
 }
 
 /// One app as the request path sees it, with its round-robin position.
@@ -53,6 +82,8 @@ impl Route {
 pub struct RouteTable {
     routes: Routes,
     hosts: HashMap<String, Arc<Route>>,
+    /// Host -> its certificate, parsed once per table.
+    certs: HashMap<String, Arc<CertifiedKey>>,
 }
 
 /// What a `Host` header finds in the table.
@@ -80,7 +111,35 @@ impl RouteTable {
                 hosts.insert(host.to_ascii_lowercase(), route.clone());
             }
         }
-        RouteTable { routes, hosts }
+        let mut certs = HashMap::new();
+        for cert in &routes.certs {
+            match crate::tls::certified_key(&cert.certificate, &cert.key) {
+                Ok(certified) => {
+                    let certified = Arc::new(certified);
+                    for host in &cert.hosts {
+                        certs.insert(host.to_ascii_lowercase(), certified.clone());
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(name = %cert.name, %error, "A certificate of the routing table is unusable; its hosts get no TLS.");
+                }
+            }
+        }
+        RouteTable {
+            routes,
+            hosts,
+            certs,
+        }
+    }
+
+    /// The certificate of a TLS client's SNI name, if one is attached.
+    pub fn certificate(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = name.trim_end_matches('.');
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.certs.get(&name.to_ascii_lowercase()).cloned()
+        } else {
+            self.certs.get(name).cloned()
+        }
     }
 
     /// The table as published.
@@ -141,6 +200,7 @@ mod tests {
                 ],
                 routable: true,
             }],
+            certs: Vec::new(),
         })
     }
 
@@ -174,6 +234,33 @@ mod tests {
         };
         let picks: Vec<usize> = (0..4).map(|_| route.pick()).collect();
         assert_eq!(picks, [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn certificates_are_found_by_sni_and_bad_ones_skipped() {
+        let made = rcgen::generate_simple_self_signed(vec!["www.example.com".to_string()])
+            .expect("certificate");
+        let cert = |name: &str, hosts: &[&str], key: String| HostCert {
+            name: name.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            certificate: made.cert.pem(),
+            key,
+        };
+        let table = RouteTable::new(Routes {
+            generation: 1,
+            apps: Vec::new(),
+            certs: vec![
+                cert("good", &["www.example.com"], made.key_pair.serialize_pem()),
+                cert("bad", &["bad.example.com"], "no key".into()),
+            ],
+        });
+        for name in ["www.example.com", "WWW.Example.com."] {
+            assert!(table.certificate(name).is_some(), "{name}");
+        }
+        assert!(table.certificate("bad.example.com").is_none());
+        assert!(table.certificate("other.example.com").is_none());
+        let debug = format!("{:?}", table.routes().certs[0]);
+        assert!(!debug.contains("PRIVATE KEY"), "{debug}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum StartError {
     },
     #[error("cannot start a router thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("{0}")]
+    Tls(#[source] crate::tls::CertError),
 }
 
 /// Routers running on their threads; [`Running::stop`] ends them.
@@ -55,6 +57,28 @@ pub fn start(
     table: watch::Receiver<Arc<RouteTable>>,
     config: Config,
 ) -> Result<Running, StartError> {
+    start_with(address, threads, table, config, None)
+}
+
+/// [`start`] for TLS connections: certificates by SNI from `table`
+/// ([`crate::tls::server_config`]).
+pub fn start_tls(
+    address: SocketAddr,
+    threads: usize,
+    table: watch::Receiver<Arc<RouteTable>>,
+    config: Config,
+) -> Result<Running, StartError> {
+    let tls = crate::tls::server_config(table.clone()).map_err(StartError::Tls)?;
+    start_with(address, threads, table, config, Some(tls))
+}
+
+fn start_with(
+    address: SocketAddr,
+    threads: usize,
+    table: watch::Receiver<Arc<RouteTable>>,
+    config: Config,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Result<Running, StartError> {
     let listen_error = |address, source| StartError::Listen { address, source };
     let first = listener(address).map_err(|e| listen_error(address, e))?;
     let address = first.local_addr().map_err(|e| listen_error(address, e))?;
@@ -71,6 +95,7 @@ pub fn start(
     for (index, listener) in listeners.into_iter().enumerate() {
         let table = table.clone();
         let config = config.clone();
+        let tls = tls.clone();
         let mut stopped = stopped.clone();
         let thread = std::thread::Builder::new()
             .name(format!("router-{index}"))
@@ -96,7 +121,11 @@ pub fn start(
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
-                    Router::new(table, config).serve(listener, shutdown).await;
+                    let router = Router::new(table, config);
+                    match tls {
+                        None => router.serve(listener, shutdown).await,
+                        Some(tls) => router.serve_tls(listener, tls, shutdown).await,
+                    }
                 });
             })
             .map_err(StartError::Thread)?;

@@ -81,8 +81,11 @@ struct Running {
 
 impl Running {
     fn publish(&self, generation: u64, apps: Vec<AppRoute>) {
-        self.table
-            .send_replace(Arc::new(RouteTable::new(Routes { generation, apps })));
+        self.table.send_replace(Arc::new(RouteTable::new(Routes {
+            generation,
+            apps,
+            certs: Vec::new(),
+        })));
     }
 }
 

@@ -151,7 +151,7 @@ impl Store {
     }
 
     /// Deletes the app and every row that belongs to it (releases, builds,
-    /// configs, settings, permissions), in one transaction.
+    /// configs, settings, permissions, domains), in one transaction.
     ///
     /// Errors: `NotFound` when the app does not exist.
     pub async fn delete_app(&self, id: &str) -> Result<()> {
@@ -163,6 +163,7 @@ impl Store {
         for table in [
             "app_events",
             "app_perms",
+            "domains",
             "settings",
             "releases",
             "configs",

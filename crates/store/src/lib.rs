@@ -1,5 +1,6 @@
 //! Persistence of the Drycc controller: users, API tokens, apps, builds,
-//! configs, releases, settings and app permissions.
+//! configs, releases, settings, app permissions, custom domains and TLS
+//! certificates.
 //!
 //! One [`Store`] type serves SQLite (the default, one file in the data
 //! directory, WAL mode) and PostgreSQL (`postgres://...`) with the same code,
@@ -19,7 +20,7 @@
 //! # Schema
 //!
 //! (`migrations/0001_initial.sql`, `0002_release_state.sql`,
-//! `0003_token_expiry.sql`;
+//! `0003_token_expiry.sql` ... `0008_certs.sql`;
 //! `_sqlx_migrations` records what ran.)
 //!
 //! | table | columns | keys |
@@ -31,6 +32,8 @@
 //! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `registry`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `state`, `previous_structure`*, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
 //! | `settings` | `uuid`, `app`, `owner`, `autoscale`*, `routable`, `created`, `updated` | PK `uuid`, UNIQUE `app` |
+//! | `domains` | `uuid`, `app`, `owner`, `domain`, `certificate` (nullable), `created`, `updated` | PK `uuid`, UNIQUE `domain`, FK `app` -> `apps.id`, FK `certificate` -> `certs.name` |
+//! | `certs` | `uuid`, `name`, `owner`, `certificate` (PEM), `private_key` (PEM, never shown back), `created`, `updated` | PK `uuid`, UNIQUE `name` |
 //! | `app_perms` | `app`, `username`, `created` | PK (`app`, `username`), FKs to `apps.id`, `users.username` |
 //!
 //! `*` marks JSON text columns. Types are deliberately the common subset of
@@ -87,7 +90,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod apps;
+mod certs;
 mod codec;
+mod domains;
 mod error;
 mod events;
 mod perms;
@@ -100,7 +105,7 @@ mod users;
 pub use error::{Result, StoreError};
 pub use events::{Event, EVENTS_KEPT};
 pub use records::{
-    App, Build, BuildRef, Config, NewBuild, NewConfig, NewRelease, Release, ReleaseState, Settings,
-    Token, User,
+    App, Build, BuildRef, Cert, Config, Domain, NewBuild, NewConfig, NewRelease, Release,
+    ReleaseState, Settings, Token, User,
 };
 pub use store::{Backend, Store};

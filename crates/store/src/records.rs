@@ -157,6 +157,50 @@ pub struct Settings {
     pub updated: DateTime<Utc>,
 }
 
+/// A custom domain of an app: the router answers for it as for the app's
+/// own host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Domain {
+    pub uuid: String,
+    pub app: String,
+    /// Username of whoever added it.
+    pub owner: String,
+    /// Lower-case DNS name.
+    pub domain: String,
+    /// The name of the TLS certificate attached to it, if any.
+    pub certificate: Option<String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+/// A TLS certificate: a PEM chain and its private key, owned by the user
+/// who added it. `Debug` never prints the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cert {
+    pub uuid: String,
+    pub name: String,
+    /// Username of whoever added it.
+    pub owner: String,
+    /// PEM chain, leaf first.
+    pub certificate: String,
+    /// PEM private key: for the router only, never shown back.
+    pub key: String,
+    /// The domains it is attached to, sorted.
+    pub domains: Vec<String>,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Cert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cert")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("domains", &self.domains)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A build to create together with a release. Its owner is the release's.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewBuild {

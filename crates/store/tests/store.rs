@@ -159,6 +159,8 @@ backends!(
     migration_keeps_old_releases_good,
     events_are_bounded_ordered_and_go_with_the_app,
     an_image_build_keeps_its_image_config,
+    domains_are_unique_across_apps_and_go_with_the_app,
+    certs_attach_to_domains_and_let_go_of_them,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -553,6 +555,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
     .await?;
 
     s.record_event(app, "deployed").await?;
+    s.add_domain(app, "alice", "www.example.com").await?;
     s.delete_app(app).await?;
     assert_eq!(s.get_app(app).await?, None);
     assert!(s.list_releases(app).await?.is_empty());
@@ -570,6 +573,7 @@ async fn delete_app_removes_everything(db: &TestDb) -> TestResult {
         "settings",
         "app_perms",
         "app_events",
+        "domains",
     ] {
         assert_eq!(count_rows(s, table).await?, 0, "rows left in {table}");
     }
@@ -931,5 +935,126 @@ async fn an_image_build_keeps_its_image_config(db: &TestDb) -> TestResult {
         s.list_builds(app).await?[0].image_config.as_ref().unwrap()["cmd"][0],
         "serve"
     );
+    Ok(())
+}
+
+async fn domains_are_unique_across_apps_and_go_with_the_app(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    s.create_app("other-app", "alice").await?;
+    assert!(s.list_domains(app).await?.is_empty());
+
+    let added = s.add_domain(app, "alice", "www.example.com").await?;
+    assert_eq!(
+        (
+            added.app.as_str(),
+            added.owner.as_str(),
+            added.domain.as_str()
+        ),
+        (app, "alice", "www.example.com")
+    );
+    s.add_domain(app, "alice", "api.example.com").await?;
+    let names: Vec<String> = s
+        .list_domains(app)
+        .await?
+        .into_iter()
+        .map(|d| d.domain)
+        .collect();
+    assert_eq!(names, ["api.example.com", "www.example.com"]);
+    assert_eq!(s.list_domains(app).await?[1], added);
+
+    // Twice, or by another app: a conflict.
+    assert!(matches!(
+        s.add_domain(app, "alice", "www.example.com").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_domain("other-app", "alice", "www.example.com").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.add_domain("no-such-app", "alice", "x.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    s.add_domain("other-app", "alice", "other.example.com")
+        .await?;
+    assert_eq!(s.all_domains().await?.len(), 3);
+
+    // Removing: only from the app that has it.
+    assert!(!s.remove_domain("other-app", "www.example.com").await?);
+    assert!(s.remove_domain(app, "www.example.com").await?);
+    assert!(!s.remove_domain(app, "www.example.com").await?);
+    s.add_domain("other-app", "alice", "www.example.com")
+        .await?;
+
+    // Another store on the same database sees them; deleting the app takes
+    // its domains, and frees them.
+    assert_eq!(db.reopen().await.list_domains("other-app").await?.len(), 2);
+    s.delete_app("other-app").await?;
+    assert_eq!(s.all_domains().await?.len(), 1);
+    s.add_domain(app, "alice", "www.example.com").await?;
+    Ok(())
+}
+
+async fn certs_attach_to_domains_and_let_go_of_them(db: &TestDb) -> TestResult {
+    let s = &db.store;
+    alice_and_app(s).await?;
+    let app = "steely-mainsail";
+    s.add_domain(app, "alice", "www.example.com").await?;
+    s.add_domain(app, "alice", "api.example.com").await?;
+
+    let cert = s.create_cert("www", "alice", "CERT PEM", "KEY PEM").await?;
+    assert_eq!(
+        (cert.owner.as_str(), cert.key.as_str()),
+        ("alice", "KEY PEM")
+    );
+    assert!(!format!("{cert:?}").contains("KEY PEM"));
+    assert!(matches!(
+        s.create_cert("www", "alice", "x", "y").await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    s.attach_cert("www", "www.example.com").await?;
+    s.attach_cert("www", "api.example.com").await?;
+    assert!(matches!(
+        s.attach_cert("www", "nowhere.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.attach_cert("nope", "www.example.com").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let read = s.get_cert("www").await?.expect("cert");
+    assert_eq!(read.domains, ["api.example.com", "www.example.com"]);
+    assert_eq!(read.certificate, "CERT PEM");
+    assert_eq!(
+        s.get_domain("www.example.com")
+            .await?
+            .and_then(|d| d.certificate),
+        Some("www".to_string())
+    );
+    assert_eq!(s.list_certs().await?.len(), 1);
+
+    assert!(s.detach_cert("www", "api.example.com").await?);
+    assert!(!s.detach_cert("www", "api.example.com").await?);
+    assert_eq!(s.list_certs().await?[0].domains, ["www.example.com"]);
+
+    // Deleting the certificate leaves the domain without one.
+    assert!(s.delete_cert("www").await?);
+    assert!(!s.delete_cert("www").await?);
+    assert_eq!(s.get_cert("www").await?, None);
+    assert_eq!(
+        s.get_domain("www.example.com")
+            .await?
+            .and_then(|d| d.certificate),
+        None
+    );
+    // Deleting the app takes its domains, not the certificates.
+    s.create_cert("again", "alice", "CERT PEM", "KEY PEM")
+        .await?;
+    s.attach_cert("again", "www.example.com").await?;
+    s.delete_app(app).await?;
+    assert!(s.get_cert("again").await?.expect("kept").domains.is_empty());
     Ok(())
 }

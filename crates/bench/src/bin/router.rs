@@ -81,6 +81,7 @@ fn router(args: &[String]) -> Result<()> {
                 backends,
                 routable: true,
             }],
+            certs: Vec::new(),
         },
     )));
     let running = drycc_router::threads::start(

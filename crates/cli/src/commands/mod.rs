@@ -5,7 +5,9 @@ mod apps;
 mod auth;
 mod autoscale;
 mod builds;
+mod certs;
 mod config;
+mod domains;
 mod healthchecks;
 mod limits;
 mod perms;
@@ -39,6 +41,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Healthchecks(cmd) => healthchecks::run(cmd, &ctx).await,
         Command::Autoscale(cmd) => autoscale::run(cmd, &ctx).await,
         Command::Perms(cmd) => perms::run(cmd, &ctx).await,
+        Command::Domains(cmd) => domains::run(cmd, &ctx).await,
+        Command::Certs(cmd) => certs::run(cmd, &ctx).await,
         Command::Completions { shell } => {
             let mut cmd = crate::cli::command();
             clap_complete::generate(shell, &mut cmd, "drycc", &mut std::io::stdout());

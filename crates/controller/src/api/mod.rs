@@ -2,7 +2,9 @@
 
 mod apps;
 mod auth;
+mod certs;
 mod config;
+mod domains;
 mod exec;
 mod logs;
 mod perms;
@@ -33,6 +35,13 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/admin/users/{username}/tokens",
             axum::routing::delete(auth::revoke_user_tokens),
+        )
+        .route("/certs", get(certs::list).post(certs::create))
+        .route("/certs/{name}", get(certs::show).delete(certs::delete))
+        .route("/certs/{name}/domain", post(certs::attach))
+        .route(
+            "/certs/{name}/domain/{domain}",
+            axum::routing::delete(certs::detach),
         )
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{app}", get(apps::show).delete(apps::destroy))
@@ -67,6 +76,14 @@ pub fn router(state: Shared) -> Router {
         .route(
             "/apps/{app}/settings/autoscale/{ptype}/history",
             get(settings::autoscale_history),
+        )
+        .route(
+            "/apps/{app}/domains",
+            get(domains::list).post(domains::create),
+        )
+        .route(
+            "/apps/{app}/domains/{domain}",
+            axum::routing::delete(domains::delete),
         )
         .route("/apps/{app}/perms", get(perms::list).post(perms::create))
         .route(
