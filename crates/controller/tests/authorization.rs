@@ -29,6 +29,13 @@ const DENIALS: [u16; 3] = [401, 403, 404];
 /// What each row of the table is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
+    CertsList,
+    CertsCreate,
+    CertShowDelete,
+    CertAttachDetach,
+    DomainsRead,
+    DomainsCreate,
+    DomainsDelete,
     Health,
     Metrics,
     Root,
@@ -74,6 +81,19 @@ const MAPPING: &[(&str, Kind)] = &[
         Kind::WhoamiLogout,
     ),
     ("`DELETE /v2/admin/users/<u>/tokens/`", Kind::RevokeTokens),
+    ("`GET /v2/certs/`", Kind::CertsList),
+    ("`POST /v2/certs/`", Kind::CertsCreate),
+    (
+        "`GET`, `DELETE /v2/certs/<name>/` (the key is never shown)",
+        Kind::CertShowDelete,
+    ),
+    (
+        "`POST /v2/certs/<name>/domain/`, `DELETE .../domain/<domain>/`",
+        Kind::CertAttachDetach,
+    ),
+    ("`GET .../domains/`", Kind::DomainsRead),
+    ("`POST .../domains/`", Kind::DomainsCreate),
+    ("`DELETE .../domains/<domain>/`", Kind::DomainsDelete),
     ("`GET /v2/apps/`", Kind::AppsList),
     ("`POST /v2/apps/`", Kind::AppsCreate),
     ("`GET /v2/apps/<id>/`", Kind::AppShow),
@@ -444,6 +464,92 @@ impl World {
         (response.status().as_u16(), challenge)
     }
 
+    fn admin(&self) -> &Api {
+        self.actors
+            .iter()
+            .find(|actor| actor.column == ADMIN)
+            .map(|actor| &actor.api)
+            .expect("an admin")
+    }
+
+    /// A certificate upload named `name` for `<host>.example.com`.
+    fn cert_body(&self, name: &str, host: &str) -> Value {
+        let certified = rcgen::generate_simple_self_signed(vec![format!("{host}.example.com")])
+            .expect("certificate");
+        json!({
+            "name": name,
+            "certificate": certified.cert.pem(),
+            "key": certified.key_pair.serialize_pem(),
+        })
+    }
+
+    /// Attach and detach: somebody else's certificate (404), the actor's own
+    /// to a domain of an app they may not change (403), or of one they may
+    /// (201, then 204).
+    fn walk_attach(&self, actor: &Actor) -> Vec<Probe> {
+        let api = &actor.api;
+        let owner = self.owner();
+        // A domain of an app the owner keeps to themselves, and one of the
+        // shared app.
+        let private = self.fresh("authz-private-");
+        let created = owner.post("/v2/apps/", json!({"id": private}));
+        assert_eq!(created.status, 201, "{}", created.text);
+        let add_domain = |app: &str| {
+            let host = self.fresh("tls-");
+            let domain = format!("{host}.example.com");
+            let added = owner.post(
+                &format!("/v2/apps/{app}/domains/"),
+                json!({"domain": domain}),
+            );
+            assert_eq!(added.status, 201, "{}", added.text);
+            (host, domain)
+        };
+        let (private_host, private_domain) = add_domain(&private);
+        let (shared_host, shared_domain) = add_domain(&self.idle);
+        let attach = |name: &str, domain: &str| {
+            let path = format!("/v2/certs/{name}/domain/");
+            let status = api.post(&path, json!({"domain": domain})).status;
+            (format!("POST {path} {domain}"), status)
+        };
+        if actor.column == ANONYMOUS {
+            let name = self.fresh("anon-target-");
+            let made = owner.post("/v2/certs/", self.cert_body(&name, &private_host));
+            assert_eq!(made.status, 201, "{}", made.text);
+            let (what, status) = attach(&name, &private_domain);
+            let path = format!("/v2/certs/{name}/domain/{private_domain}/");
+            let detach = api.request("DELETE", &path, None).status;
+            return vec![
+                probe(what, None, status),
+                probe(format!("DELETE {path}"), None, detach),
+            ];
+        }
+        let mut probes = Vec::new();
+        if actor.column == OWNER || actor.column == ADMIN {
+            let own = self.fresh("mine-");
+            let made = api.post("/v2/certs/", self.cert_body(&own, &private_host));
+            assert_eq!(made.status, 201, "{}", made.text);
+            let (what, status) = attach(&own, &private_domain);
+            probes.push(probe(what, Some(201), status));
+            let path = format!("/v2/certs/{own}/domain/{private_domain}/");
+            let status = api.request("DELETE", &path, None).status;
+            probes.push(probe(format!("DELETE {path}"), Some(204), status));
+            return probes;
+        }
+        // Stranger and collaborator: the owner's certificate is not theirs.
+        let foreign = self.fresh("theirs-");
+        let made = owner.post("/v2/certs/", self.cert_body(&foreign, &shared_host));
+        assert_eq!(made.status, 201, "{}", made.text);
+        let (what, status) = attach(&foreign, &shared_domain);
+        probes.push(probe(what, Some(404), status));
+        // Their own certificate, to a domain of the app nobody shared.
+        let own = self.fresh("mine-");
+        let made = api.post("/v2/certs/", self.cert_body(&own, &private_host));
+        assert_eq!(made.status, 201, "{}", made.text);
+        let (what, status) = attach(&own, &private_domain);
+        probes.push(probe(what, Some(403), status));
+        probes
+    }
+
     /// The requests that stand for one row, sent as `actor`.
     fn walk(&self, kind: Kind, actor: &Actor) -> Vec<Probe> {
         let api = &actor.api;
@@ -459,6 +565,70 @@ impl World {
             probe(format!("DELETE {path}"), None, status)
         };
         match kind {
+            Kind::CertsList => vec![get("/v2/certs/".into())],
+            Kind::CertsCreate => {
+                let name = self.fresh("walked-");
+                vec![post("/v2/certs/".into(), self.cert_body(&name, &name))]
+            }
+            Kind::CertShowDelete => {
+                // Somebody else's certificate: the owner's (the admin's for
+                // the owner).
+                let other = self.fresh("foreign-");
+                let maker = if actor.column == OWNER {
+                    self.admin()
+                } else {
+                    self.owner()
+                };
+                let made = maker.post("/v2/certs/", self.cert_body(&other, &other));
+                assert_eq!(made.status, 201, "{}", made.text);
+                if actor.column == ANONYMOUS {
+                    return vec![
+                        get(format!("/v2/certs/{other}/")),
+                        delete(format!("/v2/certs/{other}/")),
+                    ];
+                }
+                let own = self.fresh("own-");
+                let made = api.post("/v2/certs/", self.cert_body(&own, &own));
+                assert_eq!(made.status, 201, "{}", made.text);
+                let foreign = api.get(&format!("/v2/certs/{other}/")).status;
+                let foreign_claim = if actor.column == ADMIN { 200 } else { 404 };
+                vec![
+                    probe(
+                        format!("GET own /v2/certs/{own}/"),
+                        Some(200),
+                        api.get(&format!("/v2/certs/{own}/")).status,
+                    ),
+                    probe(
+                        format!("GET foreign /v2/certs/{other}/"),
+                        Some(foreign_claim),
+                        foreign,
+                    ),
+                    probe(
+                        format!("DELETE own /v2/certs/{own}/"),
+                        Some(204),
+                        api.request("DELETE", &format!("/v2/certs/{own}/"), None)
+                            .status,
+                    ),
+                ]
+            }
+            Kind::CertAttachDetach => self.walk_attach(actor),
+            Kind::DomainsRead => vec![get(format!("/v2/apps/{app}/domains/"))],
+            Kind::DomainsCreate => {
+                let domain = format!("{}.example.com", self.fresh("added-"));
+                vec![post(
+                    format!("/v2/apps/{idle}/domains/"),
+                    json!({"domain": domain}),
+                )]
+            }
+            Kind::DomainsDelete => {
+                let domain = format!("{}.example.com", self.fresh("doomed-"));
+                let added = self.owner().post(
+                    &format!("/v2/apps/{idle}/domains/"),
+                    json!({"domain": domain}),
+                );
+                assert_eq!(added.status, 201, "{}", added.text);
+                vec![delete(format!("/v2/apps/{idle}/domains/{domain}/"))]
+            }
             Kind::Health => vec![get("/healthz".into()), get("/readiness".into())],
             Kind::Metrics => vec![get("/metrics".into())],
             Kind::Root => vec![get("/v2/".into())],
