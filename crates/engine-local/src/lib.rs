@@ -418,12 +418,14 @@ impl Engine for LocalEngine {
         .await;
         // With no process left to adopt, nothing here is of use to anyone.
         os::remove_idle_run_dir(&self.shared.config.run_dir);
+        let apps: Vec<String> = self.shared.lock().apps.keys().cloned().collect();
+        self.shared.remove_idle_groups(&apps);
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     async fn stop_all(&self) {
         let mut changes = self.shared.subscribe_changes(None);
-        {
+        let apps: Vec<String> = {
             let mut inner = self.shared.lock();
             inner.closed = true;
             for entry in inner.apps.values_mut() {
@@ -432,7 +434,8 @@ impl Engine for LocalEngine {
                     proc.request_stop();
                 }
             }
-        }
+            inner.apps.keys().cloned().collect()
+        };
         for pgid in self.shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);
         }
@@ -440,6 +443,7 @@ impl Engine for LocalEngine {
         // Every supervisor removes its entry once its group is gone.
         wait_until(&mut changes, None, || self.shared.process_count() == 0).await;
         os::remove_idle_run_dir(&self.shared.config.run_dir);
+        self.shared.remove_idle_groups(&apps);
     }
 }
 

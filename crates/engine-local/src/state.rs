@@ -341,10 +341,29 @@ impl Shared {
         drop(inner);
         if forget_app {
             self.logs.forget(app);
-            let parent = format!("{}/{app}", self.config.cgroup_parent.trim_matches('/'));
-            let _ = self.cgroups.remove(&parent);
+            let _ = self.cgroups.remove(&self.app_group(app));
         }
         self.bump(Some(app));
+    }
+
+    /// The control group of an app's processes.
+    fn app_group(&self, app: &str) -> String {
+        format!("{}/{app}", self.config.cgroup_parent.trim_matches('/'))
+    }
+
+    /// Remove the groups of `apps` and the engine's parent group where
+    /// they are empty (removing a group that holds a process or a child
+    /// group fails, and is left alone): an engine that stops or hands over
+    /// with nothing running leaves no directories behind, which would
+    /// otherwise pile up by the thousand and slow every group made next
+    /// to them.
+    pub(crate) fn remove_idle_groups(&self, apps: &[String]) {
+        for app in apps {
+            let _ = self.cgroups.remove(&self.app_group(app));
+        }
+        let _ = self
+            .cgroups
+            .remove(self.config.cgroup_parent.trim_matches('/'));
     }
 
     /// Converge one (app, type): ask the lifecycle rules for the next step

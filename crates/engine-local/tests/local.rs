@@ -1267,6 +1267,38 @@ async fn limits_hold_usage_is_measured_and_an_oom_kill_is_named() {
         "memory is read from its group"
     );
     f.engine.stop_all().await;
+    // Nothing left behind: not the processes' groups, not the app's, not
+    // the engine's own parent group.
+    let parent = f.engine.config().cgroup_parent.clone();
+    assert_eq!(cgroup_dirs_named(&parent), Vec::<std::path::PathBuf>::new());
+}
+
+/// Directories called `name` in the control group hierarchies (three
+/// levels down, where this machine's groups live).
+fn cgroup_dirs_named(name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut level = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for dir in level {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if !path.is_dir() || path.is_symlink() {
+                    continue;
+                }
+                if entry.file_name() == name {
+                    found.push(path);
+                } else if !entry.file_name().to_string_lossy().starts_with("drycc-") {
+                    next.push(path);
+                }
+            }
+        }
+        level = next;
+    }
+    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
