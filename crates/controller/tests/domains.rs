@@ -10,39 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{fixture_repo, free_port, push, Api, Controller};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client")
-}
-
-/// (status, body) of `GET /` for `host` through the router at `url`.
-fn through(client: &reqwest::blocking::Client, url: &str, host: &str) -> (u16, String) {
-    match client.get(format!("{url}/")).header("Host", host).send() {
-        Ok(response) => (
-            response.status().as_u16(),
-            response.text().unwrap_or_default(),
-        ),
-        Err(error) => (0, error.to_string()),
-    }
-}
-
-/// A controller with the webapp fixture pushed to `app` (web=1 up).
-fn deployed(app: &str, env: &[(&str, &str)]) -> (Controller, Api) {
-    let controller = Controller::start(env);
-    let mut api = Api::new(&controller.url);
-    api.login("alice", "alice-password");
-    let created = api.post("/v2/apps/", json!({"id": app}));
-    assert_eq!(created.status, 201, "{}", created.text);
-    let repo = fixture_repo("webapp");
-    let token = api.token.clone().expect("token");
-    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
-    assert!(ok, "push: {output}\n{}", controller.log());
-    (controller, api)
-}
+use support::{client, deployed, free_port, through, Api, Controller};
 
 #[test]
 fn an_added_domain_reaches_the_app_and_a_removed_one_does_not() {

@@ -654,3 +654,36 @@ pub fn follow_logs_until(
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
     handle
 }
+
+/// An HTTP client for requests through the router.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// (status, body) of `GET /` for `host` through the router at `url`.
+pub fn through(client: &reqwest::blocking::Client, url: &str, host: &str) -> (u16, String) {
+    match client.get(format!("{url}/")).header("Host", host).send() {
+        Ok(response) => (
+            response.status().as_u16(),
+            response.text().unwrap_or_default(),
+        ),
+        Err(error) => (0, error.to_string()),
+    }
+}
+
+/// A controller with the webapp fixture pushed to `app` (web=1 up).
+pub fn deployed(app: &str, env: &[(&str, &str)]) -> (Controller, Api) {
+    let controller = Controller::start(env);
+    let mut api = Api::new(&controller.url);
+    api.login("alice", "alice-password");
+    let created = api.post("/v2/apps/", json!({"id": app}));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let repo = fixture_repo("webapp");
+    let token = api.token.clone().expect("token");
+    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
+    assert!(ok, "push: {output}\n{}", controller.log());
+    (controller, api)
+}
