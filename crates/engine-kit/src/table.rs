@@ -41,6 +41,16 @@ pub struct AppEntry<X> {
     pub removed: bool,
 }
 
+impl<X> AppEntry<X> {
+    /// Every process of the app, sorted by type then name (the map is
+    /// sorted by name; a stable sort by type keeps that order).
+    pub fn statuses(&self) -> Vec<drycc_engine::ProcessStatus> {
+        let mut list: Vec<_> = self.procs.values().map(|p| p.status.clone()).collect();
+        list.sort_by(|a, b| a.ptype.cmp(&b.ptype));
+        list
+    }
+}
+
 impl<X> Default for AppEntry<X> {
     fn default() -> Self {
         AppEntry {

@@ -305,15 +305,11 @@ impl Engine for LocalEngine {
 
     async fn processes(&self, app: &str) -> Result<Vec<ProcessStatus>> {
         let inner = self.shared.lock();
-        let Some(entry) = inner.apps.get(app) else {
-            return Ok(Vec::new());
-        };
-        let mut list: Vec<ProcessStatus> = entry.procs.values().map(|p| p.status.clone()).collect();
-        drop(inner);
-        // The map is sorted by name; a stable sort by type keeps that order
-        // within each type.
-        list.sort_by(|a, b| a.ptype.cmp(&b.ptype));
-        Ok(list)
+        Ok(inner
+            .apps
+            .get(app)
+            .map(|entry| entry.statuses())
+            .unwrap_or_default())
     }
 
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
