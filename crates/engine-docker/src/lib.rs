@@ -455,6 +455,7 @@ impl Engine for DockerEngine {
             checkouts: self.shared.config.slug_image.is_some(),
             images: true,
             limits: Ok(()),
+            autoscaler: false,
         }
     }
 

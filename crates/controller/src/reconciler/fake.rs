@@ -197,6 +197,7 @@ impl Engine for FakeEngine {
             checkouts: true,
             images: true,
             limits: Err("the fake engine runs nothing".to_string()),
+            autoscaler: false,
         }
     }
 
