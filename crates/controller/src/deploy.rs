@@ -474,9 +474,12 @@ pub async fn wait_release(
             }
             ReleaseState::Pending => {}
         }
+        // A follower's reconciler does not run: the leader's judgement
+        // shows only in the store.
+        let look_again = !open || !state.leading();
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
-            _ = tokio::time::sleep(Duration::from_millis(500)), if !open => false,
+            _ = tokio::time::sleep(Duration::from_millis(500)), if look_again => false,
             _ = state.stopping.cancelled() => return Err(stopping()),
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(DeployError::TimedOut(format!(
@@ -500,6 +503,12 @@ pub async fn wait_types(
     types: &BTreeSet<String>,
     mut status: watch::Receiver<AppStatus>,
 ) -> Result<(), DeployError> {
+    if !state.leading() {
+        // The leader applies the change (it was told, see `crate::duties`);
+        // this replica's engine does not run the app, so there is nothing
+        // here to wait for.
+        return Ok(());
+    }
     let timeout = state.settings.deploy_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut changes = state.engine.changes(Some(app_id));

@@ -100,6 +100,9 @@ pub struct Reconciler {
     queue: Mutex<Queue>,
     wake: Notify,
     statuses: Mutex<HashMap<String, watch::Sender<AppStatus>>>,
+    /// Where every enqueued app is also sent, so that a follower can tell
+    /// the leader (see [`crate::leader`]).
+    relay: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,7 +128,15 @@ impl Reconciler {
             generation
         };
         self.wake.notify_one();
+        if let Some(relay) = self.relay.get() {
+            let _ = relay.send(app.to_string());
+        }
         generation
+    }
+
+    /// Send every enqueued app to `relay` too (set once, at start).
+    pub fn relay_to(&self, relay: tokio::sync::mpsc::UnboundedSender<String>) {
+        let _ = self.relay.set(relay);
     }
 
     /// The generation of the newest request for `app` (0: none).

@@ -56,24 +56,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         app_state.images = drycc_images::Inspector::new(Some(client.clone()));
         app_state.docker = Some(client);
     }
+    let identity = crate::leader::identity(&settings);
+    let election = crate::leader::start(&settings, identity.clone()).await?;
+    app_state.role = match &election {
+        Some(election) => election.role.clone(),
+        None => crate::leader::sole_leader(&identity),
+    };
+    let (enqueued, relayed) = tokio::sync::mpsc::unbounded_channel();
+    app_state.reconciler.relay_to(enqueued);
     let state: Shared = Arc::new(app_state);
     let builtins = state.buildpacks_dir();
     tokio::task::spawn_blocking(move || drycc_buildpacks::builtin::install(&builtins))
         .await
         .context("cannot install the built-in buildpacks")?
         .context("cannot install the built-in buildpacks")?;
-    let stop_reconciler = tokio_util::sync::CancellationToken::new();
-    let reconciler = tokio::spawn(crate::reconciler::run(
-        state.clone(),
-        stop_reconciler.clone(),
-    ));
+    let relay = tokio::spawn(crate::duties::relay(state.clone(), relayed));
+    // The reconciler and the autoscaler run while this controller leads.
+    let stop_duties = tokio_util::sync::CancellationToken::new();
+    let duties = tokio::spawn(crate::duties::run(state.clone(), stop_duties.clone()));
     let stop_routes = tokio_util::sync::CancellationToken::new();
     let routes = tokio::spawn(crate::routes::run(state.clone(), stop_routes.clone()));
-    resume(&state).await?;
-    let autoscaler = tokio::spawn(crate::autoscaler::run(
-        state.clone(),
-        stop_reconciler.clone(),
-    ));
     crate::git::build::sweep(&state).await;
 
     let router_task = start_router(&state).await?;
@@ -129,13 +131,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // next start resumes it.
     stop_routes.cancel();
     let _ = routes.await;
-    stop_reconciler.cancel();
-    if let Err(error) = reconciler.await {
+    stop_duties.cancel();
+    if let Err(error) = duties.await {
         tracing::error!(%error, "The reconciler ended abnormally.");
     }
-    if let Err(error) = autoscaler.await {
-        tracing::error!(%error, "The autoscaler ended abnormally.");
+    // Only once nothing reconciles here may another replica take over.
+    if let Some(election) = election {
+        election.stop().await;
     }
+    relay.abort();
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
     remove_default_run_parent(&settings);
@@ -270,31 +274,6 @@ pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
     engine.stop_all().await;
     remove_default_run_parent(&settings);
     println!("Stopped {count} app processes.");
-    Ok(())
-}
-
-/// Hand every app to the reconciler: those in the store (a `pending`
-/// release is judged again, never assumed good) and those the engine runs
-/// (what the store no longer has is removed). Does not wait for any of it.
-async fn resume(state: &Shared) -> anyhow::Result<()> {
-    let mut apps: std::collections::BTreeSet<String> = state
-        .store
-        .list_apps()
-        .await
-        .context("cannot read the apps from the store")?
-        .into_iter()
-        .map(|app| app.id)
-        .collect();
-    match state.engine.apps().await {
-        Ok(running) => apps.extend(running),
-        Err(error) => {
-            tracing::warn!(%error, "Cannot list the engine's apps; only the store's are reconciled.")
-        }
-    }
-    tracing::info!(apps = apps.len(), "Reconciling every app.");
-    for app in &apps {
-        state.reconciler.enqueue(app);
-    }
     Ok(())
 }
 

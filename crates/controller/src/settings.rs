@@ -171,6 +171,22 @@ pub struct Settings {
     /// app runs; older ones are removed after each build.
     #[arg(long, env = "DRYCC_SLUGS_KEEP", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub slugs_keep: u32,
+    /// The `coordination.k8s.io` Lease (`<namespace>/<name>`) that replicas
+    /// sharing one database elect their leader with: only the leader runs
+    /// the reconciler and the autoscaler. Unset, this controller is always
+    /// the leader.
+    #[arg(long, env = "DRYCC_LEADER_LEASE")]
+    pub leader_lease: Option<String>,
+    /// Seconds a leader's lease lasts without renewal (renewed every third
+    /// of it); a stopped leader's place is taken at most this long after.
+    #[arg(long, env = "DRYCC_LEADER_LEASE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u32).range(3..=3600))]
+    pub leader_lease_seconds: u32,
+    /// This controller's Pod, labelled `drycc.cc/leader=true` while it
+    /// leads (with `DRYCC_POD_NAMESPACE`); also the start of its identity.
+    #[arg(long, env = "DRYCC_POD_NAME")]
+    pub pod_name: Option<String>,
+    #[arg(long, env = "DRYCC_POD_NAMESPACE")]
+    pub pod_namespace: Option<String>,
 }
 
 impl Settings {
@@ -251,6 +267,33 @@ impl Settings {
 
     pub fn deploy_timeout(&self) -> Duration {
         Duration::from_secs(self.deploy_timeout)
+    }
+
+    /// The leader election's Lease as (namespace, name), `None` when off;
+    /// an error names what is wrong with the setting.
+    pub fn leader_lease(&self) -> Result<Option<(String, String)>, String> {
+        let Some(lease) = self.leader_lease.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if lease.is_empty() || lease.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && !s.starts_with(['-', '.'])
+                && !s.ends_with(['-', '.'])
+        };
+        match lease.split_once('/') {
+            Some((namespace, name)) if valid(namespace) && valid(name) => {
+                Ok(Some((namespace.to_string(), name.to_string())))
+            }
+            _ => Err(format!(
+                "DRYCC_LEADER_LEASE={lease:?} is not <namespace>/<name> (lowercase letters, digits, '-' and '.'), e.g. drycc/drycc-controller"
+            )),
+        }
     }
 
     pub fn default_grace(&self) -> Duration {

@@ -42,6 +42,9 @@ pub struct AppState {
     /// Cancelled when the controller starts to stop: requests waiting for
     /// an outcome answer at once instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Whether this controller leads (runs the reconciler and the
+    /// autoscaler) and who does; see [`crate::leader`].
+    pub role: tokio::sync::watch::Receiver<crate::leader::Role>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -79,8 +82,14 @@ impl AppState {
             router_secret,
             router_metrics: Arc::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            role: crate::leader::sole_leader("drycc-controller"),
             locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This controller applies desired state to the engine now.
+    pub fn leading(&self) -> bool {
+        self.role.borrow().leader
     }
 
     /// Record a platform event of `app` (shown in its logs).

@@ -91,6 +91,7 @@
 
 mod apps;
 mod certs;
+mod changes;
 mod codec;
 mod domains;
 mod error;
@@ -102,6 +103,7 @@ mod settings;
 mod store;
 mod users;
 
+pub use changes::{AppChanges, APP_CHANGES_CHANNEL};
 pub use error::{Result, StoreError};
 pub use events::{Event, EVENTS_KEPT};
 pub use records::{

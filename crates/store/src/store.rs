@@ -60,6 +60,9 @@ impl Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// The URL it was opened with, for the change listener's own
+    /// connection (never printed: it may hold a password).
+    pub(crate) url: crate::changes::Url,
 }
 
 impl Store {
@@ -81,7 +84,11 @@ impl Store {
             }
         };
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: crate::changes::Url(url.to_string()),
+        })
     }
 
     /// Opens (creating it if needed) the SQLite database file at `path`.

@@ -92,7 +92,7 @@ pub fn router(state: Shared) -> Router {
         );
 
     Router::new()
-        .route("/healthz", get(|| async { "OK" }))
+        .route("/healthz", get(healthz))
         .route("/readiness", get(|| async { "OK" }))
         .route("/metrics", get(crate::metrics::serve))
         .nest("/v2", v2)
@@ -109,6 +109,13 @@ pub fn router(state: Shared) -> Router {
             HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
         ))
         .with_state(state)
+}
+
+/// Alive, and whether this replica leads: `{"leader": true, "holder": "..."}`.
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<Shared>,
+) -> axum::Json<crate::leader::Role> {
+    axum::Json(state.role.borrow().clone())
 }
 
 /// Bodies up to this size are read and dropped before a 413, so that the

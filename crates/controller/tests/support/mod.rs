@@ -37,7 +37,7 @@ fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
 }
 
 impl TestDatabase {
-    fn create(admin_url: &str) -> TestDatabase {
+    pub fn create(admin_url: &str) -> TestDatabase {
         use sqlx::Connection;
         let name = format!("drycc_ctl_{}", uuid::Uuid::new_v4().simple());
         block_on(async {
