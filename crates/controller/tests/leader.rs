@@ -339,12 +339,77 @@ fn only_the_leader_reconciles_and_the_other_takes_over_when_it_dies() {
     assert_eq!(answer.status, 204, "{}", answer.text);
     assert_eq!(up(&on_follower, app, "sleeper"), 3);
 
-    // The old leader's processes are stopped by its own settings.
+    // The old leader's processes are stopped by its own settings; it comes
+    // back in the same Pod as a follower and takes off the label its
+    // previous life left.
     let stopped = leader.stop_apps();
     assert!(
         stopped.status.success(),
         "{}",
         String::from_utf8_lossy(&stopped.stderr)
+    );
+    leader.spawn();
+    let leader_index = usize::from(leader_pod != names[0]);
+    wait_until(
+        Duration::from_secs(2 * LEASE_SECONDS),
+        "the stale label gone",
+        || {
+            let found = labels(&cluster, names);
+            (found[leader_index].is_none() && found[1 - leader_index].as_deref() == Some("true"))
+                .then_some(())
+        },
+    );
+    assert!(!role(leader).0, "a restarted replica follows");
+
+    // A leader that stops releases the Lease and its label: the other
+    // takes over at its next look, well within the lease duration.
+    let status = follower.stop();
+    assert!(status.success(), "{status}\n{}", follower.log());
+    let stopped = Instant::now();
+    assert!(
+        follower.log().contains("Released the leader lease"),
+        "{}",
+        follower.log()
+    );
+    let took_over = wait_until(
+        Duration::from_secs(3 * LEASE_SECONDS),
+        "the restarted replica to take over",
+        || role(leader).0.then(Instant::now),
+    );
+    let waited = took_over.duration_since(stopped);
+    println!(
+        "took over {} ms after the leader stopped",
+        waited.as_millis()
+    );
+    assert!(
+        waited < Duration::from_secs(LEASE_SECONDS),
+        "a released Lease is taken at once, not after it expires: {waited:?}"
+    );
+    wait_until(
+        Duration::from_secs(2 * LEASE_SECONDS),
+        "the labels swapped",
+        || {
+            let found = labels(&cluster, names);
+            (found[leader_index].as_deref() == Some("true") && found[1 - leader_index].is_none())
+                .then_some(())
+        },
+    );
+    let on_leader = Api {
+        url: leader.url.clone(),
+        ..on_leader
+    };
+    on_leader.wait_pods(
+        app,
+        Duration::from_secs(60),
+        "web=2 sleeper=3 under the restarted replica",
+        |pods| {
+            let up = |t: &str| {
+                pods.iter()
+                    .filter(|p| p["type"] == t && p["state"] == "up")
+                    .count()
+            };
+            up("web") == 2 && up("sleeper") == 3 && pods.len() == 5
+        },
     );
     drop(cluster);
 }
