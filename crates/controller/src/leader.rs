@@ -134,6 +134,13 @@ pub async fn start(
     let Some((namespace, name)) = settings.leader_lease().map_err(ElectionError::Setting)? else {
         return Ok(None);
     };
+    if !settings.database_url().starts_with("postgres") {
+        // Replicas share their state through the database; SQLite is one
+        // machine's file, and cannot tell the leader of a follower's change.
+        return Err(ElectionError::Setting(
+            "DRYCC_LEADER_LEASE needs a database the replicas share: set DRYCC_DATABASE_URL to a postgres:// URL".into(),
+        ));
+    }
     let client = kube::Client::try_default().await?;
     let pod = match (&settings.pod_namespace, &settings.pod_name) {
         (Some(ns), Some(pod)) if !ns.trim().is_empty() && !pod.trim().is_empty() => Some((
@@ -324,7 +331,8 @@ impl Elector {
             .await
         {
             Ok(_) => Ok(Seen::Mine),
-            Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Seen::Theirs(holder)),
+            // Another replica wrote first; the next look says who holds it.
+            Err(kube::Error::Api(status)) if status.is_conflict() => Ok(Seen::Theirs(None)),
             Err(error) => Err(error),
         }
     }
@@ -407,6 +415,240 @@ mod tests {
         assert_eq!(timing.period, Duration::from_secs(5));
         assert_eq!(timing.deadline, Duration::from_secs(10));
         assert!(timing.deadline < timing.duration);
+    }
+
+    /// The elector of `me` against a scripted API server.
+    mod scripted {
+        use super::*;
+        use axum::http::{Method, Request, Response};
+        use kube::client::Body;
+        use tower_test::mock::Handle;
+
+        type Server = Handle<Request<Body>, Response<Body>>;
+
+        fn elector(duration: u64) -> (Elector, Server) {
+            let (service, server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let client = kube::Client::new(service, "default");
+            let elector = Elector {
+                leases: Api::namespaced(client, "drycc"),
+                name: "drycc-controller".into(),
+                identity: "me".into(),
+                timing: Timing::new(Duration::from_secs(duration)),
+                pod: None,
+            };
+            (elector, server)
+        }
+
+        fn lease(holder: &str, renewed_ago: i64, version: &str) -> Lease {
+            let renewed =
+                Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(renewed_ago);
+            Lease {
+                metadata: ObjectMeta {
+                    name: Some("drycc-controller".into()),
+                    namespace: Some("drycc".into()),
+                    resource_version: Some(version.into()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(holder.into()),
+                    lease_duration_seconds: Some(6),
+                    renew_time: Some(MicroTime(renewed)),
+                    lease_transitions: Some(3),
+                    ..LeaseSpec::default()
+                }),
+            }
+        }
+
+        fn json(status: u16, body: &impl serde::Serialize) -> Response<Body> {
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap()
+        }
+
+        fn failure(code: u16, reason: &str) -> Response<Body> {
+            json(
+                code,
+                &serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Failure", "reason": reason, "code": code, "message": reason}),
+            )
+        }
+
+        /// The next request: its method, path and body.
+        async fn next(
+            server: &mut Server,
+        ) -> (
+            Method,
+            String,
+            serde_json::Value,
+            tower_test::mock::SendResponse<Response<Body>>,
+        ) {
+            let (request, send) = server.next_request().await.expect("a request");
+            let (method, path) = (request.method().clone(), request.uri().path().to_string());
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            (method, path, body, send)
+        }
+
+        const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/drycc/leases/drycc-controller";
+
+        #[tokio::test(start_paused = true)]
+        async fn a_free_lease_is_created_renewed_and_given_up_when_renewals_fail() {
+            let (elector, mut server) = elector(6);
+            let (sender, mut role) = watch::channel(Role {
+                leader: false,
+                holder: None,
+            });
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(elector.run(sender, stop.clone()));
+
+            // No Lease yet: created with this replica as holder.
+            let (method, path, _, send) = next(&mut server).await;
+            assert_eq!((method, path.as_str()), (Method::GET, PATH));
+            send.send_response(failure(404, "NotFound"));
+            let (method, path, body, send) = next(&mut server).await;
+            assert_eq!(method, Method::POST);
+            assert_eq!(path, "/apis/coordination.k8s.io/v1/namespaces/drycc/leases");
+            assert_eq!(body["spec"]["holderIdentity"], "me");
+            assert_eq!(body["spec"]["leaseDurationSeconds"], 6);
+            send.send_response(json(201, &lease("me", 0, "1")));
+            role.changed().await.unwrap();
+            assert_eq!(
+                *role.borrow(),
+                Role {
+                    leader: true,
+                    holder: Some("me".into())
+                }
+            );
+
+            // Renewed a period later, against the version read.
+            let renewing = tokio::time::Instant::now();
+            let (method, _, _, send) = next(&mut server).await;
+            assert_eq!(method, Method::GET);
+            assert_eq!(renewing.elapsed(), Duration::from_secs(2));
+            send.send_response(json(200, &lease("me", 2, "7")));
+            let (method, path, body, send) = next(&mut server).await;
+            assert_eq!((method, path.as_str()), (Method::PUT, PATH));
+            assert_eq!(body["metadata"]["resourceVersion"], "7");
+            assert_eq!(body["spec"]["holderIdentity"], "me");
+            assert_eq!(
+                body["spec"]["leaseTransitions"], 3,
+                "a renewal is no transition"
+            );
+            send.send_response(json(200, &lease("me", 0, "8")));
+            let renewed = tokio::time::Instant::now();
+
+            // The API server fails: still the leader until two thirds of the
+            // duration have passed since the last renewal, then not.
+            loop {
+                let (_, _, _, send) = next(&mut server).await;
+                send.send_response(failure(500, "InternalError"));
+                tokio::task::yield_now().await;
+                if renewed.elapsed() < Duration::from_secs(4) {
+                    assert!(
+                        role.borrow().leader,
+                        "stepped down after {:?}",
+                        renewed.elapsed()
+                    );
+                } else {
+                    role.changed().await.unwrap();
+                    assert!(!role.borrow().leader);
+                    break;
+                }
+            }
+            assert!(
+                renewed.elapsed() < Duration::from_secs(6),
+                "stepped down before the lease could expire"
+            );
+            stop.cancel();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_held_lease_is_left_alone_an_expired_one_taken_and_a_conflict_lost() {
+            let (elector, mut server) = elector(6);
+            let (sender, mut role) = watch::channel(Role {
+                leader: false,
+                holder: None,
+            });
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(elector.run(sender, stop.clone()));
+
+            // Held and fresh: no write.
+            let (method, _, _, send) = next(&mut server).await;
+            assert_eq!(method, Method::GET);
+            send.send_response(json(200, &lease("other", 1, "4")));
+            role.changed().await.unwrap();
+            assert_eq!(
+                *role.borrow(),
+                Role {
+                    leader: false,
+                    holder: Some("other".into())
+                }
+            );
+
+            // Expired: taken over, one more transition.
+            let (method, _, _, send) = next(&mut server).await;
+            assert_eq!(method, Method::GET);
+            send.send_response(json(200, &lease("other", 7, "5")));
+            let (method, _, body, send) = next(&mut server).await;
+            assert_eq!(method, Method::PUT);
+            assert_eq!(body["metadata"]["resourceVersion"], "5");
+            assert_eq!(body["spec"]["holderIdentity"], "me");
+            assert_eq!(body["spec"]["leaseTransitions"], 4);
+            send.send_response(json(200, &lease("me", 0, "6")));
+            role.changed().await.unwrap();
+            assert!(role.borrow().leader);
+
+            // Someone else wrote between our read and our write: 409, and
+            // this replica no longer leads.
+            let (_, _, _, send) = next(&mut server).await;
+            send.send_response(json(200, &lease("me", 2, "6")));
+            let (method, _, _, send) = next(&mut server).await;
+            assert_eq!(method, Method::PUT);
+            send.send_response(failure(409, "Conflict"));
+            role.changed().await.unwrap();
+            assert_eq!(
+                *role.borrow(),
+                Role {
+                    leader: false,
+                    holder: None
+                }
+            );
+
+            // Stopped while following: nothing is released.
+            stop.cancel();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_stopping_leader_releases_the_lease() {
+            let (elector, mut server) = elector(6);
+            let (sender, mut role) = watch::channel(Role {
+                leader: false,
+                holder: None,
+            });
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (_, _, _, send) = next(&mut server).await;
+            send.send_response(json(200, &lease("other", 60, "2")));
+            let (_, _, _, send) = next(&mut server).await;
+            send.send_response(json(200, &lease("me", 0, "3")));
+            role.changed().await.unwrap();
+            assert!(role.borrow().leader);
+
+            stop.cancel();
+            let (method, _, _, send) = next(&mut server).await;
+            assert_eq!(method, Method::GET);
+            send.send_response(json(200, &lease("me", 1, "3")));
+            let (method, _, body, send) = next(&mut server).await;
+            assert_eq!(method, Method::PUT);
+            assert!(body["spec"]["holderIdentity"].is_null(), "{body}");
+            send.send_response(json(200, &lease("", 0, "4")));
+            task.await.unwrap();
+            assert!(!role.borrow().leader);
+        }
     }
 
     #[test]

@@ -300,3 +300,31 @@ impl Settings {
         Duration::from_secs(self.termination_grace_period)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(lease: Option<&str>) -> Settings {
+        let mut settings = Cli::parse_from(["drycc-controller"]).settings;
+        settings.leader_lease = lease.map(str::to_string);
+        settings
+    }
+
+    #[test]
+    fn the_leader_lease_is_a_namespace_and_a_name() {
+        assert_eq!(settings(None).leader_lease(), Ok(None));
+        assert_eq!(settings(Some("")).leader_lease(), Ok(None));
+        assert_eq!(settings(Some("off")).leader_lease(), Ok(None));
+        assert_eq!(
+            settings(Some("drycc/drycc-controller")).leader_lease(),
+            Ok(Some(("drycc".into(), "drycc-controller".into())))
+        );
+        for bad in [
+            "drycc", "/name", "drycc/", "Drycc/x", "a/b/c", "a/-b", "a/b_c",
+        ] {
+            let error = settings(Some(bad)).leader_lease().unwrap_err();
+            assert!(error.contains("<namespace>/<name>"), "{bad}: {error}");
+        }
+    }
+}
