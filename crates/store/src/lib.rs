@@ -71,6 +71,14 @@
 //! fails any older `pending` one ("superseded"), and failing a rollout
 //! restores the structure the release replaced in the same transaction.
 //!
+//! # Change notices
+//!
+//! Controllers sharing a PostgreSQL database tell each other which app's
+//! desired state changed: [`Store::announce_change`] sends the app's name
+//! with `NOTIFY` on [`APP_CHANGES_CHANNEL`], [`Store::listen_changes`]
+//! `LISTEN`s on a connection of its own ([`AppChanges`]). SQLite sends and
+//! hears nothing: one controller per file.
+//!
 //! # Concurrency
 //!
 //! SQLite write transactions start with `BEGIN IMMEDIATE` and connections

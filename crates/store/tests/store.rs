@@ -161,6 +161,7 @@ backends!(
     an_image_build_keeps_its_image_config,
     domains_are_unique_across_apps_and_go_with_the_app,
     certs_attach_to_domains_and_let_go_of_them,
+    changes_announced_by_one_store_reach_the_listeners_of_another,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -883,6 +884,25 @@ fn postgres_backend_is_detected() {
         Backend::from_url("postgres://u@h/db").ok(),
         Some(Backend::Postgres)
     );
+}
+
+/// What one controller announces reaches another's listener (PostgreSQL);
+/// SQLite has nobody to tell, and announcing there is no error.
+async fn changes_announced_by_one_store_reach_the_listeners_of_another(db: &TestDb) -> TestResult {
+    let other = db.reopen().await;
+    let Some(mut changes) = other.listen_changes().await? else {
+        assert_eq!(db.store.backend(), Backend::Sqlite);
+        db.store.announce_change("steely-mainsail").await?;
+        return Ok(());
+    };
+    db.store.announce_change("steely-mainsail").await?;
+    db.store.announce_change("other-app").await?;
+    let within = std::time::Duration::from_secs(10);
+    let first = tokio::time::timeout(within, changes.next()).await??;
+    let second = tokio::time::timeout(within, changes.next()).await??;
+    assert_eq!(first.as_deref(), Some("steely-mainsail"));
+    assert_eq!(second.as_deref(), Some("other-app"));
+    Ok(())
 }
 
 async fn events_are_bounded_ordered_and_go_with_the_app(db: &TestDb) -> TestResult {
