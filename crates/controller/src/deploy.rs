@@ -450,6 +450,8 @@ pub async fn wait_release(
     mut status: watch::Receiver<AppStatus>,
 ) -> Result<(), DeployError> {
     let deadline = tokio::time::Instant::now() + state.settings.deploy_timeout() + JUDGEMENT_SLACK;
+    let mut role = state.role.clone();
+    let mut role_open = true;
     let mut open = true;
     loop {
         status.borrow_and_update();
@@ -480,6 +482,11 @@ pub async fn wait_release(
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
             _ = tokio::time::sleep(Duration::from_millis(500)), if look_again => false,
+            // Stepped down or became leader: wait the other way.
+            changed = role.changed(), if role_open => {
+                role_open = changed.is_ok();
+                false
+            }
             _ = state.stopping.cancelled() => return Err(stopping()),
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(DeployError::TimedOut(format!(
@@ -511,6 +518,9 @@ pub async fn wait_types(
     }
     let timeout = state.settings.deploy_timeout();
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut role = state.role.clone();
+    role.borrow_and_update();
+    let mut role_open = true;
     let mut changes = state.engine.changes(Some(app_id));
     let mut last: Option<(Vec<Deployment>, Vec<ProcessStatus>)> = None;
     let mut open = true;
@@ -542,6 +552,15 @@ pub async fn wait_types(
         let closed = tokio::select! {
             changed = status.changed(), if open => changed.is_err(),
             _ = state.stopping.cancelled() => return Err(stopping()),
+            changed = role.changed(), if role_open => {
+                role_open = changed.is_ok();
+                if !state.leading() {
+                    return Err(DeployError::Unavailable(
+                        "this controller stopped leading; the change is saved and goes on under the new leader".into(),
+                    ));
+                }
+                false
+            }
             _ = changes.changed() => {
                 tokio::time::sleep(COALESCE).await;
                 false
