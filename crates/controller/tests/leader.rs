@@ -416,7 +416,8 @@ fn only_the_leader_reconciles_and_the_other_takes_over_when_it_dies() {
             up("web") == 2 && up("sleeper") == 3 && pods.len() == 5
         },
     );
-    drop(cluster);
+    // The replicas stop (dropped first, declared last), then the Lease and
+    // the Pods go.
 }
 
 /// The election's settings are checked at start, with a message saying
