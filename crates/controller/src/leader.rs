@@ -199,6 +199,9 @@ impl Elector {
         // crash may still carry the label of its previous life.
         let mut labelled: Option<bool> = None;
         loop {
+            // The renewal counts from before the request: the renewTime it
+            // writes is no later, and the others count from that.
+            let started = tokio::time::Instant::now();
             let attempt = tokio::time::timeout(self.timing.period, self.acquire_or_renew());
             let seen = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -210,7 +213,7 @@ impl Elector {
                     if renewed.is_none() {
                         tracing::info!(identity = %self.identity, "Acquired the leader lease; reconciling.");
                     }
-                    renewed = Some(now);
+                    renewed = Some(started);
                     self.announce(&role, true, Some(self.identity.clone()));
                 }
                 Ok(Ok(Seen::Theirs(holder))) => {
@@ -229,10 +232,14 @@ impl Elector {
             }
             let leading = renewed.is_some();
             if labelled != Some(leading) {
-                match self.label(leading).await {
-                    Ok(()) => labelled = Some(leading),
-                    Err(error) => {
+                // Bounded, so that a hung call never holds up the renewals.
+                match tokio::time::timeout(self.timing.period, self.label(leading)).await {
+                    Ok(Ok(())) => labelled = Some(leading),
+                    Ok(Err(error)) => {
                         tracing::warn!(%error, "Cannot label this controller's Pod; retrying.")
+                    }
+                    Err(_) => {
+                        tracing::warn!("Labelling this controller's Pod timed out; retrying.")
                     }
                 }
             }
@@ -241,15 +248,29 @@ impl Elector {
                 _ = tokio::time::sleep(self.timing.period) => {}
             }
         }
+        // A stopping controller waits for neither longer than a period.
+        let bound = self.timing.period;
         if renewed.is_some() {
             self.announce(&role, false, None);
-            if let Err(error) = self.release().await {
-                tracing::warn!(%error, "Cannot release the leader lease; it expires on its own.");
+            match tokio::time::timeout(bound, self.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Cannot release the leader lease; it expires on its own.")
+                }
+                Err(_) => {
+                    tracing::warn!("Releasing the leader lease timed out; it expires on its own.")
+                }
             }
         }
         if labelled != Some(false) {
-            if let Err(error) = self.label(false).await {
-                tracing::warn!(%error, "Cannot remove the leader label from this controller's Pod.");
+            match tokio::time::timeout(bound, self.label(false)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Cannot remove the leader label from this controller's Pod.")
+                }
+                Err(_) => tracing::warn!(
+                    "Removing the leader label from this controller's Pod timed out."
+                ),
             }
         }
     }
@@ -618,6 +639,48 @@ mod tests {
             );
 
             // Stopped while following: nothing is released.
+            stop.cancel();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_leader_whose_api_server_hangs_steps_down_in_time() {
+            let (elector, mut server) = elector(6);
+            let (sender, mut role) = watch::channel(Role {
+                leader: false,
+                holder: None,
+            });
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (_, _, _, send) = next(&mut server).await;
+            send.send_response(failure(404, "NotFound"));
+            let (_, _, _, send) = next(&mut server).await;
+            send.send_response(json(201, &lease("me", 0, "1")));
+            role.changed().await.unwrap();
+            let renewed = tokio::time::Instant::now();
+            assert!(role.borrow().leader);
+
+            // No answer ever comes: every look times out.
+            let mut unanswered = Vec::new();
+            let stepped_down = async {
+                role.changed().await.unwrap();
+                renewed.elapsed()
+            };
+            let hang = async {
+                loop {
+                    let (_, _, _, send) = next(&mut server).await;
+                    unanswered.push(send);
+                }
+            };
+            let after = tokio::select! {
+                after = stepped_down => after,
+                () = hang => unreachable!(),
+            };
+            assert!(!role.borrow().leader);
+            assert!(
+                after >= Duration::from_secs(4) && after < Duration::from_secs(6),
+                "stepped down {after:?} after the last renewal"
+            );
             stop.cancel();
             task.await.unwrap();
         }
