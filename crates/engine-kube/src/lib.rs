@@ -237,6 +237,15 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+/// Whether `key` may be a key of a Secret's data.
+fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// What can never run on a cluster, refused before anything is written.
 fn validate(deployment: &Deployment) -> Result<()> {
     let t = &deployment.template;
@@ -256,6 +265,13 @@ fn validate(deployment: &Deployment) -> Result<()> {
     if name.len() > 63 {
         return Err(EngineError::Invalid(format!(
             "{name:?} (app and process type) is longer than the 63 characters Kubernetes allows"
+        )));
+    }
+    // Each variable is a key of the release's Secret: refused here rather
+    // than half-way through the objects of the app.
+    if let Some(key) = t.env.keys().find(|k| !is_secret_key(k)) {
+        return Err(EngineError::Invalid(format!(
+            "config variable {key:?} cannot be a Kubernetes Secret key (letters, digits, '-', '_' and '.', at most 253)"
         )));
     }
     if matches!(t.artifact, Artifact::Checkout { .. }) {

@@ -226,13 +226,25 @@ pub fn default_readiness(port: u16) -> KubeProbe {
     }
 }
 
+/// Bytes as the API server writes them back: `Gi` or `Mi` when exact.
+fn memory_quantity(bytes: u64) -> String {
+    const MI: u64 = 1024 * 1024;
+    const GI: u64 = 1024 * MI;
+    match bytes {
+        0 => "0".to_string(),
+        b if b % GI == 0 => format!("{}Gi", b / GI),
+        b if b % MI == 0 => format!("{}Mi", b / MI),
+        b => b.to_string(),
+    }
+}
+
 fn resources(template: &ProcessTemplate) -> Option<ResourceRequirements> {
     let mut limits = BTreeMap::new();
     if let Some(cpu) = template.cpu_millis {
         limits.insert("cpu".to_string(), Quantity(format!("{cpu}m")));
     }
     if let Some(memory) = template.memory_bytes {
-        limits.insert("memory".to_string(), Quantity(memory.to_string()));
+        limits.insert("memory".to_string(), Quantity(memory_quantity(memory)));
     }
     if limits.is_empty() {
         return None;
@@ -536,6 +548,13 @@ mod tests {
             restarted_at: Some("2026-01-01T00:00:00Z".into()),
         };
         assert_ne!(digest_of(&t, &one), digest_of(&t, &restarted));
+    }
+
+    #[test]
+    fn memory_reads_as_kubectl_shows_it() {
+        assert_eq!(memory_quantity(512 * 1024 * 1024), "512Mi");
+        assert_eq!(memory_quantity(2 * 1024 * 1024 * 1024), "2Gi");
+        assert_eq!(memory_quantity(1000), "1000");
     }
 
     #[test]
