@@ -511,6 +511,14 @@ impl Engine for KubeEngine {
     }
 
     async fn autoscale(&self, app: &str, ptype: &str, rule: Option<AutoscaleSpec>) -> Result<()> {
+        if !is_dns_label(app) || !is_dns_label(ptype) {
+            return match rule {
+                None => Ok(()),
+                Some(_) => Err(EngineError::Invalid(format!(
+                    "{app}/{ptype} cannot be named on Kubernetes"
+                ))),
+            };
+        }
         let name = manifests::type_name(app, ptype);
         let api: Api<HorizontalPodAutoscaler> = self.api(app);
         let Some(rule) = rule else {
@@ -524,6 +532,8 @@ impl Engine for KubeEngine {
                 rule.min, rule.max, rule.cpu_percent
             )));
         }
+        // The rule may come before the type's first deploy.
+        self.ensure_namespace(app).await?;
         let hpa = manifests::autoscaler(app, ptype, &rule);
         api.patch(&name, &Self::apply_params(), &Patch::Apply(&hpa))
             .await

@@ -649,3 +649,63 @@ async fn what_the_cluster_cannot_take_is_refused_before_anything_is_written() {
         "{restart:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_engine_on_the_same_cluster_changes_nothing() {
+    let Some((client, engine)) = support::engine("cluster adoption", "cluster-tests").await else {
+        return;
+    };
+    let app = app_name("adopted");
+    let web = template(&app, "web", 1, 0);
+    let worker = template(&app, "worker", 1, 0);
+    let webs = apply(&engine, &web, 2).await;
+    let workers = apply(&engine, &worker, 1).await;
+    let before = wait_for(&engine, &app, "all up", |p| {
+        is_converged(&webs, p) && is_converged(&workers, p)
+    })
+    .await;
+    let versions = || async {
+        let d = |ptype: &'static str| get_deployment(&client, &app, ptype);
+        let (web_d, worker_d) = (d("web").await, d("worker").await);
+        let secret = Api::<Secret>::namespaced(client.clone(), &app)
+            .get(&format!("{app}-web-v1-env"))
+            .await
+            .expect("secret");
+        let service = Api::<Service>::namespaced(client.clone(), &app)
+            .get(&app)
+            .await
+            .expect("service");
+        (
+            web_d.metadata.generation,
+            worker_d.metadata.generation,
+            secret.metadata.resource_version,
+            service.metadata.resource_version,
+        )
+    };
+    let objects = versions().await;
+    engine.close().await;
+    drop(engine);
+
+    // As a restarted controller does: a new engine, the same declarations.
+    let Some((_, again)) = support::engine("cluster adoption", "cluster-tests").await else {
+        return;
+    };
+    let adopted = again.processes(&app).await.expect("processes");
+    assert_eq!(
+        adopted.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        before.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "the new engine sees the running pods at once"
+    );
+    apply(&again, &web, 2).await;
+    apply(&again, &worker, 1).await;
+    assert_eq!(versions().await, objects, "nothing was written");
+    let after = wait_for(&again, &app, "all up", |p| {
+        is_converged(&webs, p) && is_converged(&workers, p)
+    })
+    .await;
+    assert_eq!(
+        after.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        before.iter().map(|p| &p.name).collect::<Vec<_>>()
+    );
+    remove(&again, &app).await;
+}
