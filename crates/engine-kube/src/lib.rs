@@ -129,6 +129,16 @@ impl KubeEngine {
         }
     }
 
+    /// An engine on the cluster that kube's usual discovery finds:
+    /// `KUBECONFIG` (or `~/.kube/config`), else the in-cluster service
+    /// account of a controller running as a Pod.
+    pub async fn infer(config: KubeConfig) -> Result<KubeEngine> {
+        let client = Client::try_default()
+            .await
+            .map_err(|e| EngineError::unavailable_because("finding the Kubernetes cluster", e))?;
+        KubeEngine::connect(client, config).await
+    }
+
     fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,

@@ -16,5 +16,6 @@ pub async fn tail(
 /// New lines of the app's pods as they come.
 pub fn follow(client: &kube::Client, namespace: &str) -> LogStream {
     let _ = (client, namespace);
-    Box::pin(futures::stream::empty())
+    // Nothing to follow yet: the stream stays open, as the engine does.
+    Box::pin(futures::stream::pending())
 }

@@ -404,6 +404,26 @@ async fn the_autoscaler_is_created_updated_followed_and_deleted() {
     let Some((client, engine)) = support::engine("cluster autoscale", "cluster-tests").await else {
         return;
     };
+    // A rule may come before the type's first deploy.
+    let early = app_name("early");
+    let early_rule = AutoscaleSpec {
+        min: 1,
+        max: 2,
+        cpu_percent: 50,
+        up_window: Duration::ZERO,
+        down_window: Duration::ZERO,
+    };
+    engine
+        .autoscale(&early, "web", Some(early_rule))
+        .await
+        .expect("autoscale before any deploy");
+    let first = apply(&engine, &template(&early, "web", 1, 0), 1).await;
+    wait_for(&engine, &early, "the first deploy up", |p| {
+        is_converged(&first, p)
+    })
+    .await;
+    remove(&engine, &early).await;
+
     let app = app_name("hpa");
     let web = template(&app, "web", 1, 0);
     let two = apply(&engine, &web, 2).await;
