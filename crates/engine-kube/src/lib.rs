@@ -51,6 +51,10 @@ pub const FIELD_MANAGER: &str = "drycc";
 /// How long `connect` waits for the first listing of Pods and Deployments.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long one `apply` may take before it is reported as the cluster's
+/// failure to answer.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long `stop_all` waits for the pods of the removed apps to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -163,6 +167,141 @@ impl KubeEngine {
             .patch(app, &Self::apply_params(), &Patch::Apply(&namespace))
             .await
             .map_err(|e| engine_error(&format!("creating namespace {app}"), e))?;
+        Ok(())
+    }
+
+    /// `Engine::apply` without its time limit.
+    async fn apply_now(&self, deployment: Deployment) -> Result<()> {
+        validate(&deployment)?;
+        let t = &deployment.template;
+        let app = t.app.as_str();
+        let name = manifests::type_name(app, &t.ptype);
+        let api: Api<KubeDeployment> = self.api(app);
+        let existing = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| engine_error(&format!("reading deployment {name}"), e))?;
+        let autoscaled = existing.is_some() && self.has_autoscaler(app, &name).await?;
+
+        let pod_meta = existing
+            .as_ref()
+            .and_then(|d| d.spec.template.metadata.as_ref());
+        let label = |key: &str| {
+            pod_meta
+                .and_then(|m| m.labels.as_ref())
+                .and_then(|l| l.get(key).cloned())
+        };
+        // Same release under a new hash: the controller restarted the
+        // type, which Kubernetes spells `restartedAt`. Otherwise the
+        // annotation stays as it is, so that applying again rolls nothing.
+        let restarted = existing.is_some()
+            && label(VERSION) == Some(format!("v{}", t.release))
+            && label(HASH).as_deref() != Some(t.hash.as_str());
+        let restarted_at = if restarted {
+            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        } else {
+            pod_meta
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get(RESTARTED_AT).cloned())
+        };
+        let current = existing.as_ref().and_then(|d| d.spec.replicas);
+        // An autoscaled type's count is the autoscaler's: applied as it is
+        // now, so that this apply never takes it back.
+        let replicas = match (autoscaled, current) {
+            (true, Some(now)) => u32::try_from(now).unwrap_or(0),
+            _ => deployment.replicas,
+        };
+        let rollout = Rollout {
+            replicas: Some(replicas),
+            restarted_at,
+        };
+        let desired =
+            manifests::deployment(t, &self.settings, &rollout).map_err(EngineError::Invalid)?;
+
+        let digest = |d: &KubeDeployment| {
+            d.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(APPLIED).cloned())
+        };
+        if let Some(existing) = &existing {
+            if digest(existing).is_some() && digest(existing) == digest(&desired) {
+                // Only the count can differ: the /scale subresource.
+                if !autoscaled && current != Some(i32::try_from(replicas).unwrap_or(i32::MAX)) {
+                    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+                    api.patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map_err(|e| engine_error(&format!("scaling {name}"), e))?;
+                }
+                self.changes.bump(Some(app));
+                return Ok(());
+            }
+        }
+
+        // What this apply makes anew is taken back when a later step is
+        // refused, so that a refused deployment leaves nothing behind.
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace_existed = existing.is_some()
+            || namespaces
+                .get_opt(app)
+                .await
+                .map_err(|e| engine_error(&format!("reading namespace {app}"), e))?
+                .is_some();
+        let secret = manifests::env_secret(t);
+        let secret_name = secret.name_any();
+        let secrets: Api<Secret> = self.api(app);
+        let secret_existed = namespace_existed
+            && secrets
+                .get_opt(&secret_name)
+                .await
+                .map_err(|e| engine_error(&format!("reading secret {secret_name}"), e))?
+                .is_some();
+        if let Err(e) = self.write(t, &secret, &desired).await {
+            let undone = if !namespace_existed {
+                delete_quietly(&namespaces, app, "namespace").await
+            } else if !secret_existed {
+                delete_quietly(&secrets, &secret_name, "secret").await
+            } else {
+                Ok(())
+            };
+            if let Err(undo) = undone {
+                tracing::warn!("taking back a refused apply of {name}: {}", undo.detail());
+            }
+            return Err(e);
+        }
+        self.prune_secrets(app, &t.ptype, t.release).await?;
+        self.changes.bump(Some(app));
+        Ok(())
+    }
+
+    /// The objects of one apply, in order: Namespace, release Secret,
+    /// Deployment, and the Service for `web`.
+    async fn write(
+        &self,
+        t: &drycc_engine::ProcessTemplate,
+        secret: &Secret,
+        desired: &KubeDeployment,
+    ) -> Result<()> {
+        let app = t.app.as_str();
+        let name = desired.name_any();
+        let secret_name = secret.name_any();
+        self.ensure_namespace(app).await?;
+        self.api::<Secret>(app)
+            .patch(&secret_name, &Self::apply_params(), &Patch::Apply(secret))
+            .await
+            .map_err(|e| engine_error(&format!("writing secret {secret_name}"), e))?;
+        self.api::<KubeDeployment>(app)
+            .patch(&name, &Self::apply_params(), &Patch::Apply(desired))
+            .await
+            .map_err(|e| engine_error(&format!("applying deployment {name}"), e))?;
+        if t.ptype == "web" {
+            let port = manifests::port_of(t, &self.settings);
+            let service = manifests::service(app, port);
+            self.api::<Service>(app)
+                .patch(app, &Self::apply_params(), &Patch::Apply(&service))
+                .await
+                .map_err(|e| engine_error(&format!("applying service {app}"), e))?;
+        }
         Ok(())
     }
 
@@ -305,93 +444,15 @@ fn validate(deployment: &Deployment) -> Result<()> {
 #[async_trait]
 impl Engine for KubeEngine {
     async fn apply(&self, deployment: Deployment) -> Result<()> {
-        validate(&deployment)?;
-        let t = &deployment.template;
-        let app = t.app.as_str();
-        let name = manifests::type_name(app, &t.ptype);
-        let api: Api<KubeDeployment> = self.api(app);
-        let existing = api
-            .get_opt(&name)
-            .await
-            .map_err(|e| engine_error(&format!("reading deployment {name}"), e))?;
-        let autoscaled = existing.is_some() && self.has_autoscaler(app, &name).await?;
-
-        let pod_meta = existing
-            .as_ref()
-            .and_then(|d| d.spec.template.metadata.as_ref());
-        let label = |key: &str| {
-            pod_meta
-                .and_then(|m| m.labels.as_ref())
-                .and_then(|l| l.get(key).cloned())
-        };
-        // Same release under a new hash: the controller restarted the
-        // type, which Kubernetes spells `restartedAt`. Otherwise the
-        // annotation stays as it is, so that applying again rolls nothing.
-        let restarted = existing.is_some()
-            && label(VERSION) == Some(format!("v{}", t.release))
-            && label(HASH).as_deref() != Some(t.hash.as_str());
-        let restarted_at = if restarted {
-            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        } else {
-            pod_meta
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get(RESTARTED_AT).cloned())
-        };
-        let current = existing.as_ref().and_then(|d| d.spec.replicas);
-        // An autoscaled type's count is the autoscaler's: applied as it is
-        // now, so that this apply never takes it back.
-        let replicas = match (autoscaled, current) {
-            (true, Some(now)) => u32::try_from(now).unwrap_or(0),
-            _ => deployment.replicas,
-        };
-        let rollout = Rollout {
-            replicas: Some(replicas),
-            restarted_at,
-        };
-        let desired =
-            manifests::deployment(t, &self.settings, &rollout).map_err(EngineError::Invalid)?;
-
-        let digest = |d: &KubeDeployment| {
-            d.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(APPLIED).cloned())
-        };
-        if let Some(existing) = &existing {
-            if digest(existing).is_some() && digest(existing) == digest(&desired) {
-                // Only the count can differ: the /scale subresource.
-                if !autoscaled && current != Some(i32::try_from(replicas).unwrap_or(i32::MAX)) {
-                    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-                    api.patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                        .map_err(|e| engine_error(&format!("scaling {name}"), e))?;
-                }
-                self.changes.bump(Some(app));
-                return Ok(());
-            }
+        let what = manifests::type_name(&deployment.template.app, &deployment.template.ptype);
+        match tokio::time::timeout(API_TIMEOUT, self.apply_now(deployment)).await {
+            Ok(result) => result,
+            // Every write is a server-side apply: the next apply after a
+            // time-out converges from wherever this one stopped.
+            Err(_) => Err(EngineError::unavailable(format!(
+                "the cluster did not answer within {API_TIMEOUT:?} while applying {what}"
+            ))),
         }
-
-        self.ensure_namespace(app).await?;
-        let secret = manifests::env_secret(t);
-        let secret_name = secret.name_any();
-        self.api::<Secret>(app)
-            .patch(&secret_name, &Self::apply_params(), &Patch::Apply(&secret))
-            .await
-            .map_err(|e| engine_error(&format!("writing secret {secret_name}"), e))?;
-        api.patch(&name, &Self::apply_params(), &Patch::Apply(&desired))
-            .await
-            .map_err(|e| engine_error(&format!("applying deployment {name}"), e))?;
-        if t.ptype == "web" {
-            let port = manifests::port_of(t, &self.settings);
-            let service = manifests::service(app, port);
-            self.api::<Service>(app)
-                .patch(app, &Self::apply_params(), &Patch::Apply(&service))
-                .await
-                .map_err(|e| engine_error(&format!("applying service {app}"), e))?;
-        }
-        self.prune_secrets(app, &t.ptype, t.release).await?;
-        self.changes.bump(Some(app));
-        Ok(())
     }
 
     async fn remove_type(&self, app: &str, ptype: &str) -> Result<()> {

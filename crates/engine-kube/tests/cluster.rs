@@ -729,3 +729,89 @@ async fn a_new_engine_on_the_same_cluster_changes_nothing() {
     );
     remove(&again, &app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_server_refuses_half_way_is_taken_back() {
+    let Some((client, engine)) = support::engine("cluster take back", "cluster-tests").await else {
+        return;
+    };
+    // An exec probe without a command: only the API server's validation
+    // of the Deployment refuses it, after the Namespace and the Secret.
+    let app = app_name("taken-back");
+    let mut bad = template(&app, "web", 1, 0);
+    bad.readiness = Some(drycc_engine::Probe {
+        action: drycc_engine::ProbeAction::Exec { command: vec![] },
+        initial_delay: Duration::ZERO,
+        period: Duration::from_secs(5),
+        timeout: Duration::from_secs(1),
+        failure_threshold: 3,
+    });
+    let refused = engine
+        .apply(Deployment {
+            template: bad.clone(),
+            replicas: 1,
+        })
+        .await;
+    let Err(EngineError::Invalid(message)) = &refused else {
+        panic!("the server's 422 is Invalid: {refused:?}");
+    };
+    assert!(
+        message.contains(&format!("applying deployment {app}-web")) && message.contains("command"),
+        "the message names the object and the field: {message}"
+    );
+    // The new Namespace is taken back with it.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    poll_until(
+        "the namespace taken back",
+        || namespaces.get_opt(&app),
+        |ns| {
+            matches!(ns, Ok(None))
+                || matches!(ns, Ok(Some(ns)) if ns.metadata.deletion_timestamp.is_some())
+        },
+    )
+    .await
+    .expect("reading the namespace");
+    assert!(!engine.apps().await.expect("apps").contains(&app));
+
+    // Next to a running type, only the new release's Secret goes.
+    let app = app_name("kept");
+    let good = template(&app, "web", 1, 0);
+    let one = apply(&engine, &good, 1).await;
+    wait_for(&engine, &app, "web up", |p| is_converged(&one, p)).await;
+    let mut bad_v2 = bad.clone();
+    bad_v2.app = app.clone();
+    bad_v2.release = 2;
+    bad_v2.hash = drycc_model::naming::template_hash(&app, "web", 2, 0);
+    let refused = engine
+        .apply(Deployment {
+            template: bad_v2,
+            replicas: 1,
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(EngineError::Invalid(_))),
+        "{refused:?}"
+    );
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &app);
+    assert!(secrets
+        .get_opt(&format!("{app}-web-v2-env"))
+        .await
+        .expect("get")
+        .is_none());
+    assert!(secrets
+        .get_opt(&format!("{app}-web-v1-env"))
+        .await
+        .expect("get")
+        .is_some());
+    let d = get_deployment(&client, &app, "web").await;
+    assert_eq!(
+        d.spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default()["version"],
+        "v1",
+        "the running release is untouched"
+    );
+    remove(&engine, &app).await;
+}
