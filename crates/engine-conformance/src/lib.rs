@@ -96,7 +96,9 @@ pub trait Harness: Send + Sync + 'static {
 
 /// Say loudly that a test (or part of one) is skipped, and why.
 pub(crate) fn skipped(test: &str, why: &str) {
-    eprintln!("SKIPPED {test}: {why}");
+    use std::io::Write;
+    // Straight to stderr: the test harness does not capture it.
+    let _ = writeln!(std::io::stderr(), "WARNING: {test} skipped: {why}");
 }
 
 /// The template [`Harness::template`] asks for, given how the engine runs

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
+
 use drycc_engine_kube::{KubeConfig, KubeEngine};
 
 /// A client of the cluster of `KUBECONFIG`, or `None` (the test is skipped)
@@ -14,7 +16,11 @@ pub async fn client(test: &str) -> Option<kube::Client> {
         if std::env::var("DRYCC_K8S_REQUIRED").as_deref() == Ok("1") {
             panic!("{test}: DRYCC_K8S_REQUIRED=1 but KUBECONFIG is not set (start the testbed: scripts/k8s-testbed.sh up)");
         }
-        eprintln!("SKIPPED {test}: KUBECONFIG is not set (start the testbed: eval \"$(bash scripts/k8s-testbed.sh up)\")");
+        // Straight to stderr: the test harness does not capture it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "WARNING: {test} skipped: KUBECONFIG is not set (start the testbed: eval \"$(bash scripts/k8s-testbed.sh up)\")"
+        );
         return None;
     }
     let config = match kube::Config::infer().await {
