@@ -1,0 +1,82 @@
+//! The engine's view of the cluster: reflectors (a watch feeding an
+//! in-memory store) on the objects labelled `heritage=drycc`, each event
+//! bumping the change counter of the app it belongs to. Nothing polls: a
+//! broken watch is re-listed with back-off by kube's watcher.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use drycc_engine_kit::changes::Changes;
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+
+/// The app an object belongs to: its Namespace, or the Namespace itself.
+fn app_of<K: Resource>(object: &K) -> Option<String> {
+    object
+        .meta()
+        .namespace
+        .clone()
+        .or_else(|| object.meta().name.clone())
+}
+
+fn bump<K: Resource>(changes: &Changes, event: &Event<K>) {
+    match event {
+        Event::Apply(object) | Event::Delete(object) | Event::InitApply(object) => {
+            changes.bump(app_of(object).as_deref())
+        }
+        // A (re)listing is complete: anything may have changed meanwhile.
+        Event::InitDone => changes.bump(None),
+        Event::Init => {}
+    }
+}
+
+/// A store of the objects matching `labels`, kept by a task of its own.
+pub(crate) fn reflect<K>(
+    api: Api<K>,
+    labels: &str,
+    changes: Arc<Changes>,
+) -> (Store<K>, JoinHandle<()>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(labels);
+    let stream = reflector::reflector(writer, watcher::watcher(api, config).default_backoff());
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => bump(&changes, &event),
+                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+            }
+        }
+    });
+    (store, task)
+}
+
+/// Bump the counters on every change of the objects matching `labels`,
+/// without keeping them.
+pub(crate) fn bump_on<K>(api: Api<K>, labels: &str, changes: Arc<Changes>) -> JoinHandle<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default,
+{
+    let config = watcher::Config::default().labels(labels);
+    let stream = watcher::watcher(api, config).default_backoff();
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(event) => bump(&changes, &event),
+                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+            }
+        }
+    })
+}
