@@ -190,13 +190,17 @@ fn the_walkthrough_on_a_cluster() {
     );
     assert_eq!(cluster.pods(app, "web"), BTreeSet::from([web.clone()]));
     assert!(cluster.namespace(app).is_some(), "a namespace per app");
-    let deployment = cluster.deployment(app, "web").expect("a Deployment per type");
+    let deployment = cluster
+        .deployment(app, "web")
+        .expect("a Deployment per type");
     assert_eq!(replicas(&deployment), 1);
 
     // Scale up and down: the Deployment and its pods follow.
     cli.ok(&["scale", "web=3", "worker=1", "-a", app]);
     assert_eq!(replicas(&cluster.deployment(app, "web").expect("web")), 3);
-    eventually("3 web pods", || (cluster.pods(app, "web").len() == 3).then_some(()));
+    eventually("3 web pods", || {
+        (cluster.pods(app, "web").len() == 3).then_some(())
+    });
     assert_eq!(cluster.pods(app, "worker").len(), 1);
     cli.ok(&["scale", "web=1", "-a", app]);
     assert_eq!(replicas(&cluster.deployment(app, "web").expect("web")), 1);
@@ -241,15 +245,24 @@ fn the_walkthrough_on_a_cluster() {
     assert_eq!(limits.get("cpu").map(|q| q.0.as_str()), Some("500m"));
 
     // Config: a new Secret for the new release, and a rollout.
-    let out = cli.ok(&["config:set", "GREETING=ahoy", "-a", app]);
-    let version = out
+    cli.ok(&["config:set", "GREETING=ahoy", "-a", app]);
+    let releases = cli.ok(&["releases", "-a", app]);
+    let version: u32 = releases
         .split_whitespace()
-        .find_map(|w| w.strip_prefix('v').and_then(|v| v.trim_end_matches(',').parse::<u32>().ok()))
-        .unwrap_or(5);
+        .filter_map(|w| w.strip_prefix('v').and_then(|v| v.parse().ok()))
+        .max()
+        .expect("a release");
     let secret = cluster
         .secret(app, &format!("{app}-web-v{version}-env"))
-        .unwrap_or_else(|| panic!("the Secret of v{version}: {out}"));
+        .unwrap_or_else(|| panic!("the Secret of v{version}: {releases}"));
     assert!(secret.data.expect("data").contains_key("GREETING"));
+    let template = cluster.deployment(app, "web").expect("web").spec.template;
+    let labels = template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get("version").map(String::as_str),
+        Some(format!("v{version}").as_str()),
+        "the new release rolls out"
+    );
 
     // Autoscale: an HPA with the rule and the windows; scale is refused.
     cli.ok(&[
@@ -286,13 +299,23 @@ fn the_walkthrough_on_a_cluster() {
         refused.stderr
     );
     cli.ok(&["autoscale:unset", "web", "-a", app]);
-    eventually("the HPA gone", || cluster.hpa(app, "web").is_none().then_some(()));
+    eventually("the HPA gone", || {
+        cluster.hpa(app, "web").is_none().then_some(())
+    });
 
     // A controller restart changes nothing in the cluster.
     let before = cluster.deployment(app, "web").expect("web");
     let pods_before = cluster.pods(app, "web");
+    let router_port: u16 = controller
+        .router_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the router's port");
+    let port = controller.port();
     controller.stop();
-    controller.spawn();
+    // Where the CLI knows it.
+    controller.spawn_at(port, router_port);
     let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
     assert!(!rows.is_empty());
     let after = cluster.deployment(app, "web").expect("web");
@@ -336,7 +359,11 @@ fn a_source_app_runs_as_a_slug_image() {
         .output()
         .expect("git runs");
     let said = String::from_utf8_lossy(&pushed.stderr).into_owned();
-    assert!(pushed.status.success(), "push: {said}\n{}", controller.log());
+    assert!(
+        pushed.status.success(),
+        "push: {said}\n{}",
+        controller.log()
+    );
     assert!(said.contains("Publishing the slug"), "{said}");
     let deployment = cluster.deployment(app, "web").expect("web");
     let container = &deployment
@@ -351,9 +378,12 @@ fn a_source_app_runs_as_a_slug_image() {
         reference.starts_with(&format!("{registry}/{app}:")),
         "the slug image from the registry: {reference}"
     );
-    assert_eq!(
-        container.command.as_deref(),
-        Some(&["/bin/sh".to_string(), "-c".to_string()][..])
+    // The slug image's entrypoint is `/bin/sh -c`: the line is its one
+    // argument, after the slug's .profile.d scripts.
+    let args = container.args.clone().unwrap_or_default();
+    assert!(
+        args.len() == 1 && args[0].contains("exec python3 server.py"),
+        "{args:?}"
     );
     eventually("the web pod", || {
         (cluster.pods(app, "web").len() == 1).then_some(())

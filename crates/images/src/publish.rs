@@ -16,7 +16,8 @@ use crate::{parse_reference, ImageError};
 pub const SLUG_DIR: &str = "/app";
 
 /// Build `tag`: `base` (an image with `/bin/sh` and the runtimes apps
-/// need) with the slug directory's files at [`SLUG_DIR`].
+/// need) with the slug directory's files at [`SLUG_DIR`] and `/bin/sh -c`
+/// as its entrypoint.
 pub async fn build_slug_image(
     docker: &Docker,
     base: &str,
@@ -24,8 +25,12 @@ pub async fn build_slug_image(
     tag: &str,
     output: impl FnMut(&str),
 ) -> Result<(), ImageError> {
-    let dockerfile =
-        format!("FROM {base}\nCOPY . {SLUG_DIR}\nWORKDIR {SLUG_DIR}\nENV HOME={SLUG_DIR}\n");
+    // Processes are Procfile lines: the image's entrypoint is the shell
+    // that runs them (its argument, the line, is the container's args).
+    let dockerfile = format!(
+        "FROM {base}\nCOPY . {SLUG_DIR}\nWORKDIR {SLUG_DIR}\nENV HOME={SLUG_DIR}\n\
+         ENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD []\n"
+    );
     // The Dockerfile goes in the archive's root, not in the slug: a slug's
     // own file of that name (an app's) would otherwise be built instead.
     build_with(
