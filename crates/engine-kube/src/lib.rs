@@ -97,17 +97,24 @@ impl KubeEngine {
         let changes = Arc::new(Changes::default());
         let ours = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
         let namespaces = format!("{ours},{INSTANCE}={}", config.instance);
-        let (pods, pods_task) =
-            watch_state::reflect::<Pod>(Api::all(client.clone()), &ours, Arc::clone(&changes));
+        let last_error = watch_state::LastError::default();
+        let (pods, pods_task) = watch_state::reflect::<Pod>(
+            Api::all(client.clone()),
+            &ours,
+            Arc::clone(&changes),
+            Arc::clone(&last_error),
+        );
         let (deployments, deployments_task) = watch_state::reflect::<KubeDeployment>(
             Api::all(client.clone()),
             &ours,
             Arc::clone(&changes),
+            Arc::clone(&last_error),
         );
         let namespaces_task = watch_state::bump_on::<Namespace>(
             Api::all(client.clone()),
             &namespaces,
             Arc::clone(&changes),
+            Arc::clone(&last_error),
         );
         let engine = KubeEngine {
             client,
@@ -127,9 +134,17 @@ impl KubeEngine {
         };
         match tokio::time::timeout(SYNC_TIMEOUT, synced).await {
             Ok(true) => Ok(engine),
-            _ => Err(EngineError::unavailable(format!(
-                "the cluster did not list pods and deployments within {SYNC_TIMEOUT:?}"
-            ))),
+            _ => {
+                let why = last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                Err(EngineError::unavailable(format!(
+                    "the cluster did not list pods and deployments within {SYNC_TIMEOUT:?}{why}"
+                )))
+            }
         }
     }
 

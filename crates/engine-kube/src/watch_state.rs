@@ -4,7 +4,7 @@
 //! broken watch is re-listed with back-off by kube's watcher.
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use drycc_engine_kit::changes::Changes;
 use futures::StreamExt;
@@ -25,6 +25,15 @@ fn app_of<K: Resource>(object: &K) -> Option<String> {
         .or_else(|| object.meta().name.clone())
 }
 
+/// The last error of any watch, for `connect` to say why the first
+/// listing did not come (a missing permission, an unreachable server).
+pub(crate) type LastError = Arc<Mutex<Option<String>>>;
+
+fn record(last: &LastError, what: &str, error: &watcher::Error) {
+    tracing::warn!("watch of {what}: {error}");
+    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("watch of {what}: {error}"));
+}
+
 fn bump<K: Resource>(changes: &Changes, event: &Event<K>) {
     match event {
         Event::Apply(object) | Event::Delete(object) | Event::InitApply(object) => {
@@ -41,6 +50,7 @@ pub(crate) fn reflect<K>(
     api: Api<K>,
     labels: &str,
     changes: Arc<Changes>,
+    last: LastError,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -54,7 +64,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+                Err(e) => record(&last, &K::plural(&Default::default()), &e),
             }
         }
     });
@@ -63,7 +73,12 @@ where
 
 /// Bump the counters on every change of the objects matching `labels`,
 /// without keeping them.
-pub(crate) fn bump_on<K>(api: Api<K>, labels: &str, changes: Arc<Changes>) -> JoinHandle<()>
+pub(crate) fn bump_on<K>(
+    api: Api<K>,
+    labels: &str,
+    changes: Arc<Changes>,
+    last: LastError,
+) -> JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default,
@@ -75,7 +90,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+                Err(e) => record(&last, &K::plural(&Default::default()), &e),
             }
         }
     })
