@@ -244,7 +244,11 @@ impl KubeEngine {
                 // Only the count can differ: the /scale subresource.
                 if !autoscaled && current != Some(i32::try_from(replicas).unwrap_or(i32::MAX)) {
                     let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-                    api.patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    let params = PatchParams {
+                        field_manager: Some(FIELD_MANAGER.to_string()),
+                        ..Default::default()
+                    };
+                    api.patch_scale(&name, &params, &Patch::Merge(&patch))
                         .await
                         .map_err(|e| engine_error(&format!("scaling {name}"), e))?;
                 }
@@ -708,5 +712,70 @@ impl Engine for KubeEngine {
         if !gone {
             tracing::warn!("stop_all: pods of {apps:?} still there after {STOP_TIMEOUT:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drycc_engine::{ImageSpec, ProcessTemplate};
+
+    fn deployment(app: &str, ptype: &str) -> Deployment {
+        Deployment {
+            template: ProcessTemplate {
+                app: app.to_string(),
+                ptype: ptype.to_string(),
+                release: 1,
+                hash: "h".to_string(),
+                artifact: Artifact::Image(ImageSpec {
+                    reference: "r".to_string(),
+                    entrypoint: vec![],
+                    port: 5000,
+                    credentials: None,
+                }),
+                command: Command::Line("run".to_string()),
+                env: Default::default(),
+                grace_period: Duration::from_secs(1),
+                readiness: None,
+                liveness: None,
+                cpu_millis: None,
+                memory_bytes: None,
+            },
+            replicas: 1,
+        }
+    }
+
+    fn refused(d: &Deployment) -> String {
+        match validate(d) {
+            Err(EngineError::Invalid(m) | EngineError::Unsupported(m)) => m,
+            other => panic!("refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_keys_and_commands_are_checked_before_any_write() {
+        assert!(validate(&deployment("shop", "web")).is_ok());
+        assert!(refused(&deployment("Shop", "web")).contains("app name"));
+        assert!(refused(&deployment("1shop", "web")).contains("app name"));
+        assert!(refused(&deployment("shop", "we_b")).contains("process type"));
+        assert!(refused(&deployment("shop", "")).contains("process type"));
+        let long = "a".repeat(40);
+        assert!(refused(&deployment(&long, &long)).contains("63"));
+        let mut d = deployment("shop", "web");
+        d.template.env.insert("NOT OK".to_string(), "x".to_string());
+        assert!(refused(&d).contains("NOT OK"));
+        let mut d = deployment("shop", "web");
+        d.template
+            .env
+            .insert("fine.key-1_X".to_string(), "x".to_string());
+        assert!(validate(&d).is_ok());
+        let mut d = deployment("shop", "web");
+        d.template.command = Command::Args(vec![]);
+        assert!(refused(&d).contains("empty command"));
+        let mut d = deployment("shop", "web");
+        d.template.artifact = Artifact::Checkout {
+            path: "/tmp".into(),
+        };
+        assert!(refused(&d).contains("images only"));
     }
 }
