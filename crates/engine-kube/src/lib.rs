@@ -55,6 +55,9 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// failure to answer.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long `autoscale` waits for its write to show in the watches.
+const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long `stop_all` waits for the pods of the removed apps to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,6 +88,7 @@ pub struct KubeEngine {
     settings: Settings,
     pods: Store<Pod>,
     deployments: Store<KubeDeployment>,
+    autoscalers: Store<HorizontalPodAutoscaler>,
     changes: Arc<Changes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -110,6 +114,12 @@ impl KubeEngine {
             Arc::clone(&changes),
             Arc::clone(&last_error),
         );
+        let (autoscalers, autoscalers_task) = watch_state::reflect::<HorizontalPodAutoscaler>(
+            Api::all(client.clone()),
+            &ours,
+            Arc::clone(&changes),
+            Arc::clone(&last_error),
+        );
         let namespaces_task = watch_state::bump_on::<Namespace>(
             Api::all(client.clone()),
             &namespaces,
@@ -125,12 +135,19 @@ impl KubeEngine {
             },
             pods,
             deployments,
+            autoscalers,
             changes,
-            tasks: Mutex::new(vec![pods_task, deployments_task, namespaces_task]),
+            tasks: Mutex::new(vec![
+                pods_task,
+                deployments_task,
+                autoscalers_task,
+                namespaces_task,
+            ]),
         };
         let synced = async {
             engine.pods.wait_until_ready().await.is_ok()
                 && engine.deployments.wait_until_ready().await.is_ok()
+                && engine.autoscalers.wait_until_ready().await.is_ok()
         };
         match tokio::time::timeout(SYNC_TIMEOUT, synced).await {
             Ok(true) => Ok(engine),
@@ -142,7 +159,7 @@ impl KubeEngine {
                     .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
                 Err(EngineError::unavailable(format!(
-                    "the cluster did not list pods and deployments within {SYNC_TIMEOUT:?}{why}"
+                    "the cluster did not list pods, deployments and autoscalers within {SYNC_TIMEOUT:?}{why}"
                 )))
             }
         }
@@ -344,6 +361,16 @@ impl KubeEngine {
             }
         }
         Ok(())
+    }
+
+    /// Wait (a while at most) until the reflectors show what this engine
+    /// just wrote, so that its own reads that follow see it.
+    async fn seen(&self, done: impl FnMut() -> bool) {
+        let mut changes = self.changes.subscribe(None);
+        let deadline = tokio::time::Instant::now() + SEEN_TIMEOUT;
+        if !drycc_engine_kit::changes::wait_until(&mut changes, Some(deadline), done).await {
+            tracing::warn!("a write was not seen by the watches within {SEEN_TIMEOUT:?}");
+        }
     }
 
     async fn has_autoscaler(&self, app: &str, name: &str) -> Result<bool> {
@@ -611,9 +638,11 @@ impl Engine for KubeEngine {
         }
         let name = manifests::type_name(app, ptype);
         let api: Api<HorizontalPodAutoscaler> = self.api(app);
+        let key = kube::runtime::reflector::ObjectRef::new(&name).within(app);
         let Some(rule) = rule else {
             delete_quietly(&api, &name, "autoscaler").await?;
             self.changes.bump(Some(app));
+            self.seen(|| self.autoscalers.get(&key).is_none()).await;
             return Ok(());
         };
         if rule.min < 1 || rule.max < rule.min || rule.cpu_percent < 1 {
@@ -625,22 +654,27 @@ impl Engine for KubeEngine {
         // The rule may come before the type's first deploy.
         self.ensure_namespace(app).await?;
         let hpa = manifests::autoscaler(app, ptype, &rule);
-        api.patch(&name, &Self::apply_params(), &Patch::Apply(&hpa))
+        let applied = api
+            .patch(&name, &Self::apply_params(), &Patch::Apply(&hpa))
             .await
             .map_err(|e| engine_error(&format!("applying autoscaler {name}"), e))?;
         self.changes.bump(Some(app));
+        let generation = applied.metadata.generation;
+        self.seen(|| {
+            self.autoscalers
+                .get(&key)
+                .is_some_and(|h| h.metadata.generation >= generation)
+        })
+        .await;
         Ok(())
     }
 
     async fn autoscaled(&self, app: &str) -> Result<BTreeMap<String, u32>> {
-        let api: Api<HorizontalPodAutoscaler> = self.api(app);
-        let ours = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
-        let hpas = api
-            .list(&ListParams::default().labels(&ours))
-            .await
-            .map_err(|e| engine_error(&format!("listing autoscalers of {app}"), e))?;
         let mut counts = BTreeMap::new();
-        for hpa in hpas {
+        for hpa in self.autoscalers.state() {
+            if hpa.metadata.namespace.as_deref() != Some(app) {
+                continue;
+            }
             let Some(ptype) = hpa.labels().get(manifests::TYPE).cloned() else {
                 continue;
             };
