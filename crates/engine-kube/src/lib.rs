@@ -42,6 +42,8 @@ pub mod manifests;
 pub mod pods;
 mod watch_state;
 
+pub use watch_state::WatchErrors;
+
 use errors::{engine_error, is_not_found};
 use manifests::{Rollout, Settings, APPLIED, HASH, HERITAGE, INSTANCE, RESTARTED_AT, VERSION};
 
@@ -89,6 +91,7 @@ pub struct KubeEngine {
     pods: Store<Pod>,
     deployments: Store<KubeDeployment>,
     autoscalers: Store<HorizontalPodAutoscaler>,
+    watch_errors: Arc<WatchErrors>,
     changes: Arc<Changes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -101,30 +104,30 @@ impl KubeEngine {
         let changes = Arc::new(Changes::default());
         let ours = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
         let namespaces = format!("{ours},{INSTANCE}={}", config.instance);
-        let last_error = watch_state::LastError::default();
+        let watch_errors = Arc::new(WatchErrors::default());
         let (pods, pods_task) = watch_state::reflect::<Pod>(
             Api::all(client.clone()),
             &ours,
             Arc::clone(&changes),
-            Arc::clone(&last_error),
+            Arc::clone(&watch_errors),
         );
         let (deployments, deployments_task) = watch_state::reflect::<KubeDeployment>(
             Api::all(client.clone()),
             &ours,
             Arc::clone(&changes),
-            Arc::clone(&last_error),
+            Arc::clone(&watch_errors),
         );
         let (autoscalers, autoscalers_task) = watch_state::reflect::<HorizontalPodAutoscaler>(
             Api::all(client.clone()),
             &ours,
             Arc::clone(&changes),
-            Arc::clone(&last_error),
+            Arc::clone(&watch_errors),
         );
         let namespaces_task = watch_state::bump_on::<Namespace>(
             Api::all(client.clone()),
             &namespaces,
             Arc::clone(&changes),
-            Arc::clone(&last_error),
+            Arc::clone(&watch_errors),
         );
         let engine = KubeEngine {
             client,
@@ -136,6 +139,7 @@ impl KubeEngine {
             pods,
             deployments,
             autoscalers,
+            watch_errors: Arc::clone(&watch_errors),
             changes,
             tasks: Mutex::new(vec![
                 pods_task,
@@ -152,10 +156,8 @@ impl KubeEngine {
         match tokio::time::timeout(SYNC_TIMEOUT, synced).await {
             Ok(true) => Ok(engine),
             _ => {
-                let why = last_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone()
+                let why = watch_errors
+                    .last()
                     .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
                 Err(EngineError::unavailable(format!(
@@ -173,6 +175,12 @@ impl KubeEngine {
             .await
             .map_err(|e| EngineError::unavailable_because("finding the Kubernetes cluster", e))?;
         KubeEngine::connect(client, config).await
+    }
+
+    /// The errors the engine's watches have met (a health check: none is
+    /// expected while the cluster is up and the engine has its rights).
+    pub fn watch_errors(&self) -> &WatchErrors {
+        &self.watch_errors
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>

@@ -4,6 +4,7 @@
 //! broken watch is re-listed with back-off by kube's watcher.
 
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use drycc_engine_kit::changes::Changes;
@@ -25,13 +26,33 @@ fn app_of<K: Resource>(object: &K) -> Option<String> {
         .or_else(|| object.meta().name.clone())
 }
 
-/// The last error of any watch, for `connect` to say why the first
-/// listing did not come (a missing permission, an unreachable server).
-pub(crate) type LastError = Arc<Mutex<Option<String>>>;
+/// The errors of the watches: how many, and the last one, for `connect`
+/// to say why the first listing did not come and for health checks (a
+/// watch refused, say for a missing right, falls back to listing again
+/// and again with back-off: it works, but late and at a cost).
+#[derive(Debug, Default)]
+pub struct WatchErrors {
+    count: AtomicU64,
+    last: Mutex<Option<String>>,
+}
 
-fn record(last: &LastError, what: &str, error: &watcher::Error) {
-    tracing::warn!("watch of {what}: {error}");
-    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("watch of {what}: {error}"));
+impl WatchErrors {
+    fn record(&self, what: &str, error: &watcher::Error) {
+        tracing::warn!("watch of {what}: {error}");
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("watch of {what}: {error}"));
+    }
+
+    /// How many errors the watches have met since the engine connected.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The last of them.
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 fn bump<K: Resource>(changes: &Changes, event: &Event<K>) {
@@ -50,7 +71,7 @@ pub(crate) fn reflect<K>(
     api: Api<K>,
     labels: &str,
     changes: Arc<Changes>,
-    last: LastError,
+    errors: Arc<WatchErrors>,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -64,7 +85,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => record(&last, &K::plural(&Default::default()), &e),
+                Err(e) => errors.record(&K::plural(&Default::default()), &e),
             }
         }
     });
@@ -77,7 +98,7 @@ pub(crate) fn bump_on<K>(
     api: Api<K>,
     labels: &str,
     changes: Arc<Changes>,
-    last: LastError,
+    errors: Arc<WatchErrors>,
 ) -> JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -90,7 +111,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => record(&last, &K::plural(&Default::default()), &e),
+                Err(e) => errors.record(&K::plural(&Default::default()), &e),
             }
         }
     })
