@@ -42,6 +42,8 @@ pub mod manifests;
 pub mod pods;
 mod watch_state;
 
+pub use watch_state::WatchErrors;
+
 use errors::{engine_error, is_not_found};
 use manifests::{Rollout, Settings, APPLIED, HASH, HERITAGE, INSTANCE, RESTARTED_AT, VERSION};
 
@@ -54,6 +56,9 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one `apply` may take before it is reported as the cluster's
 /// failure to answer.
 const API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `autoscale` waits for its write to show in the watches.
+const SEEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long `stop_all` waits for the pods of the removed apps to go.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,6 +90,8 @@ pub struct KubeEngine {
     settings: Settings,
     pods: Store<Pod>,
     deployments: Store<KubeDeployment>,
+    autoscalers: Store<HorizontalPodAutoscaler>,
+    watch_errors: Arc<WatchErrors>,
     changes: Arc<Changes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -97,17 +104,30 @@ impl KubeEngine {
         let changes = Arc::new(Changes::default());
         let ours = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
         let namespaces = format!("{ours},{INSTANCE}={}", config.instance);
-        let (pods, pods_task) =
-            watch_state::reflect::<Pod>(Api::all(client.clone()), &ours, Arc::clone(&changes));
+        let watch_errors = Arc::new(WatchErrors::default());
+        let (pods, pods_task) = watch_state::reflect::<Pod>(
+            Api::all(client.clone()),
+            &ours,
+            Arc::clone(&changes),
+            Arc::clone(&watch_errors),
+        );
         let (deployments, deployments_task) = watch_state::reflect::<KubeDeployment>(
             Api::all(client.clone()),
             &ours,
             Arc::clone(&changes),
+            Arc::clone(&watch_errors),
+        );
+        let (autoscalers, autoscalers_task) = watch_state::reflect::<HorizontalPodAutoscaler>(
+            Api::all(client.clone()),
+            &ours,
+            Arc::clone(&changes),
+            Arc::clone(&watch_errors),
         );
         let namespaces_task = watch_state::bump_on::<Namespace>(
             Api::all(client.clone()),
             &namespaces,
             Arc::clone(&changes),
+            Arc::clone(&watch_errors),
         );
         let engine = KubeEngine {
             client,
@@ -118,18 +138,32 @@ impl KubeEngine {
             },
             pods,
             deployments,
+            autoscalers,
+            watch_errors: Arc::clone(&watch_errors),
             changes,
-            tasks: Mutex::new(vec![pods_task, deployments_task, namespaces_task]),
+            tasks: Mutex::new(vec![
+                pods_task,
+                deployments_task,
+                autoscalers_task,
+                namespaces_task,
+            ]),
         };
         let synced = async {
             engine.pods.wait_until_ready().await.is_ok()
                 && engine.deployments.wait_until_ready().await.is_ok()
+                && engine.autoscalers.wait_until_ready().await.is_ok()
         };
         match tokio::time::timeout(SYNC_TIMEOUT, synced).await {
             Ok(true) => Ok(engine),
-            _ => Err(EngineError::unavailable(format!(
-                "the cluster did not list pods and deployments within {SYNC_TIMEOUT:?}"
-            ))),
+            _ => {
+                let why = watch_errors
+                    .last()
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                Err(EngineError::unavailable(format!(
+                    "the cluster did not list pods, deployments and autoscalers within {SYNC_TIMEOUT:?}{why}"
+                )))
+            }
         }
     }
 
@@ -141,6 +175,12 @@ impl KubeEngine {
             .await
             .map_err(|e| EngineError::unavailable_because("finding the Kubernetes cluster", e))?;
         KubeEngine::connect(client, config).await
+    }
+
+    /// The errors the engine's watches have met (a health check: none is
+    /// expected while the cluster is up and the engine has its rights).
+    pub fn watch_errors(&self) -> &WatchErrors {
+        &self.watch_errors
     }
 
     fn api<K>(&self, namespace: &str) -> Api<K>
@@ -229,7 +269,11 @@ impl KubeEngine {
                 // Only the count can differ: the /scale subresource.
                 if !autoscaled && current != Some(i32::try_from(replicas).unwrap_or(i32::MAX)) {
                     let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-                    api.patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    let params = PatchParams {
+                        field_manager: Some(FIELD_MANAGER.to_string()),
+                        ..Default::default()
+                    };
+                    api.patch_scale(&name, &params, &Patch::Merge(&patch))
                         .await
                         .map_err(|e| engine_error(&format!("scaling {name}"), e))?;
                 }
@@ -325,6 +369,16 @@ impl KubeEngine {
             }
         }
         Ok(())
+    }
+
+    /// Wait (a while at most) until the reflectors show what this engine
+    /// just wrote, so that its own reads that follow see it.
+    async fn seen(&self, done: impl FnMut() -> bool) {
+        let mut changes = self.changes.subscribe(None);
+        let deadline = tokio::time::Instant::now() + SEEN_TIMEOUT;
+        if !drycc_engine_kit::changes::wait_until(&mut changes, Some(deadline), done).await {
+            tracing::warn!("a write was not seen by the watches within {SEEN_TIMEOUT:?}");
+        }
     }
 
     async fn has_autoscaler(&self, app: &str, name: &str) -> Result<bool> {
@@ -592,9 +646,11 @@ impl Engine for KubeEngine {
         }
         let name = manifests::type_name(app, ptype);
         let api: Api<HorizontalPodAutoscaler> = self.api(app);
+        let key = kube::runtime::reflector::ObjectRef::new(&name).within(app);
         let Some(rule) = rule else {
             delete_quietly(&api, &name, "autoscaler").await?;
             self.changes.bump(Some(app));
+            self.seen(|| self.autoscalers.get(&key).is_none()).await;
             return Ok(());
         };
         if rule.min < 1 || rule.max < rule.min || rule.cpu_percent < 1 {
@@ -606,22 +662,27 @@ impl Engine for KubeEngine {
         // The rule may come before the type's first deploy.
         self.ensure_namespace(app).await?;
         let hpa = manifests::autoscaler(app, ptype, &rule);
-        api.patch(&name, &Self::apply_params(), &Patch::Apply(&hpa))
+        let applied = api
+            .patch(&name, &Self::apply_params(), &Patch::Apply(&hpa))
             .await
             .map_err(|e| engine_error(&format!("applying autoscaler {name}"), e))?;
         self.changes.bump(Some(app));
+        let generation = applied.metadata.generation;
+        self.seen(|| {
+            self.autoscalers
+                .get(&key)
+                .is_some_and(|h| h.metadata.generation >= generation)
+        })
+        .await;
         Ok(())
     }
 
     async fn autoscaled(&self, app: &str) -> Result<BTreeMap<String, u32>> {
-        let api: Api<HorizontalPodAutoscaler> = self.api(app);
-        let ours = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
-        let hpas = api
-            .list(&ListParams::default().labels(&ours))
-            .await
-            .map_err(|e| engine_error(&format!("listing autoscalers of {app}"), e))?;
         let mut counts = BTreeMap::new();
-        for hpa in hpas {
+        for hpa in self.autoscalers.state() {
+            if hpa.metadata.namespace.as_deref() != Some(app) {
+                continue;
+            }
             let Some(ptype) = hpa.labels().get(manifests::TYPE).cloned() else {
                 continue;
             };
@@ -693,5 +754,70 @@ impl Engine for KubeEngine {
         if !gone {
             tracing::warn!("stop_all: pods of {apps:?} still there after {STOP_TIMEOUT:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drycc_engine::{ImageSpec, ProcessTemplate};
+
+    fn deployment(app: &str, ptype: &str) -> Deployment {
+        Deployment {
+            template: ProcessTemplate {
+                app: app.to_string(),
+                ptype: ptype.to_string(),
+                release: 1,
+                hash: "h".to_string(),
+                artifact: Artifact::Image(ImageSpec {
+                    reference: "r".to_string(),
+                    entrypoint: vec![],
+                    port: 5000,
+                    credentials: None,
+                }),
+                command: Command::Line("run".to_string()),
+                env: Default::default(),
+                grace_period: Duration::from_secs(1),
+                readiness: None,
+                liveness: None,
+                cpu_millis: None,
+                memory_bytes: None,
+            },
+            replicas: 1,
+        }
+    }
+
+    fn refused(d: &Deployment) -> String {
+        match validate(d) {
+            Err(EngineError::Invalid(m) | EngineError::Unsupported(m)) => m,
+            other => panic!("refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn names_keys_and_commands_are_checked_before_any_write() {
+        assert!(validate(&deployment("shop", "web")).is_ok());
+        assert!(refused(&deployment("Shop", "web")).contains("app name"));
+        assert!(refused(&deployment("1shop", "web")).contains("app name"));
+        assert!(refused(&deployment("shop", "we_b")).contains("process type"));
+        assert!(refused(&deployment("shop", "")).contains("process type"));
+        let long = "a".repeat(40);
+        assert!(refused(&deployment(&long, &long)).contains("63"));
+        let mut d = deployment("shop", "web");
+        d.template.env.insert("NOT OK".to_string(), "x".to_string());
+        assert!(refused(&d).contains("NOT OK"));
+        let mut d = deployment("shop", "web");
+        d.template
+            .env
+            .insert("fine.key-1_X".to_string(), "x".to_string());
+        assert!(validate(&d).is_ok());
+        let mut d = deployment("shop", "web");
+        d.template.command = Command::Args(vec![]);
+        assert!(refused(&d).contains("empty command"));
+        let mut d = deployment("shop", "web");
+        d.template.artifact = Artifact::Checkout {
+            path: "/tmp".into(),
+        };
+        assert!(refused(&d).contains("images only"));
     }
 }

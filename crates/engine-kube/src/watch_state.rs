@@ -4,7 +4,8 @@
 //! broken watch is re-listed with back-off by kube's watcher.
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use drycc_engine_kit::changes::Changes;
 use futures::StreamExt;
@@ -25,6 +26,35 @@ fn app_of<K: Resource>(object: &K) -> Option<String> {
         .or_else(|| object.meta().name.clone())
 }
 
+/// The errors of the watches: how many, and the last one, for `connect`
+/// to say why the first listing did not come and for health checks (a
+/// watch refused, say for a missing right, falls back to listing again
+/// and again with back-off: it works, but late and at a cost).
+#[derive(Debug, Default)]
+pub struct WatchErrors {
+    count: AtomicU64,
+    last: Mutex<Option<String>>,
+}
+
+impl WatchErrors {
+    fn record(&self, what: &str, error: &watcher::Error) {
+        tracing::warn!("watch of {what}: {error}");
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("watch of {what}: {error}"));
+    }
+
+    /// How many errors the watches have met since the engine connected.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The last of them.
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 fn bump<K: Resource>(changes: &Changes, event: &Event<K>) {
     match event {
         Event::Apply(object) | Event::Delete(object) | Event::InitApply(object) => {
@@ -41,6 +71,7 @@ pub(crate) fn reflect<K>(
     api: Api<K>,
     labels: &str,
     changes: Arc<Changes>,
+    errors: Arc<WatchErrors>,
 ) -> (Store<K>, JoinHandle<()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -54,7 +85,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+                Err(e) => errors.record(&K::plural(&Default::default()), &e),
             }
         }
     });
@@ -63,7 +94,12 @@ where
 
 /// Bump the counters on every change of the objects matching `labels`,
 /// without keeping them.
-pub(crate) fn bump_on<K>(api: Api<K>, labels: &str, changes: Arc<Changes>) -> JoinHandle<()>
+pub(crate) fn bump_on<K>(
+    api: Api<K>,
+    labels: &str,
+    changes: Arc<Changes>,
+    errors: Arc<WatchErrors>,
+) -> JoinHandle<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default,
@@ -75,7 +111,7 @@ where
         while let Some(event) = stream.next().await {
             match event {
                 Ok(event) => bump(&changes, &event),
-                Err(e) => tracing::warn!("watch of {}: {e}", K::kind(&Default::default())),
+                Err(e) => errors.record(&K::plural(&Default::default()), &e),
             }
         }
     })

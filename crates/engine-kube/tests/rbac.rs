@@ -272,6 +272,15 @@ async fn the_engine_needs_no_more_than_the_documented_rights() {
         .expect("remove_type web");
     engine.remove_app(&app).await.expect("remove_app");
     wait_for(&engine, &app, "every pod gone", |p| p.is_empty()).await;
+    // A watch refused (a right missing) falls back to listing again: it
+    // works, late; the rights must cover the watches too.
+    let errors = engine.watch_errors();
+    assert_eq!(
+        errors.count(),
+        0,
+        "the watches met errors: {:?}",
+        errors.last()
+    );
     engine.close().await;
 
     let dp = DeleteParams::default();
