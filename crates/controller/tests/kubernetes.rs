@@ -54,6 +54,18 @@ impl Cluster {
         self.block(api.get_opt(app)).expect("read the namespace")
     }
 
+    /// Set a type's count as an autoscaler does: the `/scale` subresource.
+    fn set_scale(&self, app: &str, ptype: &str, count: i32) {
+        let api: KubeApi<Deployment> = KubeApi::namespaced(self.client.clone(), app);
+        let patch = serde_json::json!({ "spec": { "replicas": count } });
+        self.block(api.patch_scale(
+            &format!("{app}-{ptype}"),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ))
+        .expect("scale");
+    }
+
     /// Names of the live (not terminating) pods of one type.
     fn pods(&self, app: &str, ptype: &str) -> BTreeSet<String> {
         let api: KubeApi<Pod> = KubeApi::namespaced(self.client.clone(), app);
@@ -126,6 +138,16 @@ fn cli_for(controller: &Controller, user: &str) -> Cli {
         &format!("--email={user}@example.com"),
     ]);
     cli
+}
+
+/// The REST API with the CLI's token.
+fn token_api(controller: &Controller, cli: &Cli) -> support::Api {
+    let text =
+        std::fs::read_to_string(cli.home.path().join(".drycc/client.json")).expect("client config");
+    let config: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut api = support::Api::new(&controller.url);
+    api.token = Some(config["token"].as_str().expect("token").to_string());
+    api
 }
 
 /// Poll `check` until it gives a value (60 s).
@@ -289,6 +311,16 @@ fn the_walkthrough_on_a_cluster() {
         .scale_down
         .and_then(|r| r.stabilization_window_seconds)
         .is_some());
+    // The rule's minimum is the count at once.
+    assert_eq!(replicas(&cluster.deployment(app, "web").expect("web")), 2);
+    // What the HPA sets, the structure follows (here the scale is set as
+    // the HPA would: no metrics run on the testbed).
+    let api = token_api(&controller, &cli);
+    cluster.set_scale(app, "web", 4);
+    eventually("the structure follows the HPA", || {
+        let body = api.get(&format!("/v2/apps/{app}/")).body;
+        (body["structure"]["web"] == 4).then_some(())
+    });
     let list = cli.ok(&["autoscale:list", "-a", app]);
     assert!(list.contains("web") && list.contains("60"), "{list}");
     let refused = cli.run(&["scale", "web=4", "-a", app]);
@@ -298,6 +330,11 @@ fn the_walkthrough_on_a_cluster() {
         "it says why: {}",
         refused.stderr
     );
+    let answer = api.post(
+        &format!("/v2/apps/{app}/scale/"),
+        serde_json::json!({ "web": 4 }),
+    );
+    assert_eq!(answer.status, 409, "{}", answer.body);
     cli.ok(&["autoscale:unset", "web", "-a", app]);
     eventually("the HPA gone", || {
         cluster.hpa(app, "web").is_none().then_some(())
