@@ -177,6 +177,11 @@ pub async fn update(
         write_structure(&state, &app.id, &counts).await?;
         drop(guard);
         wait_structure(&state, &app.id, &counts).await?;
+    } else if update.autoscale.is_some() && state.engine.capabilities().autoscaler {
+        // The engine's own autoscaler takes the rule from the reconciler:
+        // answer once it has (or with the engine's refusal).
+        drop(guard);
+        wait_structure(&state, &app.id, &BTreeMap::new()).await?;
     }
     Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
 }
