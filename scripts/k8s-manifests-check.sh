@@ -63,6 +63,37 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The engine's ClusterRole is the table of docs/kubernetes.md, rule for
+# rule (the engine's own RBAC test runs an app with that table).
+"$kubectl" create --dry-run=client -o json -f "$manifests/20-rbac.yaml" | python3 -c '
+import json, re, sys
+# kubectl prints one JSON document per object.
+text, items, decoder, at = sys.stdin.read(), [], json.JSONDecoder(), 0
+while text[at:].strip():
+    at += len(text[at:]) - len(text[at:].lstrip())
+    item, at = decoder.raw_decode(text, at)
+    items.append(item)
+role = next(i for i in items if i["kind"] == "ClusterRole")
+manifest = {(g, r): sorted(rule["verbs"]) for rule in role["rules"]
+            for g in rule["apiGroups"] for r in rule["resources"]}
+doc = {}
+text = open(sys.argv[1]).read()
+section = text.split("## What the engine may do on the cluster", 1)[1].split("\n## ", 1)[0]
+for line in section.splitlines():
+    cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+    if len(cells) != 3 or cells[0] in ("API group", "") or set(cells[0]) <= set("-"):
+        continue
+    group = "" if cells[0] == "core" else cells[0]
+    doc[(group, cells[1])] = sorted(v.strip() for v in cells[2].split(","))
+if manifest != doc:
+    for key in sorted(set(manifest) | set(doc)):
+        if manifest.get(key) != doc.get(key):
+            group = key[0] or "core"
+            print(f"  {group}/{key[1]}: manifest {manifest.get(key)}, docs {doc.get(key)}", file=sys.stderr)
+    sys.exit("k8s-manifests-check: ERROR: the ClusterRole of 20-rbac.yaml differs from docs/kubernetes.md")
+print(f"rbac: the ClusterRole has the {len(doc)} rules of docs/kubernetes.md")
+' "$root/docs/kubernetes.md"
+
 checked=0
 for file in "$manifests"/*.yaml; do
     echo "== ${file#"$root"/}"
@@ -91,7 +122,8 @@ if [[ -n "$made_namespace" ]] && ! "$kubectl" get clusterrole drycc-controller >
     can yes patch pods -n "$namespace"
     can yes create namespaces
     can yes create deployments.apps -n some-app
-    can yes update deployments.apps --subresource=scale -n some-app
+    can yes patch deployments.apps --subresource=scale -n some-app
+    can no update deployments.apps -n some-app
     can yes create secrets -n some-app
     can yes create services -n some-app
     can yes delete pods -n some-app
