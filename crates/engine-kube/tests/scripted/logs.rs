@@ -1,0 +1,220 @@
+//! `tail` and `follow` against the Pods' `log` subresource.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use drycc_engine::EngineError;
+use drycc_engine_kube::logs;
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::mock::{chunked, failure, ok, play, scripted, text, Seen};
+
+fn at(stamp: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(stamp)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn log_path(pod: &str) -> String {
+    format!("/api/v1/namespaces/myapp/pods/{pod}/log")
+}
+
+#[tokio::test]
+async fn tail_merges_the_pods_by_time_and_keeps_the_last_lines() {
+    let (client, mut server) = scripted();
+    let pods = ["myapp-web-5d8f7c9b4-7p7dh", "myapp-worker-6b7c8d9f5-x2k4q"];
+    let lines = play(logs::tail(client, "myapp", &pods, 3), async move {
+        // Both Pods are read at once, so either may ask first.
+        for _ in 0..2 {
+            let seen: Seen = server.next().await;
+            assert_eq!(seen.method, Method::GET);
+            assert_eq!(seen.query_sorted(), ["tailLines=3", "timestamps=true"]);
+            let body = if seen.path == log_path(pods[0]) {
+                "2026-12-03T10:00:01.000000001Z web one\n\
+                     2026-12-03T10:00:03.5Z web three\n\
+                     2026-12-03T10:00:05.123456789Z web five\n"
+            } else {
+                assert_eq!(seen.path, log_path(pods[1]));
+                "2026-12-03T10:00:02Z worker two\n\
+                     2026-12-03T10:00:04Z worker four\r\n\
+                     2026-12-03T10:00:06Z worker six\n"
+            };
+            seen.respond.send_response(ok(body));
+        }
+    })
+    .await
+    .unwrap();
+    let got: Vec<(&str, &str, DateTime<Utc>)> = lines
+        .iter()
+        .map(|l| (l.source.as_str(), l.text.as_str(), l.time))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (pods[1], "worker four", at("2026-12-03T10:00:04Z")),
+            (pods[0], "web five", at("2026-12-03T10:00:05.123456789Z")),
+            (pods[1], "worker six", at("2026-12-03T10:00:06Z")),
+        ]
+    );
+    assert!(lines.iter().all(|l| l.app == "myapp"));
+}
+
+#[tokio::test]
+async fn tail_skips_pods_that_are_gone_or_not_started() {
+    let (client, mut server) = scripted();
+    let pods = ["myapp-web-a-1", "myapp-web-a-2", "myapp-web-a-3"];
+    let lines = play(logs::tail(client, "myapp", &pods, 10), async move {
+        for _ in 0..3 {
+            let seen = server.next().await;
+            let answer = if seen.path == log_path(pods[0]) {
+                failure(
+                    404,
+                    "NotFound",
+                    r#"pods "myapp-web-a-1" not found"#,
+                    json!({"name": "myapp-web-a-1", "kind": "pods"}),
+                )
+            } else if seen.path == log_path(pods[1]) {
+                failure(
+                    400,
+                    "BadRequest",
+                    r#"container "web" in pod "myapp-web-a-2" is waiting to start: ContainerCreating"#,
+                    json!(null),
+                )
+            } else {
+                ok("2026-12-03T10:00:00Z only line\n")
+            };
+            seen.respond.send_response(answer);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].source, pods[2]);
+    assert_eq!(lines[0].text, "only line");
+}
+
+#[tokio::test]
+async fn tail_of_nothing_asks_nothing() {
+    // Nobody answers: a request would hang until the guard fails the test.
+    let (client, _server) = scripted();
+    let none: [&str; 0] = [];
+    let guard = crate::mock::GUARD;
+    let lines = tokio::time::timeout(guard, logs::tail(client.clone(), "myapp", &none, 10));
+    assert!(lines.await.unwrap().unwrap().is_empty());
+    let lines = tokio::time::timeout(guard, logs::tail(client, "myapp", &["p"], 0));
+    assert!(lines.await.unwrap().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tail_refused_by_rbac_says_which_permission_is_missing() {
+    let (client, mut server) = scripted();
+    let error = play(logs::tail(client, "myapp", &["myapp-web-a-1"], 5), async move {
+        let seen = server.expect(Method::GET, &log_path("myapp-web-a-1")).await;
+        seen.respond.send_response(failure(
+            403,
+            "Forbidden",
+            r#"pods "myapp-web-a-1" is forbidden: User "system:serviceaccount:drycc:drycc-controller" cannot get resource "pods/log" in API group "" in the namespace "myapp""#,
+            json!({"name": "myapp-web-a-1", "kind": "pods"}),
+        ));
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, EngineError::Unavailable { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "engine unavailable: read the logs of myapp-web-a-1: the controller's service account \
+         (system:serviceaccount:drycc:drycc-controller) lacks the permission to get pods/log \
+         in namespace \"myapp\"; grant it in the controller's RBAC rules"
+    );
+}
+
+#[tokio::test]
+async fn tail_of_a_server_error_without_a_status_keeps_its_text() {
+    let (client, mut server) = scripted();
+    let error = play(logs::tail(client, "myapp", &["p"], 5), async move {
+        let seen = server.expect(Method::GET, &log_path("p")).await;
+        seen.respond
+            .send_response(text(StatusCode::BAD_GATEWAY, "upstream connect error"));
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "engine unavailable: read the logs of p: the Kubernetes API server failed (502): \
+         upstream connect error"
+    );
+}
+
+#[tokio::test]
+async fn follow_streams_lines_as_the_chunks_arrive() {
+    let (client, mut server) = scripted();
+    let pod = "myapp-web-5d8f7c9b4-7p7dh";
+    let mut stream = Box::pin(logs::follow(client, "myapp", pod));
+    let (chunks, answer) = chunked();
+    let before = Utc::now();
+    let server_side = tokio::spawn(async move {
+        let seen = server.expect(Method::GET, &log_path(pod)).await;
+        assert_eq!(seen.param("follow"), Some("true"));
+        assert_eq!(seen.param("timestamps"), Some("true"));
+        assert_eq!(seen.param("tailLines"), None);
+        let since = at(seen.param("sinceTime").expect("a sinceTime"));
+        seen.respond.send_response(answer);
+        since
+    });
+    chunks
+        .send(Bytes::from(
+            "2026-12-03T10:00:01Z first\n2026-12-03T10:00:02Z sec",
+        ))
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap();
+    assert_eq!(
+        (
+            first.app.as_str(),
+            first.source.as_str(),
+            first.text.as_str()
+        ),
+        ("myapp", pod, "first")
+    );
+    assert_eq!(first.time, at("2026-12-03T10:00:01Z"));
+    // The line split across two chunks comes whole, once its end arrived.
+    chunks.send(Bytes::from("ond\n")).await.unwrap();
+    let second = stream.next().await.unwrap();
+    assert_eq!(second.text, "second");
+    assert_eq!(second.time, at("2026-12-03T10:00:02Z"));
+    chunks
+        .send(Bytes::from("a line without a time\n"))
+        .await
+        .unwrap();
+    let third = stream.next().await.unwrap();
+    assert_eq!(third.text, "a line without a time");
+    assert_eq!(third.time, second.time);
+    // The container exited: the kubelet ends the body, the stream ends.
+    drop(chunks);
+    assert!(stream.next().await.is_none());
+    let since = server_side.await.unwrap();
+    // From now on, to the second (never after now).
+    assert!(since <= Utc::now());
+    assert!(since >= before - chrono::Duration::seconds(1));
+}
+
+#[tokio::test]
+async fn follow_of_a_missing_pod_ends_at_once() {
+    let (client, mut server) = scripted();
+    let stream = logs::follow(client, "myapp", "gone");
+    let lines: Vec<_> = play(stream.collect::<Vec<_>>(), async move {
+        let seen = server.expect(Method::GET, &log_path("gone")).await;
+        seen.respond.send_response(failure(
+            404,
+            "NotFound",
+            r#"pods "gone" not found"#,
+            json!(null),
+        ));
+    })
+    .await;
+    assert!(lines.is_empty());
+}
