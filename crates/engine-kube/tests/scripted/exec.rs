@@ -388,3 +388,42 @@ async fn exec_needs_a_command() {
     };
     assert!(matches!(error, EngineError::Invalid(_)), "{error:?}");
 }
+
+#[tokio::test]
+async fn all_output_comes_before_the_exit() {
+    // More than every buffer on the way holds, so the exit code is read
+    // while output is still being relayed.
+    const FRAMES: usize = 256;
+    const SIZE: usize = 4096;
+    let (client, server) = ws::serve(|_, mut ws| async move {
+        for i in 0..FRAMES {
+            let byte = b'a' + (i % 26) as u8;
+            send(&mut ws, STDOUT, &[byte; SIZE]).await;
+            send(&mut ws, STDERR, &[byte; 16]).await;
+        }
+        send_status(&mut ws, success()).await;
+        let _ = ws.close(None).await;
+    })
+    .await;
+    let mut session = exec(
+        client,
+        "myapp",
+        POD,
+        None,
+        request(&["yes"], false, false, None),
+    )
+    .await
+    .unwrap();
+    let got = collect(&mut session).await;
+    assert_eq!(got.exit, Some(0));
+    assert_eq!(got.stdout.len(), FRAMES * SIZE);
+    assert_eq!(got.stderr.len(), FRAMES * 16);
+    // In order: each frame's bytes follow the previous frame's.
+    for (i, chunk) in got.stdout.chunks(SIZE).enumerate() {
+        assert!(
+            chunk.iter().all(|&b| b == b'a' + (i % 26) as u8),
+            "frame {i}"
+        );
+    }
+    finish(server).await;
+}
