@@ -427,3 +427,41 @@ async fn all_output_comes_before_the_exit() {
     }
     finish(server).await;
 }
+
+#[tokio::test]
+async fn an_older_server_speaking_v4_works_too() {
+    let (client, server) = ws::serve_with(ws::V4, |upgrade, mut ws| async move {
+        assert!(upgrade.offered.contains(ws::V4), "{}", upgrade.offered);
+        assert_eq!(next(&mut ws).await.unwrap(), (STDIN, b"hi\n".to_vec()));
+        send(&mut ws, STDOUT, b"hi\n").await;
+        send_status(
+            &mut ws,
+            json!({
+                "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+                "message": "command terminated with non-zero exit code: exit code 2",
+                "details": {"causes": [{"reason": "ExitCode", "message": "2"}]}
+            }),
+        )
+        .await;
+        let _ = ws.close(None).await;
+    })
+    .await;
+    let mut session = exec(
+        client,
+        "myapp",
+        POD,
+        None,
+        request(&["head", "-1"], true, false, None),
+    )
+    .await
+    .unwrap();
+    session
+        .input
+        .send(ExecInput::Stdin(Bytes::from("hi\n")))
+        .await
+        .unwrap();
+    let got = collect(&mut session).await;
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "hi\n");
+    assert_eq!(got.exit, Some(2));
+    finish(server).await;
+}

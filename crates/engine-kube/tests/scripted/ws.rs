@@ -23,6 +23,8 @@ pub const RESIZE: u8 = 4;
 pub const CLOSE: u8 = 255;
 
 pub const V5: &str = "v5.channel.k8s.io";
+/// What API servers before 1.30 speak: no stream close.
+pub const V4: &str = "v4.channel.k8s.io";
 
 pub type Ws = WebSocketStream<TcpStream>;
 
@@ -51,9 +53,19 @@ impl Upgrade {
     }
 }
 
-/// A client pointed at a server that upgrades one connection and hands
-/// it to `scenario`; the returned task fails if the scenario does.
+/// A client pointed at a server that upgrades one connection to
+/// `v5.channel.k8s.io` and hands it to `scenario`; the returned task fails
+/// if the scenario does.
 pub async fn serve<F, Fut>(scenario: F) -> (Client, JoinHandle<()>)
+where
+    F: FnOnce(Upgrade, Ws) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    serve_with(V5, scenario).await
+}
+
+/// `serve`, choosing `protocol` among those the client offers.
+pub async fn serve_with<F, Fut>(protocol: &'static str, scenario: F) -> (Client, JoinHandle<()>)
 where
     F: FnOnce(Upgrade, Ws) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -68,7 +80,7 @@ where
                 let _ = seen_tx.send(upgrade_of(request));
                 response
                     .headers_mut()
-                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(V5));
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
                 Ok(response)
             },
         )
