@@ -50,7 +50,7 @@ fn api_error(what: &str, status: &Status) -> EngineError {
     let message = status.message.trim();
     match status.code {
         404 => match &target {
-            Some(target) if target.resource == "pods" && !target.name.is_empty() => {
+            Some(target) if singular(&target.resource) == "pod" && !target.name.is_empty() => {
                 EngineError::ProcessNotFound(target.name.clone())
             }
             // Something the controller made is gone from the cluster (deleted
@@ -135,18 +135,22 @@ impl Target {
     fn describe(&self) -> String {
         let kind = singular(&self.resource);
         if self.name.is_empty() {
-            kind.to_string()
+            kind
         } else {
             format!("{kind} \"{}\"", self.name)
         }
     }
 }
 
-fn singular(resource: &str) -> &str {
-    match resource {
-        "ingresses" => "ingress",
-        "leases" => "lease",
-        _ => resource.strip_suffix('s').unwrap_or(resource),
+/// A resource's plural (`deployments`, `ingresses`) or kind (`Ingress`,
+/// lowercased) in the singular.
+fn singular(resource: &str) -> String {
+    if let Some(stem) = resource.strip_suffix("sses") {
+        format!("{stem}ss")
+    } else if resource.ends_with("ss") {
+        resource.to_string()
+    } else {
+        resource.strip_suffix('s').unwrap_or(resource).to_string()
     }
 }
 
@@ -192,10 +196,17 @@ fn forbidden(message: &str) -> String {
         Some(namespace) => format!("in namespace \"{namespace}\""),
         None => "at cluster scope".to_string(),
     };
+    // In a cluster the controller runs as a service account; elsewhere as
+    // the kubeconfig's user.
+    let who = if rbac.user.starts_with("system:serviceaccount:") {
+        format!("the controller's service account ({})", rbac.user)
+    } else {
+        format!("the controller's user \"{}\"", rbac.user)
+    };
     format!(
-        "the controller's service account ({}) lacks the permission to {} {resource} {scope}; \
+        "{who} lacks the permission to {} {resource} {scope}; \
          grant it in the controller's RBAC rules",
-        rbac.user, rbac.verb
+        rbac.verb
     )
 }
 
@@ -312,6 +323,30 @@ mod tests {
         .unwrap();
         assert_eq!(t.describe(), r#"deployment "myapp-web""#);
         assert!(Target::from_message("no quotes here").is_none());
+    }
+
+    #[test]
+    fn resources_are_named_in_the_singular() {
+        assert_eq!(singular("deployments"), "deployment");
+        assert_eq!(singular("ingresses"), "ingress");
+        assert_eq!(singular("ingress"), "ingress");
+        assert_eq!(
+            singular("horizontalpodautoscalers"),
+            "horizontalpodautoscaler"
+        );
+        assert_eq!(singular("deployment"), "deployment");
+    }
+
+    #[test]
+    fn a_user_that_is_no_service_account_is_named_as_a_user() {
+        let text = forbidden(
+            r#"pods is forbidden: User "admin" cannot list resource "pods" in API group "" in the namespace "myapp""#,
+        );
+        assert_eq!(
+            text,
+            "the controller's user \"admin\" lacks the permission to list pods in namespace \"myapp\"; \
+             grant it in the controller's RBAC rules"
+        );
     }
 
     #[test]
