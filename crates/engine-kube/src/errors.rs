@@ -8,6 +8,9 @@
 //! that the object changed meanwhile, and a server that cannot be reached
 //! keeps its cause chain.
 
+// Answers from the network must never panic the engine.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::error::Error as StdError;
 use std::fmt;
 

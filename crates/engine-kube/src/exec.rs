@@ -8,6 +8,9 @@
 //! server sends on its status channel once the command ended, and
 //! `ExecOutput::Exit` is sent after every byte of output.
 
+// Answers from the network must never panic the engine.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::time::Duration;
 
 use bytes::Bytes;

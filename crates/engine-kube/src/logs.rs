@@ -6,6 +6,9 @@
 //! An app is a Namespace, so the namespace is the `app` of every line and
 //! the Pod's name (the process name) is its `source`.
 
+// Answers from the network must never panic the engine.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use chrono::{DateTime, Utc};
 use futures::{stream, AsyncBufReadExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
