@@ -218,3 +218,116 @@ async fn follow_of_a_missing_pod_ends_at_once() {
     .await;
     assert!(lines.is_empty());
 }
+
+/// A Pod of `myapp` as the reflector holds it.
+fn pod(name: &str, uid: &str, restarts: i32, running: bool) -> k8s_openapi::api::core::v1::Pod {
+    let state = if running {
+        json!({"running": {"startedAt": "2026-12-03T10:00:00Z"}})
+    } else {
+        json!({"waiting": {"reason": "ContainerCreating"}})
+    };
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "myapp", "uid": uid},
+        "status": {"containerStatuses": [{
+            "name": "web", "image": "web", "imageID": "", "ready": running,
+            "restartCount": restarts, "state": state
+        }]}
+    }))
+    .unwrap()
+}
+
+/// The next line a follower gets: its source and text.
+async fn next_line(follow: &mut drycc_engine::LogStream) -> (String, String) {
+    match tokio::time::timeout(crate::mock::GUARD, follow.next())
+        .await
+        .expect("no line")
+    {
+        Some(drycc_engine::Followed::Line(line)) => (line.source, line.text),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn follow_app_follows_each_run_of_each_running_container() {
+    use kube::runtime::{reflector, watcher};
+
+    let (client, mut server) = scripted();
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Apply(pod("myapp-web-a-1", "u1", 0, true)));
+    writer.apply_watcher_event(&watcher::Event::Apply(pod("myapp-web-a-2", "u2", 0, false)));
+    // Another app's Pod is none of this follower's business.
+    let mut other = pod("other-web-a-1", "u9", 0, true);
+    other.metadata.namespace = Some("other".to_string());
+    writer.apply_watcher_event(&watcher::Event::Apply(other));
+    let (changes, changed) = tokio::sync::watch::channel(0u64);
+    let before = Utc::now();
+    let mut follow = logs::follow_app(client, "myapp", store, changed);
+
+    // Only the running container is followed, from when the reader began.
+    let seen = server.expect(Method::GET, &log_path("myapp-web-a-1")).await;
+    assert_eq!(seen.param("follow"), Some("true"));
+    let since = at(seen.param("sinceTime").unwrap());
+    assert!(since <= before && since > before - chrono::Duration::seconds(2));
+    let (first, first_answer) = chunked();
+    seen.respond.send_response(first_answer);
+    first
+        .send(Bytes::from("2026-12-03T10:00:01Z one\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_line(&mut follow).await,
+        ("myapp-web-a-1".to_string(), "one".to_string())
+    );
+
+    // The second Pod starts: the change counter says to look again.
+    writer.apply_watcher_event(&watcher::Event::Apply(pod("myapp-web-a-2", "u2", 0, true)));
+    changes.send_modify(|n| *n += 1);
+    let seen = server.expect(Method::GET, &log_path("myapp-web-a-2")).await;
+    let (second, second_answer) = chunked();
+    seen.respond.send_response(second_answer);
+    second
+        .send(Bytes::from("2026-12-03T10:00:02Z two\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_line(&mut follow).await,
+        ("myapp-web-a-2".to_string(), "two".to_string())
+    );
+
+    // The first container restarts: its old stream ends, a new run is
+    // followed under the same Pod name.
+    drop(first);
+    writer.apply_watcher_event(&watcher::Event::Apply(pod("myapp-web-a-1", "u1", 1, true)));
+    changes.send_modify(|n| *n += 1);
+    let seen = server.expect(Method::GET, &log_path("myapp-web-a-1")).await;
+    let (again, again_answer) = chunked();
+    seen.respond.send_response(again_answer);
+    again
+        .send(Bytes::from("2026-12-03T10:00:03Z one again\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_line(&mut follow).await,
+        ("myapp-web-a-1".to_string(), "one again".to_string())
+    );
+
+    // A change that starts nothing new asks nothing new: the next request
+    // the server sees is none (the reader goes away and the client with it).
+    changes.send_modify(|n| *n += 1);
+    second
+        .send(Bytes::from("2026-12-03T10:00:04Z still two\n"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_line(&mut follow).await,
+        ("myapp-web-a-2".to_string(), "still two".to_string())
+    );
+    drop(follow);
+    // The followers end with the reader: their bodies are dropped.
+    tokio::time::timeout(crate::mock::GUARD, again.closed())
+        .await
+        .expect("a follower outlived its reader");
+    tokio::time::timeout(crate::mock::GUARD, second.closed())
+        .await
+        .expect("a follower outlived its reader");
+}
