@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use futures::{stream, AsyncBufReadExt, Stream, StreamExt, TryStreamExt};
+use futures::{stream, AsyncBufReadExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 use kube::runtime::reflector::Store;
@@ -30,8 +30,9 @@ const CONCURRENT_READS: usize = 8;
 const FOLLOW_BUFFER: usize = 256;
 
 /// The last `lines` lines of the given Pods, oldest first. A Pod that is
-/// gone, or whose container has not started yet, has no lines; any other
-/// refusal of the server is an error.
+/// gone, or whose container has not started yet, has no lines. A Pod whose
+/// log cannot be read (its node unreachable) is left out when another
+/// answered; when none did, the first refusal is the error.
 pub async fn tail<S: AsRef<str>>(
     client: Client,
     namespace: &str,
@@ -54,11 +55,30 @@ pub async fn tail<S: AsRef<str>>(
         .map(|pod| read_tail(api.clone(), pod.as_ref().to_string(), params.clone()))
         .collect();
     // `buffered` keeps the Pods' order, so equal times keep it too.
-    let per_pod: Vec<Vec<LogLine>> = stream::iter(reads)
+    let per_pod: Vec<Result<Vec<LogLine>>> = stream::iter(reads)
         .buffered(CONCURRENT_READS)
-        .try_collect()
-        .await?;
-    let mut merged: Vec<LogLine> = per_pod.into_iter().flatten().collect();
+        .collect()
+        .await;
+    let mut merged: Vec<LogLine> = Vec::new();
+    let mut answered = false;
+    let mut refused = None;
+    for read in per_pod {
+        match read {
+            Ok(lines) => {
+                answered = true;
+                merged.extend(lines);
+            }
+            Err(error) => {
+                tracing::warn!(app = %namespace, "{}", error.detail());
+                refused.get_or_insert(error);
+            }
+        }
+    }
+    // One unreachable node leaves the other Pods' lines to show; when no
+    // Pod answers, the reason is the user's answer.
+    if let (false, Some(error)) = (answered, refused) {
+        return Err(error);
+    }
     // Stable: the lines of one Pod at the same instant keep their order.
     merged.sort_by_key(|line| line.time);
     let excess = merged.len().saturating_sub(lines);

@@ -331,3 +331,30 @@ async fn follow_app_follows_each_run_of_each_running_container() {
         .await
         .expect("a follower outlived its reader");
 }
+
+#[tokio::test]
+async fn tail_leaves_out_a_pod_whose_node_cannot_be_reached() {
+    let (client, mut server) = scripted();
+    let pods = ["myapp-web-a-1", "myapp-web-a-2"];
+    let lines = play(logs::tail(client, "myapp", &pods, 10), async move {
+        for _ in 0..2 {
+            let seen = server.next().await;
+            let answer = if seen.path == log_path(pods[0]) {
+                failure(
+                    500,
+                    "InternalError",
+                    r#"Get "https://10.0.0.7:10250/containerLogs/myapp/myapp-web-a-1/web": dial tcp 10.0.0.7:10250: connect: connection refused"#,
+                    json!(null),
+                )
+            } else {
+                ok("2026-12-03T10:00:00Z from the other node\n")
+            };
+            seen.respond.send_response(answer);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].source, pods[1]);
+    assert_eq!(lines[0].text, "from the other node");
+}
