@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod autoscaler;
+mod dashboard;
 mod deploy;
 mod engines;
 mod error;
