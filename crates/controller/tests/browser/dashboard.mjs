@@ -130,6 +130,18 @@ try {
   check(JSON.parse(web.text).count === 1, `the API sees one web process: ${web.text}`);
   await page.waitForFunction(() => document.querySelectorAll('#processes tbody tr[data-type="web"]').length === 1);
 
+  step("restarting a process from the page replaces it");
+  const before = await rows(page, "web").first().getAttribute("data-name");
+  await rows(page, "web").first().locator("button:has-text('Restart')").click();
+  await page.waitForURL(`${URL}/dashboard/apps/${APP}?done=restarted`);
+  await page.waitForFunction(
+    (old) => {
+      const web = document.querySelectorAll('#processes tbody tr[data-type="web"]');
+      return web.length === 1 && web[0].dataset.name !== old;
+    },
+    before,
+  );
+
   step("the last log lines, following");
   await page.click('nav a:has-text("Logs")');
   await page.waitForURL(`${URL}/dashboard/apps/${APP}/logs`);
