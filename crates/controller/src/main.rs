@@ -23,6 +23,7 @@ mod routes;
 mod server;
 mod settings;
 mod state;
+mod usage;
 
 use clap::Parser;
 

@@ -539,7 +539,7 @@ pub fn judge(
 }
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod passes;
 

@@ -328,12 +328,13 @@ pub(crate) async fn restart_process(
 /// Every process's CPU and memory. CPU is measured between two readings,
 /// so without a recent one (the autoscaler's) a second one follows shortly.
 pub(crate) async fn all_usage(state: &AppState, app: &str) -> Vec<drycc_engine::ProcessUsage> {
-    let first = state.engine.usage(app).await.unwrap_or_default();
+    let engine = state.engine.as_ref();
+    let first = state.usage.sample(engine, app).await.unwrap_or_default();
     if first.iter().all(|u| u.cpu_millis.is_some()) {
         return first;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    state.engine.usage(app).await.unwrap_or_default()
+    tokio::time::sleep(crate::usage::MIN_WINDOW).await;
+    state.usage.sample(engine, app).await.unwrap_or_default()
 }
 
 /// One process's CPU and memory (see [`all_usage`]).

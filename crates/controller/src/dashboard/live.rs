@@ -113,7 +113,12 @@ pub async fn processes(
             return None;
         }
         let processes = w.state.engine.processes(&w.app).await.unwrap_or_default();
-        let usage = w.state.engine.usage(&w.app).await.unwrap_or_default();
+        let usage = w
+            .state
+            .usage
+            .sample(w.state.engine.as_ref(), &w.app)
+            .await
+            .unwrap_or_default();
         let rows = html::process_rows(&w.app, &w.session.csrf, &processes, &usage);
         let event = Event::default().event("processes").data(rows);
         Some((event, w))

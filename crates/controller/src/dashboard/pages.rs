@@ -327,7 +327,11 @@ async fn processes_body(
         );
     }
     let processes = state.engine.processes(&app.id).await?;
-    let usage = state.engine.usage(&app.id).await.unwrap_or_default();
+    let usage = state
+        .usage
+        .sample(state.engine.as_ref(), &app.id)
+        .await
+        .unwrap_or_default();
     Ok(format!(
         r#"<h2>Formation</h2><div class="scroll"><table id="formation"><thead><tr><th scope="col">Type</th><th scope="col">Processes</th><th scope="col">Restart</th></tr></thead><tbody>{formation}</tbody></table></div><p>{restart_all}</p><h2 id="processes-heading">Processes <small class="live-state" aria-live="polite"></small></h2><div class="scroll"><table id="processes" aria-labelledby="processes-heading"><thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">State</th><th scope="col">Release</th><th scope="col">Started</th><th scope="col">Restarts</th><th scope="col">CPU</th><th scope="col">Memory</th><th scope="col">Restart</th></tr></thead><tbody data-live="{base}/events">{rows}</tbody></table></div>"#,
         restart_all = button_form(&format!("{base}/restart"), csrf, &[], "Restart all"),
