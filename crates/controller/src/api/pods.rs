@@ -326,15 +326,31 @@ pub(crate) async fn restart_process(
 }
 
 /// Every process's CPU and memory. CPU is measured between two readings,
-/// so without a recent one (the autoscaler's) a second one follows shortly.
+/// so while the last sample lacks a process's CPU (its first reading, or
+/// the process is newer than the sample) another follows shortly, a few
+/// times at most.
 pub(crate) async fn all_usage(state: &AppState, app: &str) -> Vec<drycc_engine::ProcessUsage> {
+    const ATTEMPTS: usize = 4;
     let engine = state.engine.as_ref();
-    let first = state.usage.sample(engine, app).await.unwrap_or_default();
-    if first.iter().all(|u| u.cpu_millis.is_some()) {
-        return first;
+    let running: Vec<String> = engine
+        .processes(app)
+        .await
+        .map(|all| all.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default();
+    let mut usage = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        usage = state.usage.sample(engine, app).await.unwrap_or_default();
+        let measured = |name: &String| {
+            usage
+                .iter()
+                .any(|u| &u.name == name && u.cpu_millis.is_some())
+        };
+        if running.iter().all(measured) || attempt == ATTEMPTS {
+            break;
+        }
+        tokio::time::sleep(crate::usage::MIN_WINDOW).await;
     }
-    tokio::time::sleep(crate::usage::MIN_WINDOW).await;
-    state.usage.sample(engine, app).await.unwrap_or_default()
+    usage
 }
 
 /// One process's CPU and memory (see [`all_usage`]).
