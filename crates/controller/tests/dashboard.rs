@@ -172,6 +172,22 @@ fn setup(app: &str) -> (Controller, Api, Api) {
     (controller, alice, bob)
 }
 
+/// The page shows the API's message (HTML-escaped) for the same request.
+fn assert_same_refusal(page: &str, api: &serde_json::Value) {
+    let detail = api["detail"]
+        .as_str()
+        .expect("a detail")
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+        .replace('"', "&quot;");
+    assert!(
+        page.contains(&format!(r#"role="alert">{detail}</p>"#)),
+        "the API's message {detail:?} in {page}"
+    );
+}
+
 fn web_count(api: &Api, app: &str) -> usize {
     api.pods_of(app, "web").len()
 }
@@ -264,15 +280,50 @@ fn every_action_needs_the_session_and_its_csrf_token() {
     );
     let api = alice_api.post(&format!("/v2/apps/{app}/scale/"), json!({"web": "many"}));
     assert_eq!(status, api.status, "{body}");
-    let detail = api.body["detail"]
-        .as_str()
-        .expect("a detail")
-        .replace('\'', "&#39;")
-        .replace('"', "&quot;");
-    assert!(
-        body.contains(&detail),
-        "the API's message {detail:?} in {body}"
+    assert_same_refusal(&body, &api.body);
+
+    // A type's restart and a rollback go through; a rule on a type without
+    // a CPU limit is refused as the API refuses it.
+    let (status, location, body) = alice.post(
+        &format!("/dashboard/apps/{app}/restart"),
+        Some(&alice.csrf),
+        &[("type", "web")],
     );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(location, format!("/dashboard/apps/{app}?done=restarted"));
+    let (status, location, body) = alice.post(
+        &format!("/dashboard/apps/{app}/rollback"),
+        Some(&alice.csrf),
+        &[("version", "2")],
+    );
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        location,
+        format!("/dashboard/apps/{app}/releases?done=rolled-back")
+    );
+    let releases = alice_api.get(&format!("/v2/apps/{app}/releases/"));
+    assert_eq!(
+        releases.body["results"][0]["summary"], "alice rolled back to v2",
+        "{}",
+        releases.text
+    );
+    let rule = [
+        ("type", "web"),
+        ("min", "1"),
+        ("max", "2"),
+        ("cpu_percent", "50"),
+    ];
+    let (status, _, body) = alice.post(
+        &format!("/dashboard/apps/{app}/autoscale"),
+        Some(&alice.csrf),
+        &rule,
+    );
+    let api = alice_api.post(
+        &format!("/v2/apps/{app}/settings/"),
+        json!({"autoscale": {"web": {"min": 1, "max": 2, "cpu_percent": 50}}}),
+    );
+    assert_eq!((status, api.status), (400, 400), "{body}");
+    assert_same_refusal(&body, &api.body);
 
     // The sign-in form has its own token: without the cookie's value, no
     // sign-in.
