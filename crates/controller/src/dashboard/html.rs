@@ -153,6 +153,18 @@ pub fn csrf_field(csrf: &str) -> String {
 
 /// A one-button form posting `fields` to `action`.
 pub fn button_form(action: &str, csrf: &str, fields: &[(&str, &str)], label: &str) -> String {
+    button_form_for(action, csrf, fields, label, None)
+}
+
+/// A one-button form whose button names what it acts on for screen
+/// readers (`Restart` in a row of many says which row's).
+pub fn button_form_for(
+    action: &str,
+    csrf: &str,
+    fields: &[(&str, &str)],
+    label: &str,
+    spoken: Option<&str>,
+) -> String {
     let mut out = format!(
         r#"<form method="post" action="{}" class="inline">{}"#,
         escape(action),
@@ -166,9 +178,12 @@ pub fn button_form(action: &str, csrf: &str, fields: &[(&str, &str)], label: &st
             escape(value)
         );
     }
+    let spoken = spoken.map_or(String::new(), |text| {
+        format!(r#" aria-label="{}""#, escape(text))
+    });
     let _ = write!(
         out,
-        r#"<button type="submit">{}</button></form>"#,
+        r#"<button type="submit"{spoken}>{}</button></form>"#,
         escape(label)
     );
     out
@@ -211,11 +226,12 @@ pub fn process_rows(
             restarts = process.restarts,
             cpu = cpu(used.and_then(|u| u.cpu_millis)),
             memory = memory(used.and_then(|u| u.memory_bytes)),
-            button = button_form(
+            button = button_form_for(
                 &restart,
                 csrf,
                 &[("type", &process.ptype), ("process", &process.name)],
-                "Restart"
+                "Restart",
+                Some(&format!("Restart {}", process.name)),
             ),
         );
     }

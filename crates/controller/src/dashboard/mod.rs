@@ -56,6 +56,8 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/dashboard/apps/{app}/logs", get(pages::logs))
         .route("/dashboard/apps/{app}/logs/stream", get(live::logs))
+        .route("/dashboard/{*rest}", get(not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
@@ -160,4 +162,22 @@ async fn actor(
 /// An API error as a page.
 fn api_error_page(session: &Session, error: ApiError) -> Response {
     error_page(error.status, Some(session), &error.detail)
+}
+
+async fn not_found() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        None,
+        "No such page of the dashboard.",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> Response {
+    error_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        &format!(
+            "Method \"{method}\" not allowed here: pages are read with GET, forms post with POST."
+        ),
+    )
 }

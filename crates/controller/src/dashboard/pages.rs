@@ -313,11 +313,12 @@ async fn processes_body(
             r#"<tr><th scope="row">{ptype_text}{note}</th><td><form method="post" action="{base}/scale" class="inline scale">{csrf_field}<input type="hidden" name="type" value="{ptype_text}"><label class="sr-only" for="count-{ptype_text}">Processes of {ptype_text}</label><input id="count-{ptype_text}" name="count" type="number" min="0" inputmode="numeric" value="{count}" required><button type="submit">Scale</button></form></td><td>{restart}</td></tr>"#,
             ptype_text = escape(&ptype),
             csrf_field = html::csrf_field(csrf),
-            restart = button_form(
+            restart = html::button_form_for(
                 &format!("{base}/restart"),
                 csrf,
                 &[("type", &ptype)],
-                "Restart type"
+                "Restart type",
+                Some(&format!("Restart every {ptype} process")),
             ),
         );
     }
@@ -498,7 +499,7 @@ async fn autoscale_body(
             min = rule.min,
             max = rule.max,
             cpu = rule.cpu_percent,
-            unset = button_form(&format!("{base}/autoscale/unset"), csrf, &[("type", ptype)], "Unset"),
+            unset = html::button_form_for(&format!("{base}/autoscale/unset"), csrf, &[("type", ptype)], "Unset", Some(&format!("Unset the rule of {ptype}"))),
         );
         let mut decisions = String::new();
         for record in state
