@@ -47,14 +47,10 @@ async fn open(
     Ok((session, app.id))
 }
 
-/// Whether the session may still read the app.
-async fn still_allowed(state: &Shared, token: &str, app: &str) -> bool {
-    match session::session_of(state, token.to_string()).await {
-        Ok(session) => app_for(state, &session.user, app, Access::Read)
-            .await
-            .is_ok(),
-        Err(_) => false,
-    }
+/// The app, if the session (still) holds and may read it.
+async fn still_allowed(state: &Shared, token: &str, app: &str) -> Option<drycc_store::App> {
+    let session = session::session_of(state, token.to_string()).await.ok()?;
+    app_for(state, &session.user, app, Access::Read).await.ok()
 }
 
 fn sse(stream: impl Stream<Item = Event> + Send + 'static, state: &Shared) -> Response {
@@ -77,7 +73,8 @@ struct Watching {
 }
 
 /// `GET /dashboard/apps/<app>/events`: `processes` events carrying the
-/// rows of the processes table, at once and after every change.
+/// rows of the processes table and `formation` events carrying the desired
+/// counts (`{"web": 2}`), at once and after every change.
 pub async fn processes(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -109,9 +106,7 @@ pub async fn processes(
             }
         }
         w.first = false;
-        if !still_allowed(&w.state, &w.session.token, &w.app).await {
-            return None;
-        }
+        let app = still_allowed(&w.state, &w.session.token, &w.app).await?;
         let processes = w.state.engine.processes(&w.app).await.unwrap_or_default();
         let usage = w
             .state
@@ -120,10 +115,16 @@ pub async fn processes(
             .await
             .unwrap_or_default();
         let rows = html::process_rows(&w.app, &w.session.csrf, &processes, &usage);
-        let event = Event::default().event("processes").data(rows);
-        Some((event, w))
+        let events = [
+            Event::default().event("processes").data(rows),
+            // The desired counts, for the scale forms.
+            Event::default()
+                .event("formation")
+                .data(serde_json::to_string(&app.structure).unwrap_or_default()),
+        ];
+        Some((futures::stream::iter(events), w))
     });
-    sse(stream, &state)
+    sse(stream.flatten(), &state)
 }
 
 /// `GET /dashboard/apps/<app>/logs/stream`: a `backlog` event with the
@@ -154,9 +155,7 @@ pub async fn logs(
         |(mut followed, state, token, app, mut checked)| async move {
             let item = followed.next().await?;
             if checked.elapsed() >= LOG_SESSION_CHECK {
-                if !still_allowed(&state, &token, &app).await {
-                    return None;
-                }
+                still_allowed(&state, &token, &app).await?;
                 checked = Instant::now();
             }
             let text = match item {

@@ -119,6 +119,7 @@ try {
     { timeout: 2000 },
   );
   step(`  shown ${Date.now() - answered} ms after the API answered`);
+  await page.waitForFunction(() => document.getElementById("count-web").value === "2", null, { timeout: 2000 });
   check(page.url() === `${URL}/dashboard/apps/${APP}`, "without a reload");
 
   step("scaling from the page");

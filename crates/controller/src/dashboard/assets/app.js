@@ -39,6 +39,19 @@
           if (row) { row.focus(); }
         }
       },
+      formation: function (event) { formation(event); },
+    });
+  }
+
+  // The scale forms show the desired counts as they change, except one
+  // being edited.
+  function formation(event) {
+    var counts = JSON.parse(event.data);
+    Object.keys(counts).forEach(function (type) {
+      var input = document.getElementById("count-" + type);
+      if (input && input !== document.activeElement && input.value === input.defaultValue) {
+        input.value = input.defaultValue = String(counts[type]);
+      }
     });
   }
 
@@ -72,7 +85,13 @@
   if (charts.length && window.uPlot) {
     var css = getComputedStyle(document.documentElement);
     var color = function (name) { return css.getPropertyValue(name).trim(); };
-    charts.forEach(function (figure) { chart(figure, color); });
+    var loaders = [];
+    charts.forEach(function (figure) { loaders.push(chart(figure, color)); });
+    // The app's change stream also ticks while processes run: each event
+    // is a moment to fetch the decisions made since.
+    stream(charts[0].dataset.events, {
+      processes: function () { loaders.forEach(function (load) { load(); }); },
+    });
   }
 
   function chart(figure, color) {
@@ -154,8 +173,6 @@
     }
 
     load();
-    // The app's change stream also ticks while processes run: each event
-    // is a moment to fetch the decisions made since.
-    stream(figure.dataset.events, { processes: load });
+    return load;
   }
 })();
