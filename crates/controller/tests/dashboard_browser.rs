@@ -42,8 +42,12 @@ fn the_dashboard_works_in_a_browser() {
         std::path::Path::new(&chromium).exists(),
         "no Chromium at {chromium}: apt-get install chromium (or set DRYCC_CHROMIUM)"
     );
-    // Decisions every second, so the chart has points soon.
-    let controller = Controller::start(&[("DRYCC_AUTOSCALE_SYNC_PERIOD", "1")]);
+    // Decisions every second and a short scale-down window, so the chart
+    // soon has points and a rescale.
+    let controller = Controller::start(&[
+        ("DRYCC_AUTOSCALE_SYNC_PERIOD", "1"),
+        ("DRYCC_AUTOSCALE_DOWN_WINDOW", "2"),
+    ]);
     // The first user is an admin, who sees every app: the browser's user
     // is the second.
     Api::new(&controller.url).login("root", "root-password");

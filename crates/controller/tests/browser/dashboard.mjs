@@ -171,6 +171,10 @@ try {
   await shot(page, "config-shown");
 
   step("setting an autoscale rule; the chart draws points from the history");
+  // Two idle web processes: the rule will scale them down, a rescale the
+  // chart marks.
+  const two = await api("POST", `/v2/apps/${APP}/scale/`, { web: 2 });
+  check(two.status === 204, `API scale: ${two.status} ${two.text}`);
   await page.click('nav a:has-text("Limits & autoscale")');
   await page.selectOption("#rule-type", "web");
   await page.fill("#rule-min", "1");
@@ -185,8 +189,15 @@ try {
     { timeout: 30000 },
   );
   check((await page.locator("figure.chart canvas").count()) >= 1, "a chart is drawn");
+  // The scale-down is decided, listed with its reason and marked.
+  await page.waitForFunction(
+    () => /scaling to 1/.test(document.querySelector("table.decisions tbody")?.textContent || ""),
+    null,
+    { timeout: 30000 },
+  );
   const history = JSON.parse((await api("GET", `/v2/apps/${APP}/settings/autoscale/web/history`)).text);
   check(history.count >= 2, `the API has the history too: ${history.count}`);
+  check(history.results.some((r) => r.rescaled && r.desired === 1), "a rescale to 1 in the history");
   await page.locator("figure.chart .plot").hover();
   await shot(page, "autoscale");
 
