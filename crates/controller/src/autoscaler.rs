@@ -138,7 +138,7 @@ async fn pass(state: &AppState, policy: &Policy) -> anyhow::Result<()> {
         let Some(release) = state.store.last_good_release(&app.id).await? else {
             continue;
         };
-        let usage = state.engine.usage(&app.id).await?;
+        let usage = state.usage.sample(state.engine.as_ref(), &app.id).await?;
         let mut counts = BTreeMap::new();
         for (ptype, value) in &settings.autoscale {
             let Ok(rule) = serde_json::from_value::<drycc_api_types::AutoscaleRule>(value.clone())

@@ -550,7 +550,7 @@ pub fn judge(
 }
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod passes;
 

@@ -84,7 +84,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         )
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
-    let app = crate::api::router(state.clone()).merge(git);
+    let app = crate::api::router(state.clone())
+        .merge(git)
+        .merge(crate::dashboard::router(state.clone()));
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
     let (stop_sent, stop_requested) = tokio::sync::oneshot::channel::<()>();

@@ -594,15 +594,35 @@ impl Engine for KubeEngine {
         if !known {
             return Err(EngineError::ProcessNotFound(name.to_string()));
         }
-        exec::exec(&self.client, app, name, request).await
+        // The Pod's only container, which the API server picks itself.
+        exec::exec(self.client.clone(), app, name, None, request).await
     }
 
     async fn logs(&self, app: &str, lines: usize, process: Option<&str>) -> Result<Vec<LogLine>> {
-        logs::tail(&self.client, app, lines, process).await
+        let mut names: Vec<String> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|pod| pod.metadata.namespace.as_deref() == Some(app))
+            .map(|pod| pod.name_any())
+            .collect();
+        if let Some(process) = process {
+            if !names.iter().any(|n| n == process) {
+                return Err(EngineError::ProcessNotFound(process.to_string()));
+            }
+            names.retain(|n| n == process);
+        }
+        names.sort();
+        logs::tail(self.client.clone(), app, &names, lines).await
     }
 
     fn follow_logs(&self, app: &str) -> LogStream {
-        logs::follow(&self.client, app)
+        logs::follow_app(
+            self.client.clone(),
+            app,
+            self.pods.clone(),
+            self.changes.subscribe(Some(app)),
+        )
     }
 
     fn changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
