@@ -520,9 +520,13 @@ pub async fn wait_types(
     mut status: watch::Receiver<AppStatus>,
 ) -> Result<(), DeployError> {
     if !state.leading() {
-        // The leader applies the change (it was told, see `crate::duties`);
-        // this replica's engine does not run the app, so there is nothing
-        // here to wait for.
+        // The leader applies the change (it was told, see `crate::duties`).
+        // On a cluster every replica sees the same Pods, so the follower
+        // watches them converge; a local engine's processes are the
+        // leader's own, with nothing here to wait for.
+        if state.settings.engine == crate::settings::EngineKind::Kubernetes {
+            return wait_types_observed(state, app_id, types).await;
+        }
         return Ok(());
     }
     let timeout = state.settings.deploy_timeout();
@@ -591,6 +595,50 @@ pub async fn wait_types(
             open = false;
             if state.store.get_app(app_id).await?.is_none() {
                 return Err(DeployError::AppGone);
+            }
+        }
+    }
+}
+
+/// [`wait_types`] on a follower whose engine sees what the leader's does:
+/// the desired state is read from the store (the leader's reconciler
+/// publishes nothing here) and compared with the engine's processes.
+async fn wait_types_observed(
+    state: &AppState,
+    app_id: &str,
+    types: &BTreeSet<String>,
+) -> Result<(), DeployError> {
+    let timeout = state.settings.deploy_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut changes = state.engine.changes(Some(app_id));
+    loop {
+        changes.borrow_and_update();
+        let app = state
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or(DeployError::AppGone)?;
+        let release = state.store.desired_release(app_id).await?;
+        let selected: Vec<Deployment> = release
+            .map(|r| deployments(state, &app, &r))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| types.contains(&d.template.ptype))
+            .collect();
+        let processes = state.engine.processes(app_id).await?;
+        if selected.iter().all(|d| is_converged(d, &processes)) {
+            state.routes.sync().await;
+            return Ok(());
+        }
+        if let Some(reason) = crash_loop_reason(&selected, &processes) {
+            return Err(DeployError::CrashLoop(reason));
+        }
+        tokio::select! {
+            _ = state.stopping.cancelled() => return Err(stopping()),
+            _ = changes.changed() => tokio::time::sleep(COALESCE).await,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(DeployError::TimedOut(not_converged_reason(&selected, &processes, timeout)));
             }
         }
     }

@@ -295,3 +295,97 @@ async fn what_the_store_no_longer_has_is_removed() {
     .await;
     s.stop().await;
 }
+
+/// A follower replica beside the setup's leader: the same store and the
+/// same engine (a cluster both see), its own reconciler never running.
+fn a_follower(
+    s: &Setup,
+    engine: &str,
+) -> (Shared, tokio::sync::watch::Sender<crate::leader::Role>) {
+    let cli = crate::settings::Cli::try_parse_from([
+        "drycc-controller",
+        "--data-dir",
+        &s._dir.path().to_string_lossy(),
+        "--deploy-timeout",
+        "30",
+        "--engine",
+        engine,
+    ])
+    .expect("settings");
+    let (role, watch) = tokio::sync::watch::channel(crate::leader::Role {
+        leader: false,
+        holder: Some("the-leader".into()),
+    });
+    let mut state = AppState::new(
+        s.state.store.clone(),
+        s.engine.clone(),
+        cli.settings,
+        s._dir.path().to_path_buf(),
+        "http://127.0.0.1:0".into(),
+        "secret".into(),
+        "router-secret".into(),
+    );
+    state.role = watch;
+    (Arc::new(state), role)
+}
+
+#[tokio::test]
+async fn a_follower_on_a_cluster_answers_a_scale_once_the_leader_has_rolled_it_out() {
+    let s = setup(FakeEngine::new(), 30).await;
+    let v2 = s.deploy(&[("web", "serve")], &[("web", 1)]).await;
+    s.state.reconciler.enqueue(APP);
+    until("v2 applied", || s.engine.desired(APP, "web").is_some()).await;
+    s.engine.converge(APP, true);
+    s.judged(v2).await.expect("v2 rolls out");
+
+    // A scale taken by a follower: written, and waited for until the
+    // engine (what the leader applies) has converged.
+    let (follower, _role) = a_follower(&s, "kubernetes");
+    let counts = BTreeMap::from([("web".to_string(), 3)]);
+    crate::api::pods::write_structure(&follower, APP, &counts)
+        .await
+        .expect("structure written");
+    let waiting = tokio::spawn({
+        let follower = follower.clone();
+        async move {
+            let types = BTreeSet::from(["web".to_string()]);
+            let status = follower.reconciler.subscribe(APP);
+            let generation = follower.reconciler.enqueue(APP);
+            deploy::wait_types(&follower, APP, generation, &types, status).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "nothing applied yet");
+    assert_eq!(s.engine.desired(APP, "web").map(|d| d.replicas), Some(1));
+    // The leader, told of the change, applies it; the processes converge.
+    s.state.reconciler.enqueue(APP);
+    until("web=3 applied by the leader", || {
+        s.engine
+            .desired(APP, "web")
+            .is_some_and(|d| d.replicas == 3)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "applied, not yet running");
+    s.engine.converge(APP, true);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("answered once converged")
+        .expect("task")
+        .expect("the scale converged");
+
+    // With a local engine the leader's processes are not the follower's to
+    // see: it answers once the change is written.
+    let (local, _role) = a_follower(&s, "local");
+    let types = BTreeSet::from(["web".to_string()]);
+    let status = local.reconciler.subscribe(APP);
+    let generation = local.reconciler.enqueue(APP);
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        deploy::wait_types(&local, APP, generation, &types, status),
+    )
+    .await
+    .expect("at once")
+    .expect("ok");
+    s.stop().await;
+}
