@@ -19,6 +19,7 @@ pub const PLATFORM_VERSION_HEADER: &str = "DRYCC_PLATFORM_VERSION";
 
 /// A paginated list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
     pub count: usize,
     #[serde(default)]
@@ -30,11 +31,13 @@ pub struct List<T> {
 
 /// `{"detail": "<message>"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     pub username: String,
     pub password: String,
@@ -43,17 +46,20 @@ pub struct RegisterRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -63,12 +69,14 @@ pub struct User {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppCreateRequest {
     #[serde(default)]
     pub id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct App {
     pub uuid: String,
     pub id: String,
@@ -79,6 +87,7 @@ pub struct App {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Build {
     pub uuid: String,
     pub app: String,
@@ -93,6 +102,7 @@ pub struct Build {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildCreateRequest {
     pub image: String,
     #[serde(default)]
@@ -106,6 +116,7 @@ pub struct BuildCreateRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Release {
     pub uuid: String,
     pub app: String,
@@ -123,17 +134,20 @@ pub struct Release {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackRequest {
     #[serde(default)]
     pub version: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackResponse {
     pub version: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Config {
     pub uuid: String,
     pub app: String,
@@ -161,6 +175,7 @@ pub struct Config {
 
 /// A partial config update: each present key merges, `null` unsets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<BTreeMap<String, Option<Value>>>,
@@ -181,6 +196,7 @@ pub struct ConfigUpdate {
 
 /// One process, as `ps` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pod {
     pub name: String,
     pub release: String,
@@ -199,12 +215,14 @@ pub struct Pod {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodList {
     pub count: usize,
     pub results: Vec<Pod>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestartRequest {
     #[serde(default)]
     pub types: Option<String>,
@@ -212,6 +230,7 @@ pub struct RestartRequest {
 
 /// One container of a process, as `ps:describe` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerDescription {
     pub container: String,
     /// Empty (and left out) for native processes, which have no image.
@@ -245,6 +264,7 @@ pub struct ContainerDescription {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodDescription {
     pub count: usize,
     pub results: Vec<ContainerDescription>,
@@ -252,6 +272,7 @@ pub struct PodDescription {
 
 /// One autoscale rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoscaleRule {
     pub min: u32,
     pub max: u32,
@@ -259,6 +280,7 @@ pub struct AutoscaleRule {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settings {
     pub uuid: String,
     pub app: String,
@@ -274,6 +296,7 @@ pub struct Settings {
 
 /// The autoscaler's last decision for one type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoscaleStatus {
     /// CPU utilisation in percent of the requests; `None` without samples.
     pub utilization: Option<u32>,
@@ -285,8 +308,30 @@ pub struct AutoscaleStatus {
     pub reason: String,
 }
 
+/// One autoscaler decision of a type (`.../settings/autoscale/<type>/history/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutoscaleRecord {
+    pub time: String,
+    /// CPU utilisation in percent of the requests; `None` without samples.
+    pub utilization: Option<u32>,
+    pub current: u32,
+    pub desired: u32,
+    /// Whether the count changed.
+    pub rescaled: bool,
+}
+
+/// The autoscaler's recent decisions of a type, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutoscaleHistory {
+    pub count: usize,
+    pub results: Vec<AutoscaleRecord>,
+}
+
 /// `{"autoscale": {"web": {...} | null}}`: a rule per type, `null` unsets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<BTreeMap<String, Option<Value>>>,
@@ -295,17 +340,20 @@ pub struct SettingsUpdate {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermRequest {
     pub username: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Perms {
     pub users: Vec<String>,
 }
 
 /// A custom domain of an app (`/v2/apps/<id>/domains/`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Domain {
     pub uuid: String,
     pub app: String,
@@ -317,6 +365,7 @@ pub struct Domain {
 
 /// A TLS certificate (`/v2/certs/`); its private key is never shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cert {
     pub uuid: String,
     pub name: String,
@@ -331,6 +380,7 @@ pub struct Cert {
 
 /// `POST /v2/certs/`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertCreateRequest {
     pub name: String,
     pub certificate: String,
@@ -348,12 +398,14 @@ impl std::fmt::Debug for CertCreateRequest {
 
 /// `POST /v2/apps/<id>/domains/`, `POST /v2/certs/<name>/domain/`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainRequest {
     pub domain: String,
 }
 
 /// First frame of an exec WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStart {
     pub command: Vec<String>,
     #[serde(default)]
@@ -373,6 +425,7 @@ pub mod channel {
 
 /// `{"Width": w, "Height": h}` on the resize channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TerminalSize {
     #[serde(rename = "Width")]
     pub width: u16,
@@ -382,6 +435,7 @@ pub struct TerminalSize {
 
 /// The final frame on the status channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,11 +445,13 @@ pub struct ExecStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatusDetails {
     pub causes: Vec<ExecStatusCause>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatusCause {
     pub reason: String,
     pub message: String,
@@ -438,6 +494,7 @@ impl ExecStatus {
 
 /// First frame of a logs WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsStart {
     #[serde(default)]
     pub lines: Option<usize>,

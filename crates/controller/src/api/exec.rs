@@ -13,6 +13,14 @@ use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiResult, Path};
 use crate::state::Shared;
 
+#[utoipa::path(
+    operation_id = "exec_exec",
+    get,
+    path = "/apps/{app}/pods/{target}/exec",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process's name.")),
+    responses((status = 101, description = "A WebSocket: first frame `ExecStart`, then channel-framed stdin/stdout/stderr/status (see api.md)."), crate::api::openapi::Errors),
+)]
 pub async fn exec(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
