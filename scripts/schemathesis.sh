@@ -86,7 +86,8 @@ status=0
 # Logging out or revoking the user's tokens would end the run's own
 # session, and destroying the app would leave nothing to test: those three
 # are covered by the end-to-end tests instead.
-timeout --kill-after=10 "$((max_time + 120))" \
+# From the temporary dir: schemathesis keeps its state in ./.schemathesis.
+(cd "$work" && timeout --kill-after=10 "$((max_time + 120))" \
   "$venv/bin/schemathesis" --no-color --config-file "$work/schemathesis.toml" run "$url/v2/openapi.json" \
   --checks not_a_server_error,response_schema_conformance \
   --header "Authorization: token $token" \
@@ -98,7 +99,7 @@ timeout --kill-after=10 "$((max_time + 120))" \
   --request-timeout 30 \
   --seed "${SCHEMATHESIS_SEED:-1}" \
   --generation-database none \
-  --suppress-health-check all || status=$?
+  --suppress-health-check all) || status=$?
 if [ "$status" -ne 0 ]; then
   echo "schemathesis failed (exit $status); controller log:" >&2
   grep -E "ERROR|panicked" "$work/controller.log" | tail -n 40 >&2 || true
