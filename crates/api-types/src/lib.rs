@@ -39,7 +39,9 @@ pub struct ErrorDetail {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub password: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -48,7 +50,9 @@ pub struct RegisterRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
@@ -71,7 +75,12 @@ pub struct User {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppCreateRequest {
+    /// 5 to 63 characters; a generated name when left out.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+    )]
     pub id: Option<String>,
 }
 
@@ -342,6 +351,7 @@ pub struct SettingsUpdate {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
 }
 
@@ -400,6 +410,10 @@ impl std::fmt::Debug for CertCreateRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 253, pattern = r"^[A-Za-z0-9.-]+$")
+    )]
     pub domain: String,
 }
 
