@@ -378,6 +378,7 @@ impl Engine for LocalEngine {
             checkouts: true,
             images: false,
             limits: self.shared.cgroups.enforced(),
+            autoscaler: false,
         }
     }
 

@@ -140,24 +140,45 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    match authenticate(&state, &request.username, request.password, peer.ip()).await? {
+        Login::Token(token) => Ok(Json(TokenResponse { token }).into_response()),
+        Login::Wait(wait) => Ok(too_many_attempts(wait)),
+    }
+}
+
+/// The outcome of a login that was not refused outright.
+pub(crate) enum Login {
+    /// A new token of the user.
+    Token(String),
+    /// Locked out: how long to wait.
+    Wait(Duration),
+}
+
+/// Check a username and password under the login limits and issue a token
+/// (the API's and the dashboard's one path).
+pub(crate) async fn authenticate(
+    state: &Shared,
+    username: &str,
+    password: String,
+    address: std::net::IpAddr,
+) -> ApiResult<Login> {
     let invalid = || ApiError::bad_request("Unable to log in with provided credentials.");
     let limiter = &state.login_limiter;
-    let address = peer.ip();
     // Refused before the password is checked: a locked-out guesser costs
     // no argon2 work.
-    if let Err(wait) = limiter.check(&request.username, address, Instant::now()) {
-        return Ok(too_many_attempts(wait));
+    if let Err(wait) = limiter.check(username, address, Instant::now()) {
+        return Ok(Login::Wait(wait));
     }
-    let user = state.store.user_by_name(&request.username).await?;
+    let user = state.store.user_by_name(username).await?;
     // An unknown name costs the same argon2 work as a wrong password, so
     // the answer's timing does not tell which names exist.
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
         None => unknown_user_hash().await?,
     };
-    let valid = verify_password(request.password, hash).await?;
+    let valid = verify_password(password, hash).await?;
     let Some(user) = user.filter(|_| valid) else {
-        limiter.failed(&request.username, address, Instant::now());
+        limiter.failed(username, address, Instant::now());
         return Err(invalid());
     };
     limiter.succeeded(&user.username);
@@ -169,17 +190,24 @@ pub async fn login(
         .checked_add_signed(state.settings.token_ttl())
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     state.store.create_token(&user.id, &hash, expires).await?;
-    Ok(Json(TokenResponse { token }).into_response())
+    Ok(Login::Token(token))
+}
+
+/// Whole seconds of a wait, rounded up.
+pub(crate) fn wait_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The message of a refused login while locked out.
+pub(crate) fn too_many_message(seconds: u64) -> String {
+    format!("Too many failed login attempts: try again in {seconds} seconds.")
 }
 
 /// 429 with `Retry-After` in whole seconds (rounded up).
 fn too_many_attempts(wait: Duration) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("Too many failed login attempts: try again in {seconds} seconds."),
-    )
-    .into_response();
+    let seconds = wait_seconds(wait);
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, too_many_message(seconds)).into_response();
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));

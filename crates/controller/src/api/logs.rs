@@ -77,7 +77,7 @@ pub async fn logs(
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-async fn recent(
+pub(crate) async fn recent(
     state: &Shared,
     app: &str,
     lines: usize,

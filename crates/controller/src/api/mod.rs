@@ -1,17 +1,17 @@
 //! The REST API (Drycc v2 shapes): one module per resource.
 
 mod apps;
-mod auth;
+pub(crate) mod auth;
 mod certs;
-mod config;
+pub(crate) mod config;
 mod domains;
 mod exec;
-mod logs;
+pub(crate) mod logs;
 pub(crate) mod openapi;
 mod perms;
 pub(crate) mod pods;
-mod releases;
-mod settings;
+pub(crate) mod releases;
+pub(crate) mod settings;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};

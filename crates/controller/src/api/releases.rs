@@ -238,10 +238,22 @@ pub async fn rollback(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<RollbackResponse>)> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
     let request: RollbackRequest = optional_json(&body)?;
+    let version = rollback_app(&state, &user, &id, request.version.as_ref()).await?;
+    Ok((StatusCode::CREATED, Json(RollbackResponse { version })))
+}
+
+/// Roll an app back to `version` (the one before the latest when `None`)
+/// as `user`; the new release's version.
+pub(crate) async fn rollback_app(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    version: Option<&serde_json::Value>,
+) -> ApiResult<u32> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let latest = state.store.latest_release(&app.id).await?;
-    let target = match &request.version {
+    let target = match version {
         None | Some(serde_json::Value::Null) => i64::from(latest.version) - 1,
         Some(value) => value
             .as_i64()
@@ -271,7 +283,7 @@ pub async fn rollback(
         return Err(ApiError::bad_request("Cannot roll back to failed release."));
     }
     if let Some(build) = release.build.as_ref().filter(|b| !b.sha.is_empty()) {
-        let dir = deploy::slug_dir(&state, &app.id, build);
+        let dir = deploy::slug_dir(state, &app.id, build);
         if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
             return Err(ApiError::bad_request(format!(
                 "Cannot roll back to v{target}: its slug was removed (only the newest DRYCC_SLUGS_KEEP builds keep theirs)."
@@ -289,11 +301,6 @@ pub async fn rollback(
         config: NewConfig::from(&release.config),
         structure,
     };
-    let created = deploy::release(&state, &app.id, change, None).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RollbackResponse {
-            version: created.version,
-        }),
-    ))
+    let created = deploy::release(state, &app.id, change, None).await?;
+    Ok(created.version)
 }

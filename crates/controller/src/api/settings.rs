@@ -126,7 +126,19 @@ pub async fn update(
     Path(id): Path<String>,
     Json(update): Json<SettingsUpdate>,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::Settings>)> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let settings = update_settings(&state, &user, &id, &update).await?;
+    Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
+}
+
+/// Change an app's settings as `user` (the API's and the dashboard's one
+/// path: same rules, same messages).
+pub(crate) async fn update_settings(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    update: &SettingsUpdate,
+) -> ApiResult<drycc_store::Settings> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let lock = state.app_lock(&app.id);
     let guard = lock.lock().await;
     let current = state.store.get_settings(&app.id).await?;
@@ -191,11 +203,16 @@ pub async fn update(
         state.autoscaler.rescaled(&app.id, ptype);
     }
     if release.is_some() && !counts.is_empty() {
-        write_structure(&state, &app.id, &counts).await?;
+        write_structure(state, &app.id, &counts).await?;
         drop(guard);
-        wait_structure(&state, &app.id, &counts).await?;
+        wait_structure(state, &app.id, &counts).await?;
+    } else if update.autoscale.is_some() && state.engine.capabilities().autoscaler {
+        // The engine's own autoscaler takes the rule from the reconciler:
+        // answer once it has (or with the engine's refusal).
+        drop(guard);
+        wait_structure(state, &app.id, &BTreeMap::new()).await?;
     }
-    Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
+    Ok(settings)
 }
 
 /// `GET /v2/apps/<id>/settings/autoscale/<type>/history`: the autoscaler's
@@ -218,16 +235,21 @@ pub async fn autoscale_history(
         .autoscaler
         .history(&app.id, &ptype)
         .iter()
-        .map(|record| AutoscaleRecord {
-            time: timestamp(&record.time),
-            utilization: record.decision.utilization,
-            current: record.decision.current,
-            desired: record.decision.desired,
-            rescaled: record.decision.rescales(),
-        })
+        .map(record_view)
         .collect();
     Ok(Json(AutoscaleHistory {
         count: results.len(),
         results,
     }))
+}
+
+/// One autoscaler decision as the API shows it.
+pub(crate) fn record_view(record: &crate::autoscaler::Record) -> AutoscaleRecord {
+    AutoscaleRecord {
+        time: timestamp(&record.time),
+        utilization: record.decision.utilization,
+        current: record.decision.current,
+        desired: record.decision.desired,
+        rescaled: record.decision.rescales(),
+    }
 }
