@@ -19,7 +19,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::ListParams;
 use kube::Api as KubeApi;
-use support::cli::{ps_rows, Cli};
+use support::cli::{api_of, ps_rows, registered, Cli};
 use support::{example_repo, Controller};
 
 struct Cluster {
@@ -126,30 +126,6 @@ fn setup(test: &str) -> Option<(Cluster, String, String)> {
     Some((Cluster { client, runtime }, registry, image))
 }
 
-fn cli_for(controller: &Controller, user: &str) -> Cli {
-    let home = tempfile::tempdir().expect("home");
-    let cwd = home.path().to_path_buf();
-    let cli = Cli { home, cwd };
-    cli.ok(&[
-        "register",
-        &controller.url,
-        &format!("--username={user}"),
-        "--password=cluster-pass",
-        &format!("--email={user}@example.com"),
-    ]);
-    cli
-}
-
-/// The REST API with the CLI's token.
-fn token_api(controller: &Controller, cli: &Cli) -> support::Api {
-    let text =
-        std::fs::read_to_string(cli.home.path().join(".drycc/client.json")).expect("client config");
-    let config: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let mut api = support::Api::new(&controller.url);
-    api.token = Some(config["token"].as_str().expect("token").to_string());
-    api
-}
-
 /// Poll `check` until it gives a value (60 s).
 fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,6 +136,17 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
         assert!(Instant::now() < deadline, "never happened: {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The (only) container of a type's pods.
+fn container(deployment: &Deployment) -> &k8s_openapi::api::core::v1::Container {
+    &deployment
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .expect("a pod spec")
+        .containers[0]
 }
 
 /// The ReplicaSet hash in a pod name `<app>-<type>-<hash>-<suffix>`.
@@ -189,7 +176,7 @@ fn the_walkthrough_on_a_cluster() {
     let env = controller_env(&registry, &image);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut controller = Controller::start(&env);
-    let cli = cli_for(&controller, "captain");
+    let cli = registered(&controller, "captain");
     let app = "kwalk";
     cli.ok(&["create", app, "--no-remote"]);
 
@@ -252,13 +239,7 @@ fn the_walkthrough_on_a_cluster() {
     // Limits become container resources.
     cli.ok(&["limits:set", "--cpu", "web=500m", "-a", app]);
     let deployment = cluster.deployment(app, "web").expect("web");
-    let container = &deployment
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .expect("a pod spec")
-        .containers[0];
+    let container = container(&deployment);
     let limits = container
         .resources
         .as_ref()
@@ -315,7 +296,7 @@ fn the_walkthrough_on_a_cluster() {
     assert_eq!(replicas(&cluster.deployment(app, "web").expect("web")), 2);
     // What the HPA sets, the structure follows (here the scale is set as
     // the HPA would: no metrics run on the testbed).
-    let api = token_api(&controller, &cli);
+    let api = api_of(&controller, &cli);
     cluster.set_scale(app, "web", 4);
     eventually("the structure follows the HPA", || {
         let body = api.get(&format!("/v2/apps/{app}/")).body;
@@ -380,7 +361,7 @@ fn a_source_app_runs_as_a_slug_image() {
     let env = controller_env(&registry, &image);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let controller = Controller::start(&env);
-    let cli = cli_for(&controller, "builder");
+    let cli = registered(&controller, "builder");
     let repo = example_repo();
     let cli = Cli {
         home: cli.home,
@@ -403,13 +384,7 @@ fn a_source_app_runs_as_a_slug_image() {
     );
     assert!(said.contains("Publishing the slug"), "{said}");
     let deployment = cluster.deployment(app, "web").expect("web");
-    let container = &deployment
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .expect("a pod spec")
-        .containers[0];
+    let container = container(&deployment);
     let reference = container.image.clone().expect("an image");
     assert!(
         reference.starts_with(&format!("{registry}/{app}:")),

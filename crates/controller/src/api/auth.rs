@@ -30,6 +30,13 @@ pub fn user_view(user: &drycc_store::User) -> drycc_api_types::User {
 }
 
 /// `GET /v2/`: clients probe it to recognise a controller; it needs a token.
+#[utoipa::path(
+    operation_id = "auth_probe",
+    get,
+    path = "/",
+    tag = "auth",
+    responses((status = 200, description = "A controller, and the token is valid."), crate::api::openapi::Errors),
+)]
 pub async fn probe(_user: AuthUser) -> StatusCode {
     StatusCode::OK
 }
@@ -49,6 +56,15 @@ fn validate_username(username: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    operation_id = "auth_register",
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = drycc_api_types::RegisterRequest,
+    security(()),
+    responses((status = 201, description = "The new user.", body = drycc_api_types::User), crate::api::openapi::Errors),
+)]
 pub async fn register(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -110,6 +126,15 @@ async fn registered_by_admin(state: &Shared, headers: &HeaderMap) -> bool {
         .is_ok_and(|user| user.is_superuser)
 }
 
+#[utoipa::path(
+    operation_id = "auth_login",
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = drycc_api_types::LoginRequest,
+    security(()),
+    responses((status = 200, description = "A new token.", body = drycc_api_types::TokenResponse), crate::api::openapi::Errors),
+)]
 pub async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -189,10 +214,24 @@ fn too_many_attempts(wait: Duration) -> Response {
     response
 }
 
+#[utoipa::path(
+    operation_id = "auth_whoami",
+    get,
+    path = "/auth/whoami",
+    tag = "auth",
+    responses((status = 200, description = "The token's user.", body = drycc_api_types::User), crate::api::openapi::Errors),
+)]
 pub async fn whoami(AuthUser(user): AuthUser) -> Json<drycc_api_types::User> {
     Json(user_view(&user))
 }
 
+#[utoipa::path(
+    operation_id = "auth_logout",
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "The token is revoked."), crate::api::openapi::Errors),
+)]
 pub async fn logout(
     State(state): State<Shared>,
     AuthUser(_user): AuthUser,
@@ -209,6 +248,14 @@ pub async fn logout(
 
 /// `DELETE /v2/admin/users/<username>/tokens/`: an admin revokes every
 /// token of a user (who must log in again everywhere).
+#[utoipa::path(
+    operation_id = "auth_revoke_user_tokens",
+    delete,
+    path = "/admin/users/{username}/tokens",
+    tag = "auth",
+    params(("username" = String, Path, description = "The user whose tokens go.")),
+    responses((status = 204, description = "Every token of the user is revoked."), crate::api::openapi::Errors),
+)]
 pub async fn revoke_user_tokens(
     State(state): State<Shared>,
     AuthUser(admin): AuthUser,

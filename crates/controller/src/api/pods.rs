@@ -28,7 +28,8 @@ pub fn pod_view(process: &ProcessStatus) -> Pod {
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `true`: each process's CPU and memory too (`drycc ps --usage`).
     usage: Option<String>,
@@ -53,6 +54,14 @@ pub(crate) async fn pod_list(
     })
 }
 
+#[utoipa::path(
+    operation_id = "pods_list",
+    get,
+    path = "/apps/{app}/pods",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ListQuery),
+    responses((status = 200, description = "The app's processes.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -82,6 +91,14 @@ pub async fn list(
     Ok(Json(list))
 }
 
+#[utoipa::path(
+    operation_id = "pods_list_type",
+    get,
+    path = "/apps/{app}/pods/{target}",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type.")),
+    responses((status = 200, description = "The processes of the type.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn list_type(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -104,6 +121,15 @@ async fn autoscaled(state: &AppState, app: &str) -> ApiResult<BTreeMap<String, (
         .collect())
 }
 
+#[utoipa::path(
+    operation_id = "pods_scale",
+    post,
+    path = "/apps/{app}/scale",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = std::collections::BTreeMap<String, u32>,
+    responses((status = 204, description = "The types run the asked counts."), crate::api::openapi::Errors),
+)]
 pub async fn scale(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -153,6 +179,25 @@ pub(crate) async fn scale_app(
     Ok(())
 }
 
+/// `POST .../ptypes/scale/`: the same as `.../scale/` (Drycc has both).
+#[utoipa::path(
+    operation_id = "pods_scale_ptypes",
+    post,
+    path = "/apps/{app}/ptypes/scale",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = std::collections::BTreeMap<String, u32>,
+    responses((status = 204, description = "The types run the asked counts."), crate::api::openapi::Errors),
+)]
+pub async fn scale_ptypes(
+    state: State<Shared>,
+    user: AuthUser,
+    id: Path<String>,
+    request: Json<Value>,
+) -> ApiResult<StatusCode> {
+    scale(state, user, id, request).await
+}
+
 fn scale_error(error: drycc_model::scale::ScaleError) -> ApiError {
     use drycc_model::scale::ScaleError;
     let message = error.to_string();
@@ -196,6 +241,15 @@ pub async fn wait_structure(
     Ok(())
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_all",
+    post,
+    path = "/apps/{app}/pods/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = Option<drycc_api_types::RestartRequest>,
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_all(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -214,6 +268,14 @@ pub async fn restart_all(
     Ok(Json(pod_list(&state, &app, None).await?))
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_type",
+    post,
+    path = "/apps/{app}/pods/{target}/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type.")),
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_type(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -277,6 +339,14 @@ async fn restart_types(
     Ok(())
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_one",
+    post,
+    path = "/apps/{app}/pods/{target}/{name}/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type."), ("name" = String, Path, description = "A process's name.")),
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_one(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -373,6 +443,14 @@ fn split_argv(argv: &[String]) -> (Vec<String>, Vec<String>) {
     (argv[..program].to_vec(), argv[program..].to_vec())
 }
 
+#[utoipa::path(
+    operation_id = "pods_describe",
+    get,
+    path = "/apps/{app}/pods/{target}/describe",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process's name.")),
+    responses((status = 200, description = "The process's containers.", body = drycc_api_types::PodDescription), crate::api::openapi::Errors),
+)]
 pub async fn describe(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

@@ -46,6 +46,14 @@ pub fn release_view(release: &drycc_store::Release) -> drycc_api_types::Release 
     }
 }
 
+#[utoipa::path(
+    operation_id = "releases_list_builds",
+    get,
+    path = "/apps/{app}/builds",
+    tag = "builds",
+    params(("app" = String, Path, description = "The app's id."), crate::api::Page),
+    responses((status = 200, description = "The app's builds.", body = drycc_api_types::List<drycc_api_types::Build>), crate::api::openapi::Errors),
+)]
 pub async fn list_builds(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -66,6 +74,15 @@ pub async fn list_builds(
 /// read (local Docker engine first, else its registry) before anything is
 /// written, so an unknown image, a missing tag, a registry that is down or
 /// an image with nothing to run change nothing; then a release deploys it.
+#[utoipa::path(
+    operation_id = "releases_create_build",
+    post,
+    path = "/apps/{app}/builds",
+    tag = "builds",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::BuildCreateRequest,
+    responses((status = 201, description = "The new build, deployed.", body = drycc_api_types::Build), crate::api::openapi::Errors),
+)]
 pub async fn create_build(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -150,6 +167,14 @@ fn checked_procfile(procfile: &BTreeMap<String, String>) -> ApiResult<BTreeMap<S
         .collect())
 }
 
+#[utoipa::path(
+    operation_id = "releases_list",
+    get,
+    path = "/apps/{app}/releases",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id."), crate::api::Page),
+    responses((status = 200, description = "The app's releases, newest first.", body = drycc_api_types::List<drycc_api_types::Release>), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -175,6 +200,14 @@ fn parse_version(text: &str) -> ApiResult<u32> {
     })
 }
 
+#[utoipa::path(
+    operation_id = "releases_show",
+    get,
+    path = "/apps/{app}/releases/{version}",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id."), ("version" = String, Path, description = "`v<N>` or `<N>`.")),
+    responses((status = 200, description = "The release.", body = drycc_api_types::Release), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -190,6 +223,15 @@ pub async fn show(
     Ok(Json(release_view(&release)))
 }
 
+#[utoipa::path(
+    operation_id = "releases_rollback",
+    post,
+    path = "/apps/{app}/releases/rollback",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = Option<drycc_api_types::RollbackRequest>,
+    responses((status = 201, description = "The new release's version.", body = drycc_api_types::RollbackResponse), crate::api::openapi::Errors),
+)]
 pub async fn rollback(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

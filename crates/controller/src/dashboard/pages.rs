@@ -591,7 +591,9 @@ async fn history_json(
         .history(&app.id, ptype)
         .iter()
         .map(|record| {
-            let mut value = crate::api::settings::record_view(record);
+            // A record of plain fields always serialises to an object.
+            let mut value = serde_json::to_value(crate::api::settings::record_view(record))
+                .unwrap_or_else(|_| json!({}));
             value["t"] = json!(record.time.timestamp_millis() as f64 / 1000.0);
             value["reason"] = json!(crate::autoscaler::describe(
                 ptype,
