@@ -596,6 +596,7 @@ pub(crate) mod tests {
                 liveness: None,
                 cpu_millis: None,
                 memory_bytes: None,
+                user: None,
             },
             replicas,
         }

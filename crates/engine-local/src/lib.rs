@@ -31,6 +31,7 @@
 
 mod command;
 mod exec;
+mod isolate;
 mod logs;
 mod os;
 mod probe;
@@ -74,6 +75,11 @@ pub struct LocalConfig {
     pub log_dir: Option<PathBuf>,
     /// Bytes of output kept per process; older output is cut off.
     pub log_file_bytes: u64,
+    /// Where the private homes of apps that run as their own user go
+    /// (`<app>`, mode 0700, owned by the app's user); `None`: next to
+    /// `run_dir` (`<run_dir>-homes`). Its parents must be searchable by
+    /// those users.
+    pub homes_dir: Option<PathBuf>,
     /// The environment every process starts from (not the controller's).
     pub base_env: Env,
     /// Delays between crash restarts.
@@ -112,6 +118,7 @@ impl Default for LocalConfig {
         LocalConfig {
             run_dir: default_run_dir(uid.as_raw()),
             log_dir: None,
+            homes_dir: None,
             log_file_bytes: DEFAULT_LOG_FILE_BYTES,
             base_env,
             crash_backoff: BackoffPolicy::default(),
@@ -135,6 +142,15 @@ impl LocalConfig {
         self.log_dir
             .clone()
             .unwrap_or_else(|| self.run_dir.join("logs"))
+    }
+
+    /// Where the homes of apps that run as their own user go.
+    pub fn homes_dir(&self) -> PathBuf {
+        self.homes_dir.clone().unwrap_or_else(|| {
+            let mut dir = self.run_dir.clone().into_os_string();
+            dir.push("-homes");
+            PathBuf::from(dir)
+        })
     }
 }
 
@@ -344,6 +360,7 @@ impl Engine for LocalEngine {
                 name: name.to_string(),
                 env: self.shared.process_env(&proc.template, port, name),
                 workdir: state::workdir_of(&proc.template).to_path_buf(),
+                user: proc.template.user,
             }
         };
         exec::start(&self.shared, target, request)

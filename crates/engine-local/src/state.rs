@@ -159,6 +159,12 @@ impl Shared {
             workdir_of(template).display().to_string(),
         );
         env.insert("HOSTNAME".to_string(), name.to_string());
+        if template.user.is_some() {
+            // Its private home (see `isolate::prepare_home`), never the
+            // engine's.
+            let home = self.config.homes_dir().join(&template.app);
+            env.insert("HOME".to_string(), home.display().to_string());
+        }
         env
     }
 
