@@ -22,6 +22,13 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
     let Some(build) = &release.build else {
         return Vec::new();
     };
+    let user = state.run_as(app);
+    if state.isolation && user.is_none() {
+        // Every app gets its user at creation or at start; never run one
+        // as the controller's user instead.
+        tracing::error!(app = %app.id, "The app has no user id of its own; its processes are not started.");
+        return Vec::new();
+    }
     let config = &release.config;
     let mut env: BTreeMap<String, String> = config.values.clone();
     env.insert("DRYCC_APP".into(), app.id.clone());
@@ -107,6 +114,7 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                     .get(ptype)
                     .and_then(|v| drycc_model::limits::parse_memory(v).ok())
                     .map(|q| q.limit),
+                user,
             };
             Deployment {
                 template,

@@ -72,7 +72,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Conflict(what) => ApiError::conflict(what),
+            StoreError::Conflict(what) | StoreError::Exhausted(what) => ApiError::conflict(what),
             other => ApiError::internal(other),
         }
     }

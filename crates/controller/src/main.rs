@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod git;
 mod image_build;
+mod isolation;
 mod login_limit;
 mod metrics;
 mod reconciler;

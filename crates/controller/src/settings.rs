@@ -131,6 +131,11 @@ pub struct Settings {
     /// up to 64 windows).
     #[arg(long, env = "DRYCC_LOGIN_WINDOW", default_value_t = 60.0)]
     pub login_window: f64,
+    /// The user ids given to apps (`first-last`): each app's processes
+    /// run as a uid and gid of its own from this range when the controller
+    /// runs as root. No account needs to exist for them.
+    #[arg(long, env = "DRYCC_APP_UID_RANGE", default_value = "200000-299999", value_parser = crate::isolation::parse_uid_range)]
+    pub app_uid_range: std::ops::RangeInclusive<u32>,
     /// Upper bound of one scale value.
     #[arg(long, env = "DRYCC_MAX_PROCESSES_PER_TYPE", default_value_t = 100)]
     pub max_processes_per_type: u32,

@@ -16,6 +16,9 @@ pub struct AppState {
     pub engine: Arc<dyn Engine>,
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// Whether each app's processes run as the app's own user (the
+    /// controller runs as root; see `isolation`).
+    pub isolation: bool,
     /// Base URL of this controller's API, for the git hook's callback.
     pub api_url: String,
     /// Random secret that the git hook presents to the internal build
@@ -67,6 +70,7 @@ impl AppState {
             engine,
             settings,
             data_dir,
+            isolation: crate::isolation::enabled(),
             api_url,
             hook_secret,
             reconciler: Reconciler::new(),
@@ -110,6 +114,16 @@ impl AppState {
 
     pub fn repos_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
+    }
+
+    /// The private homes of apps that run as their own user, `<app>`.
+    pub fn homes_dir(&self) -> PathBuf {
+        self.data_dir.join("homes")
+    }
+
+    /// The user the processes of `app` run as (`None`: the controller's).
+    pub fn run_as(&self, app: &drycc_store::App) -> Option<drycc_engine::RunAs> {
+        crate::isolation::run_as(self.isolation, app)
     }
 
     /// Compiled slugs, `<app>/<slug>` (see `deploy::slug_dir`).

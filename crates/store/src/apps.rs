@@ -106,7 +106,7 @@ async fn allocate_uid(conn: &mut AnyConnection, range: &RangeInclusive<u32>) -> 
             .map(|row| row.u32("uid"))
             .collect::<Result<_>>()?;
     free_uid(&used, range).ok_or_else(|| {
-        StoreError::Conflict(format!(
+        StoreError::Exhausted(format!(
             "every app user id of the range {}-{} is in use (DRYCC_APP_UID_RANGE): destroy unused apps or widen the range",
             range.start(),
             range.end()

@@ -115,6 +115,7 @@ pub async fn destroy(
         state.slugs_dir().join(&app.id),
         state.checkouts_dir().join(&app.id),
         state.cache_dir().join(&app.id),
+        state.homes_dir().join(&app.id),
     ] {
         if let Err(error) = tokio::fs::remove_dir_all(&dir).await {
             if error.kind() != std::io::ErrorKind::NotFound {

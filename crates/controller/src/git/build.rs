@@ -116,6 +116,19 @@ async fn run(
         progress,
     )
     .await;
+    let compiled = match (compiled, state.run_as(&app)) {
+        (Ok(built), Some(user)) => {
+            // Its processes run as the app's user, and only they may read it.
+            let dir = slug_dir.clone();
+            tokio::task::spawn_blocking(move || crate::isolation::give_slug(&dir, user))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|given| given.map_err(|e| e.to_string()))
+                .map(|()| built)
+                .map_err(|e| format!("cannot give the slug to the app's user: {e}"))
+        }
+        (compiled, _) => compiled,
+    };
     let (procfile, buildpacks) = match compiled {
         Ok(built) => built,
         Err(message) => {

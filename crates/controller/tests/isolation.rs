@@ -1,0 +1,258 @@
+//! Apps cannot reach each other or the platform: a root controller runs
+//! each app as a user of its own. A process of one app tries to read the
+//! controller's database and data directory, the other app's checkout and
+//! `/proc/<pid>/environ`, and to signal the controller and the other app's
+//! process; every attempt must fail with a permission error, while its own
+//! checkout and home stay usable. From the host, its process runs with the
+//! app's uid, no supplementary groups and `NoNewPrivs: 1`, and an
+//! environment without the controller's secrets.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{exec, push, tree_repo, Api, Controller};
+
+const LONG: Duration = Duration::from_secs(60);
+/// Passed to the controller only: no app may see it.
+const CONTROLLER_SECRET: &str = "router-secret-that-apps-never-see";
+
+/// Tries each access and prints `<what>: <outcome>`, then waits.
+const PROBE: &str = r#"
+import errno, os, time
+
+def attempt(what, action):
+    try:
+        action()
+        print(what + ": allowed", flush=True)
+    except PermissionError as e:
+        print(what + ": denied " + errno.errorcode.get(e.errno, "?"), flush=True)
+    except Exception as e:
+        print(what + ": failed otherwise " + type(e).__name__ + " " + str(e), flush=True)
+
+def read(path):
+    with open(path, "rb") as f:
+        f.read(1)
+
+def write_home():
+    with open(os.path.join(os.environ["HOME"], "scratch"), "w") as f:
+        f.write("mine")
+
+env = os.environ
+attempt("read the database", lambda: read(env["TARGET_DB"]))
+attempt("list the data directory", lambda: os.listdir(env["TARGET_DATA"]))
+attempt("list the other checkout", lambda: os.listdir(env["TARGET_CHECKOUT"]))
+attempt("read the other checkout", lambda: read(env["TARGET_CHECKOUT"] + "/Procfile"))
+attempt("read the other environ", lambda: read("/proc/" + env["TARGET_PID"] + "/environ"))
+attempt("signal the controller", lambda: os.kill(int(env["CONTROLLER_PID"]), 0))
+attempt("signal the other app", lambda: os.kill(int(env["TARGET_PID"]), 0))
+attempt("read its own checkout", lambda: read("Procfile"))
+attempt("write its own home", write_home)
+print("probe done", flush=True)
+time.sleep(900)
+"#;
+
+fn root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!(
+        "skipped: apps run as users of their own only under a root controller; run this test as root"
+    );
+    false
+}
+
+/// A repository whose `worker` runs `command`, with `probe.py`.
+fn repo(command: &str) -> tempfile::TempDir {
+    let source = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        source.path().join("Procfile"),
+        format!("worker: {command}\n"),
+    )
+    .expect("Procfile");
+    std::fs::write(source.path().join("probe.py"), PROBE).expect("probe.py");
+    tree_repo(source.path())
+}
+
+fn deploy(controller: &Controller, api: &Api, app: &str, command: &str, env: serde_json::Value) {
+    let created = api.post("/v2/apps/", json!({ "id": app }));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let config = api.post(&format!("/v2/apps/{app}/config/"), json!({ "values": env }));
+    assert_eq!(config.status, 201, "{}", config.text);
+    let repo = repo(command);
+    let token = api.token.clone().expect("token");
+    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
+    assert!(ok, "push: {output}\n{}", controller.log());
+    let scaled = api.post(&format!("/v2/apps/{app}/scale/"), json!({"worker": 1}));
+    assert_eq!(scaled.status, 204, "{}", scaled.text);
+}
+
+fn worker(api: &Api, app: &str) -> (String, u32) {
+    let pods = api.wait_pods(app, LONG, "a worker", |pods| {
+        pods.iter()
+            .any(|p| p["type"] == "worker" && p["state"] == "up")
+    });
+    let name = pods
+        .iter()
+        .find(|p| p["type"] == "worker")
+        .and_then(|p| p["name"].as_str())
+        .expect("a worker")
+        .to_string();
+    let pid = api.describe(app, &name)["pid"]
+        .as_u64()
+        .expect("a running process has a pid") as u32;
+    (name, pid)
+}
+
+/// A field of `/proc/<pid>/status`, blanks normalised.
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .expect("environ")
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[test]
+fn apps_cannot_reach_each_other_or_the_controller() {
+    if !root() {
+        return;
+    }
+    let controller = Controller::start(&[("DRYCC_ROUTER_SECRET", CONTROLLER_SECRET)]);
+    let mut api = Api::new(&controller.url);
+    api.login("alice", "alice-password");
+
+    // The target: an app with a secret in its environment.
+    deploy(
+        &controller,
+        &api,
+        "iso-target",
+        "exec sleep 900",
+        json!({"TARGET_SECRET": "only-for-the-target"}),
+    );
+    let (_, target_pid) = worker(&api, "iso-target");
+    let target_checkout = std::fs::read_link(format!("/proc/{target_pid}/cwd")).expect("cwd");
+
+    // The prober, pointed at everything it must not reach.
+    let data_dir = controller.data_dir.path();
+    deploy(
+        &controller,
+        &api,
+        "iso-prober",
+        "exec python3 probe.py",
+        json!({
+            "TARGET_DB": data_dir.join("drycc.db").display().to_string(),
+            "TARGET_DATA": data_dir.display().to_string(),
+            "TARGET_CHECKOUT": target_checkout.display().to_string(),
+            "TARGET_PID": target_pid.to_string(),
+            "CONTROLLER_PID": controller.pid().to_string(),
+        }),
+    );
+    let (prober, prober_pid) = worker(&api, "iso-prober");
+
+    let deadline = Instant::now() + LONG;
+    let logs = loop {
+        let logs = api.get("/v2/apps/iso-prober/logs/?log_lines=100").text;
+        if logs.contains("probe done") {
+            break logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the probe did not finish:\n{logs}\n{}",
+            controller.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let outcome = |what: &str| {
+        logs.lines()
+            .find_map(|l| {
+                l.split_once(&format!("{what}: "))
+                    .map(|(_, o)| o.to_string())
+            })
+            .unwrap_or_else(|| panic!("no outcome for {what:?} in:\n{logs}"))
+    };
+    for (what, errno) in [
+        ("read the database", "EACCES"),
+        ("list the data directory", "EACCES"),
+        ("list the other checkout", "EACCES"),
+        ("read the other checkout", "EACCES"),
+        ("read the other environ", "EACCES"),
+        ("signal the controller", "EPERM"),
+        ("signal the other app", "EPERM"),
+    ] {
+        assert_eq!(outcome(what), format!("denied {errno}"), "{what}:\n{logs}");
+    }
+    // What is its own stays usable: the denials are the isolation's.
+    assert_eq!(outcome("read its own checkout"), "allowed", "{logs}");
+    assert_eq!(outcome("write its own home"), "allowed", "{logs}");
+
+    // From the host: its own user, nothing more.
+    let uid = status_field(prober_pid, "Uid");
+    let ids: Vec<u32> = uid.split(' ').map(|v| v.parse().expect("uid")).collect();
+    assert_eq!(ids.len(), 4, "{uid}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "real, effective, saved and fs uid agree: {uid}"
+    );
+    assert!(
+        (200_000..=299_999).contains(&ids[0]),
+        "a uid of the default range: {uid}"
+    );
+    assert_eq!(status_field(prober_pid, "Gid"), uid, "its own group");
+    assert_eq!(
+        status_field(prober_pid, "Groups"),
+        "",
+        "no supplementary groups"
+    );
+    assert_eq!(status_field(prober_pid, "NoNewPrivs"), "1");
+    assert_ne!(
+        status_field(target_pid, "Uid"),
+        uid,
+        "the other app has a user of its own"
+    );
+
+    // Its environment: the app's, never the controller's secrets.
+    let env = environ(prober_pid);
+    assert!(
+        env.iter().all(|v| !v.contains(CONTROLLER_SECRET)
+            && !v.starts_with("DRYCC_ROUTER_SECRET=")
+            && !v.starts_with("DRYCC_DATABASE_URL=")
+            && !v.contains("only-for-the-target")),
+        "{env:#?}"
+    );
+    let home = env
+        .iter()
+        .find_map(|v| v.strip_prefix("HOME="))
+        .expect("HOME");
+    let meta = std::fs::metadata(home).expect("the home exists");
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::mode(&meta) & 0o777
+        ),
+        (ids[0], 0o700),
+        "a private home: {home}"
+    );
+
+    // The controller's files: the database is its own alone.
+    let db = std::fs::metadata(data_dir.join("drycc.db")).expect("database");
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&db) & 0o077, 0);
+    let checkout_parent = Path::new(&target_checkout).parent().expect("app's slugs");
+    assert!(checkout_parent.starts_with(data_dir));
+
+    // `ps:exec` runs as the app's user too.
+    let (out, _, code) = exec(&api, "iso-prober", &prober, &["id", "-u"], None);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), ids[0].to_string());
+}
