@@ -9,7 +9,10 @@
 //!   each slug in it and each `homes/<app>` is `0700` and owned by the
 //!   app's user;
 //! - everything else in it (the SQLite database, secrets, repositories,
-//!   build caches, logs) is for the controller alone (`0700`/`0600`).
+//!   build caches, logs) is for the controller alone (`0700`/`0600`):
+//!   what was there before is made so at start, and what the controller
+//!   (or git, or a build) creates later is, by its umask (`0077`; app
+//!   processes get the usual `0022` back).
 //!
 //! A controller that is not root cannot switch users: apps then share its
 //! user, and it says so at start.
@@ -24,17 +27,11 @@ use drycc_engine::RunAs;
 /// own `0700` subdirectory).
 pub const APP_FACING: &[&str] = &["slugs", "homes"];
 
-/// The directories the controller creates in its data directory later
-/// (at the first push, build, ...): created now, private, so that none
-/// ever exists with the default `0755`.
-const PRIVATE_DIRS: &[&str] = &[
-    "repos",
-    "checkouts",
-    "cache",
-    "tmp",
-    "buildpacks-fetched",
-    "logs",
-];
+/// What the controller creates from now on is its own alone (see the
+/// module docs).
+pub fn private_umask() {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
 
 /// Whether apps can run as users of their own: only root can switch.
 pub fn enabled() -> bool {
@@ -76,11 +73,6 @@ pub fn protect_data_dir(data_dir: &Path, enabled: bool) -> anyhow::Result<()> {
         reachable_by_others(data_dir)?;
     }
     set_mode(data_dir, 0o711)?;
-    for name in PRIVATE_DIRS {
-        let dir = data_dir.join(name);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
     for name in APP_FACING {
         let dir = data_dir.join(name);
         std::fs::create_dir_all(&dir)
@@ -234,7 +226,6 @@ mod tests {
         let mode = |p: &str| std::fs::metadata(data.join(p)).unwrap().mode() & 0o777;
         assert_eq!(mode(""), 0o711);
         assert_eq!(mode("drycc.db"), 0o600);
-        assert_eq!(mode("repos"), 0o700);
         assert_eq!(mode("slugs"), 0o711);
         assert_eq!(mode("homes"), 0o711);
     }

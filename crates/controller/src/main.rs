@@ -15,6 +15,7 @@ mod events;
 mod git;
 mod image_build;
 mod isolation;
+mod limits;
 mod login_limit;
 mod metrics;
 mod reconciler;

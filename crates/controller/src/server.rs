@@ -33,6 +33,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let isolation = crate::isolation::enabled();
+    if isolation {
+        crate::isolation::private_umask();
+    }
     if !isolation {
         tracing::warn!(
             uid = nix::unistd::geteuid().as_raw(),
@@ -236,6 +239,9 @@ fn local_engine(
         ),
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
         homes_dir: Some(data_dir.join("homes")),
+        max_log_line: usize::try_from(settings.max_log_line_kib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024),
         cgroup_parent: format!("drycc-{}", settings.instance()),
         kill_on_drop: false,
         crash_backoff: drycc_engine_local::BackoffPolicy {

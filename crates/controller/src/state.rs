@@ -45,6 +45,10 @@ pub struct AppState {
     /// Cancelled when the controller starts to stop: requests waiting for
     /// an outcome answer at once instead of holding the shutdown up.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// Open exec sessions per user (`DRYCC_MAX_EXEC_SESSIONS_PER_USER`).
+    pub exec_sessions: crate::limits::Slots,
+    /// Pushes in progress per app (`DRYCC_MAX_PUSHES_PER_APP`).
+    pub pushes: crate::limits::Slots,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -83,6 +87,8 @@ impl AppState {
             router_secret,
             router_metrics: Arc::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            exec_sessions: Default::default(),
+            pushes: Default::default(),
             locks: Mutex::new(HashMap::new()),
         }
     }

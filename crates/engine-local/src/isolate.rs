@@ -19,7 +19,7 @@ use drycc_engine::RunAs;
 ///
 /// Setting the uid makes the standard library drop every supplementary
 /// group (`setgroups(0)`) before `setgid` and `setuid`; `no_new_privs` is
-/// set after the switch, right before `exec`.
+/// set after the switch, right before `exec`, with the umask `0022`.
 pub(crate) fn run_as(cmd: &mut tokio::process::Command, user: Option<RunAs>) {
     let Some(user) = user else {
         return;
@@ -31,6 +31,9 @@ pub(crate) fn run_as(cmd: &mut tokio::process::Command, user: Option<RunAs>) {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            // The usual mask, whatever the engine's own (a controller keeps
+            // what it creates to itself with 0077).
+            libc::umask(0o022);
             Ok(())
         });
     }

@@ -50,6 +50,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 pub use drycc_model::lifecycle::BackoffPolicy;
+pub use logs::MAX_LINE as DEFAULT_MAX_LOG_LINE;
 pub use os::{default_process_ports, ephemeral_ports};
 
 use drycc_engine::{
@@ -75,6 +76,9 @@ pub struct LocalConfig {
     pub log_dir: Option<PathBuf>,
     /// Bytes of output kept per process; older output is cut off.
     pub log_file_bytes: u64,
+    /// Longest line of output kept as one log line; longer lines are cut
+    /// into lines of this many bytes.
+    pub max_log_line: usize,
     /// Where the private homes of apps that run as their own user go
     /// (`<app>`, mode 0700, owned by the app's user); `None`: next to
     /// `run_dir` (`<run_dir>-homes`). Its parents must be searchable by
@@ -120,6 +124,7 @@ impl Default for LocalConfig {
             log_dir: None,
             homes_dir: None,
             log_file_bytes: DEFAULT_LOG_FILE_BYTES,
+            max_log_line: logs::MAX_LINE,
             base_env,
             crash_backoff: BackoffPolicy::default(),
             readiness_poll: Duration::from_millis(100),

@@ -65,7 +65,11 @@ impl Shared {
         if let Err(reason) = cgroups.enforced() {
             tracing::warn!(%reason, "CPU and memory limits are recorded but not enforced");
         }
-        let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
+        let logs = Arc::new(LogStore::new(
+            config.log_dir(),
+            config.log_file_bytes,
+            config.max_log_line,
+        ));
         let ports = config.process_ports.clone();
         let next_port = if ports.is_empty() {
             *ports.start()

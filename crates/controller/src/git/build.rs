@@ -204,17 +204,7 @@ async fn dockerfile_build(
     let dockerfile = tokio::fs::read_to_string(checkout.join("Dockerfile"))
         .await
         .map_err(|e| format!("cannot read the Dockerfile: {e}"))?;
-    let procfile = match tokio::fs::read_to_string(checkout.join("Procfile")).await {
-        Ok(text) => Some(
-            drycc_procfile::parse(&text)
-                .map_err(|e| format!("Procfile: {e}"))?
-                .entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.command.clone()))
-                .collect(),
-        ),
-        Err(_) => None,
-    };
+    let procfile = read_procfile(checkout, &state.settings)?;
     let short = &request.sha[..request.sha.len().min(12)];
     let tag = format!("{IMAGE_REPOSITORY}/{}:git-{short}", request.app);
     let _ = progress
@@ -314,7 +304,7 @@ async fn compile(
     progress: &mpsc::Sender<String>,
 ) -> Result<(BTreeMap<String, String>, String), String> {
     // A bad Procfile fails the push before anything is installed.
-    let procfile = read_procfile(slug_dir)?;
+    let procfile = read_procfile(slug_dir, &state.settings)?;
     let dirs = Dirs {
         build: slug_dir.to_path_buf(),
         cache: state.cache_dir().join(app),
@@ -339,7 +329,7 @@ async fn compile(
             let _ = progress.send(line).await;
         }
     };
-    let env = build_env(app, &request.sha);
+    let env = build_env(app, &request.sha, state.isolation);
     let built = async move {
         let result = drycc_buildpacks::build(&dirs, config, &env, &output).await;
         drop(output);
@@ -392,7 +382,12 @@ async fn compile(
 /// runtimes the built-in buildpacks use), never the rest of its
 /// environment (which may hold the database URL). The app's config
 /// reaches buildpacks through the env dir.
-fn build_env(app: &str, sha: &str) -> Vec<(String, String)> {
+///
+/// Apps that run as users of their own get the `PATH` of their processes
+/// instead: what a build links to (a virtualenv's interpreter) must be
+/// reachable by the app's user, and a runtime installed in the
+/// controller's home (`/root/.pyenv`) is not.
+fn build_env(app: &str, sha: &str, isolation: bool) -> Vec<(String, String)> {
     let mut env = vec![
         ("LANG".to_string(), "C.UTF-8".to_string()),
         ("STACK".to_string(), "drycc-native".to_string()),
@@ -400,6 +395,13 @@ fn build_env(app: &str, sha: &str) -> Vec<(String, String)> {
         ("DRYCC_APP".to_string(), app.to_string()),
     ];
     for name in ["PATH", "HOME", "TMPDIR"] {
+        if name == "PATH" && isolation {
+            env.push((
+                name.to_string(),
+                drycc_engine_local::DEFAULT_PATH.to_string(),
+            ));
+            continue;
+        }
         if let Ok(value) = std::env::var(name) {
             env.push((name.to_string(), value));
         }
@@ -451,13 +453,36 @@ fn router_port(listen: &str) -> String {
 
 /// The Procfile's types, `None` without a Procfile; errors point at the
 /// line and column.
-pub fn read_procfile(checkout: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
+pub fn read_procfile(
+    checkout: &Path,
+    settings: &crate::settings::Settings,
+) -> Result<Option<BTreeMap<String, String>>, String> {
     let path = checkout.join("Procfile");
-    if !path.is_file() {
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(None),
+    };
+    // A link could name any file of the controller's machine.
+    if meta.file_type().is_symlink() {
+        return Err("Procfile is a symbolic link: commit the file itself".into());
+    }
+    if !meta.is_file() {
         return Ok(None);
+    }
+    let max_bytes = u64::from(settings.max_procfile_kib).saturating_mul(1024);
+    if meta.len() > max_bytes {
+        return Err(format!(
+            "Procfile too large: {} bytes, at most {max_bytes} are accepted (DRYCC_MAX_PROCFILE_KIB)",
+            meta.len()
+        ));
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read Procfile: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "Procfile is not valid UTF-8".to_string())?;
+    crate::limits::check_procfile(
+        &text,
+        settings.max_procfile_kib as usize,
+        settings.max_procfile_lines as usize,
+    )?;
     let parsed = drycc_procfile::parse(&text).map_err(|e| format!("Procfile error:\n{e}"))?;
     if parsed.is_empty() {
         return Err(
