@@ -5,9 +5,11 @@
 //!
 //! - the data directory is `0711`: nobody else can list it, and only the
 //!   entries below that are meant for apps can be reached through it;
-//! - `slugs` and `homes` are `0711` too, and so is each `slugs/<app>`;
-//!   each slug in it and each `homes/<app>` is `0700` and owned by the
-//!   app's user;
+//! - `slugs`, `homes`, `cache` and `tmp` are `0711` too, and so is each
+//!   `slugs/<app>`; each slug in it, each `homes/<app>` and `cache/<app>`
+//!   and each build's scratch directory in `tmp` is `0700` and owned by the
+//!   app's user; `buildpacks` and `buildpacks-fetched` are `0711` with
+//!   buildpacks readable by all (builds run as the app's user);
 //! - everything else in it (the SQLite database, secrets, repositories,
 //!   build caches, logs) is for the controller alone (`0700`/`0600`):
 //!   what was there before is made so at start, and what the controller
@@ -23,9 +25,17 @@ use std::path::Path;
 use anyhow::Context;
 use drycc_engine::RunAs;
 
-/// The entries of the data directory that apps reach (each through its
-/// own `0700` subdirectory).
-pub const APP_FACING: &[&str] = &["slugs", "homes"];
+/// The entries of the data directory that apps (and their builds) reach,
+/// each through its own `0700` subdirectory (the built-in and fetched
+/// buildpacks are open to all).
+pub const APP_FACING: &[&str] = &[
+    "slugs",
+    "homes",
+    "cache",
+    "tmp",
+    "buildpacks",
+    "buildpacks-fetched",
+];
 
 /// What the controller creates from now on is its own alone (see the
 /// module docs).
@@ -73,7 +83,9 @@ pub fn protect_data_dir(data_dir: &Path, enabled: bool) -> anyhow::Result<()> {
         reachable_by_others(data_dir)?;
     }
     set_mode(data_dir, 0o711)?;
-    for name in APP_FACING {
+    // The others are made when first needed (and removed at start when
+    // they hold only scratch).
+    for name in ["slugs", "homes"] {
         let dir = data_dir.join(name);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;

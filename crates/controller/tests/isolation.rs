@@ -256,3 +256,81 @@ fn apps_cannot_reach_each_other_or_the_controller() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), ids[0].to_string());
 }
+
+/// A buildpack (a git repository) whose compile reports who it runs as
+/// and tries the controller's database.
+fn reporting_buildpack(dir: &Path, database: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).expect("bin");
+    let write = |name: &str, text: &str| {
+        let path = dir.join("bin").join(name);
+        std::fs::write(&path, text).expect("script");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+    };
+    write("detect", "#!/bin/sh\necho reporter\n");
+    write(
+        "compile",
+        &format!(
+            "#!/bin/sh\necho \"compile as uid $(id -u) gid $(id -g) groups $(id -G) home $HOME\"\ngrep NoNewPrivs /proc/self/status\nif cat {} >/dev/null 2>&1; then echo 'database: read'; else echo 'database: denied'; fi\necho built > \"$1/built.txt\"\n",
+            database.display()
+        ),
+    );
+    support::git(dir, &["init", "-q", "-b", "main"]);
+    support::commit_all(dir, "buildpack");
+}
+
+#[test]
+fn builds_run_as_the_apps_user() {
+    if !root() {
+        return;
+    }
+    let controller = Controller::start(&[]);
+    let mut api = Api::new(&controller.url);
+    api.login("alice", "alice-password");
+    let buildpack = tempfile::tempdir().expect("temp dir");
+    reporting_buildpack(
+        buildpack.path(),
+        &controller.data_dir.path().join("drycc.db"),
+    );
+    let url = format!("file://{}", buildpack.path().display());
+    let app = "iso-build";
+    let created = api.post("/v2/apps/", json!({ "id": app }));
+    assert_eq!(created.status, 201, "{}", created.text);
+    let config = api.post(
+        &format!("/v2/apps/{app}/config/"),
+        json!({"values": {"BUILDPACK_URL": url}}),
+    );
+    assert_eq!(config.status, 201, "{}", config.text);
+    let repo = repo("exec sleep 900");
+    let token = api.token.clone().expect("token");
+    let (ok, output) = push(repo.path(), &controller.url, app, "alice", &token);
+    assert!(ok, "push: {output}\n{}", controller.log());
+    let line = output
+        .lines()
+        .find_map(|l| {
+            l.split_once("compile as uid ")
+                .map(|(_, rest)| rest.to_string())
+        })
+        .unwrap_or_else(|| panic!("no report of the compile:\n{output}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let uid: u32 = words[0].parse().expect("a uid");
+    assert!((200_000..=299_999).contains(&uid), "{line}");
+    assert_eq!(words[1..4], ["gid", words[0], "groups"], "{line}");
+    assert_eq!(words[4], words[0], "only its own group: {line}");
+    assert_eq!(words[5], "home", "{line}");
+    assert!(output.contains("NoNewPrivs:\t1"), "{output}");
+    assert!(output.contains("database: denied"), "{output}");
+
+    // What the build made is the app's, and its processes run as the
+    // same user.
+    let scaled = api.post(&format!("/v2/apps/{app}/scale/"), json!({"worker": 1}));
+    assert_eq!(scaled.status, 204, "{}", scaled.text);
+    let (_, pid) = worker(&api, app);
+    let slug = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("cwd");
+    let built = std::fs::metadata(slug.join("built.txt")).expect("built.txt");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&built), uid);
+    assert_eq!(
+        status_field(pid, "Uid"),
+        [uid.to_string().as_str(); 4].join(" ")
+    );
+}

@@ -43,7 +43,7 @@ pub(crate) fn run_as(cmd: &mut tokio::process::Command, user: Option<RunAs>) {
 /// `user`, mode `0700`; `homes` itself is made searchable (not listable)
 /// by others, so each app reaches its own home and no other. Tools need a
 /// writable home (caches, dot files); the engine's own `HOME` is not theirs.
-pub(crate) fn prepare_home(homes: &Path, app: &str, user: RunAs) -> io::Result<PathBuf> {
+pub fn prepare_home(homes: &Path, app: &str, user: RunAs) -> io::Result<PathBuf> {
     let home = homes.join(app);
     if let Ok(meta) = std::fs::symlink_metadata(&home) {
         if meta.is_dir()

@@ -50,6 +50,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 pub use drycc_model::lifecycle::BackoffPolicy;
+pub use isolate::prepare_home;
 pub use logs::MAX_LINE as DEFAULT_MAX_LOG_LINE;
 pub use os::{default_process_ports, ephemeral_ports};
 
