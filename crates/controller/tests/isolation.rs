@@ -334,3 +334,63 @@ fn builds_run_as_the_apps_user() {
         [uid.to_string().as_str(); 4].join(" ")
     );
 }
+
+#[test]
+fn a_controller_that_is_not_root_says_apps_share_its_user() {
+    use std::os::unix::process::CommandExt;
+    // Root starts it as `nobody`.
+    if !root() {
+        return;
+    }
+    let nobody = 65_534;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .expect("chmod");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    std::os::unix::fs::chown(&data, Some(nobody), Some(nobody)).expect("chown");
+    let log_path = dir.path().join("controller.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let port = support::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_drycc-controller"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DRYCC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("DRYCC_ROUTER_LISTEN", "off")
+        .env("DRYCC_DOCKER_HOST", "off")
+        .env("DRYCC_DATA_DIR", &data)
+        .env("DRYCC_RUN_DIR", data.join("run"))
+        .uid(nobody)
+        .gid(nobody)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the controller");
+    let deadline = Instant::now() + LONG;
+    let healthy = loop {
+        if reqwest::blocking::get(format!("http://127.0.0.1:{port}/healthz"))
+            .is_ok_and(|r| r.status().is_success())
+        {
+            break true;
+        }
+        if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(healthy, "the controller did not start:\n{text}");
+    assert!(
+        text.contains("does not run as root") && text.contains("share it"),
+        "{text}"
+    );
+}
