@@ -9,7 +9,7 @@ use std::time::Duration;
 use drycc_engine::{
     is_converged, Artifact, Command, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate,
 };
-use drycc_model::naming::template_hash;
+use drycc_model::naming::template_hash_as;
 use drycc_model::state::ProcessState;
 use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release, ReleaseState};
 use tokio::sync::{mpsc, watch};
@@ -69,6 +69,12 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
             (Artifact::Checkout { path: workdir }, profile)
         }
     };
+    // Native processes run as the app's user; containers isolate by their
+    // own means.
+    let user = match artifact {
+        Artifact::Checkout { .. } => user,
+        Artifact::Image(_) => None,
+    };
     build
         .procfile
         .iter()
@@ -84,7 +90,13 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 app: app.id.clone(),
                 ptype: ptype.clone(),
                 release: release.version,
-                hash: template_hash(&app.id, ptype, release.version, generation),
+                hash: template_hash_as(
+                    &app.id,
+                    ptype,
+                    release.version,
+                    generation,
+                    user.map(|u| u.uid),
+                ),
                 artifact: artifact.clone(),
                 command: match &image {
                     // The image's own CMD, unless the Procfile names one.
