@@ -87,7 +87,9 @@ pub struct Settings {
     /// Apps answer on `<app>.<domain>`.
     #[arg(long, env = "DRYCC_DOMAIN", default_value = "localhost")]
     pub domain: String,
-    /// SQLite file, checkouts, logs, runtime state.
+    /// SQLite file, checkouts, logs, runtime state (default:
+    /// `$XDG_DATA_HOME/drycc`, else `~/.local/share/drycc`; for root
+    /// `/var/lib/drycc` unless `~/.local/share/drycc` exists).
     #[arg(long, env = "DRYCC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Pid files of running processes (default: on tmpfs, one directory per
@@ -208,6 +210,9 @@ pub struct Settings {
     pub slugs_keep: u32,
 }
 
+/// The data directory of a root controller unless configured.
+pub const ROOT_DATA_DIR: &str = "/var/lib/drycc";
+
 impl Settings {
     pub fn data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
@@ -219,7 +224,15 @@ impl Settings {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        home.join(".local/share/drycc")
+        let in_home = home.join(".local/share/drycc");
+        // A root controller runs apps as users of their own, who must reach
+        // their checkouts in the data directory: root's home (0700) would
+        // shut them out. An existing one is kept (and refused at start
+        // with a message that says why).
+        if nix::unistd::geteuid().is_root() && !in_home.exists() {
+            return PathBuf::from(ROOT_DATA_DIR);
+        }
+        in_home
     }
 
     pub fn run_dir(&self) -> PathBuf {
