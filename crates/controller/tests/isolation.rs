@@ -106,6 +106,18 @@ fn worker(api: &Api, app: &str) -> (String, u32) {
     (name, pid)
 }
 
+/// The controller's database file: the SQLite file, or on PostgreSQL (a
+/// server, not a file) the controller's log in its data directory, which
+/// stands in for it.
+fn database_file(controller: &Controller) -> std::path::PathBuf {
+    let data_dir = controller.data_dir.path();
+    if controller.database.is_some() {
+        data_dir.join("controller.log")
+    } else {
+        data_dir.join("drycc.db")
+    }
+}
+
 /// A field of `/proc/<pid>/status`, blanks normalised.
 fn status_field(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -146,13 +158,14 @@ fn apps_cannot_reach_each_other_or_the_controller() {
 
     // The prober, pointed at everything it must not reach.
     let data_dir = controller.data_dir.path();
+    let database = database_file(&controller);
     deploy(
         &controller,
         &api,
         "iso-prober",
         "exec python3 probe.py",
         json!({
-            "TARGET_DB": data_dir.join("drycc.db").display().to_string(),
+            "TARGET_DB": database.display().to_string(),
             "TARGET_DATA": data_dir.display().to_string(),
             "TARGET_CHECKOUT": target_checkout.display().to_string(),
             "TARGET_PID": target_pid.to_string(),
@@ -246,7 +259,7 @@ fn apps_cannot_reach_each_other_or_the_controller() {
     );
 
     // The controller's files: the database is its own alone.
-    let db = std::fs::metadata(data_dir.join("drycc.db")).expect("database");
+    let db = std::fs::metadata(&database).expect("database");
     assert_eq!(std::os::unix::fs::MetadataExt::mode(&db) & 0o077, 0);
     let checkout_parent = Path::new(&target_checkout).parent().expect("app's slugs");
     assert!(checkout_parent.starts_with(data_dir));
@@ -288,10 +301,7 @@ fn builds_run_as_the_apps_user() {
     let mut api = Api::new(&controller.url);
     api.login("alice", "alice-password");
     let buildpack = tempfile::tempdir().expect("temp dir");
-    reporting_buildpack(
-        buildpack.path(),
-        &controller.data_dir.path().join("drycc.db"),
-    );
+    reporting_buildpack(buildpack.path(), &database_file(&controller));
     let url = format!("file://{}", buildpack.path().display());
     let app = "iso-build";
     let created = api.post("/v2/apps/", json!({ "id": app }));
