@@ -218,10 +218,9 @@ fn apps_cannot_reach_each_other_or_the_controller() {
         ids.iter().all(|id| *id == ids[0]),
         "real, effective, saved and fs uid agree: {uid}"
     );
-    assert!(
-        (200_000..=299_999).contains(&ids[0]),
-        "a uid of the default range: {uid}"
-    );
+    // The ids of the default range, in order of creation: the target's
+    // first, the prober's next.
+    assert_eq!(ids[0], 200_001, "the prober's uid: {uid}");
     assert_eq!(status_field(prober_pid, "Gid"), uid, "its own group");
     assert_eq!(
         status_field(prober_pid, "Groups"),
@@ -229,9 +228,9 @@ fn apps_cannot_reach_each_other_or_the_controller() {
         "no supplementary groups"
     );
     assert_eq!(status_field(prober_pid, "NoNewPrivs"), "1");
-    assert_ne!(
+    assert_eq!(
         status_field(target_pid, "Uid"),
-        uid,
+        ["200000"; 4].join(" "),
         "the other app has a user of its own"
     );
 
