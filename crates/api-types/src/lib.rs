@@ -19,6 +19,7 @@ pub const PLATFORM_VERSION_HEADER: &str = "DRYCC_PLATFORM_VERSION";
 
 /// A paginated list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct List<T> {
     pub count: usize,
     #[serde(default)]
@@ -30,30 +31,39 @@ pub struct List<T> {
 
 /// `{"detail": "<message>"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub password: String,
     #[serde(default)]
     pub email: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 1024))]
     pub password: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     pub id: String,
     pub username: String,
@@ -63,12 +73,19 @@ pub struct User {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppCreateRequest {
+    /// 5 to 63 characters; a generated name when left out.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+    )]
     pub id: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct App {
     pub uuid: String,
     pub id: String,
@@ -79,6 +96,7 @@ pub struct App {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Build {
     pub uuid: String,
     pub app: String,
@@ -93,6 +111,7 @@ pub struct Build {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuildCreateRequest {
     pub image: String,
     #[serde(default)]
@@ -106,6 +125,7 @@ pub struct BuildCreateRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Release {
     pub uuid: String,
     pub app: String,
@@ -123,17 +143,20 @@ pub struct Release {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackRequest {
     #[serde(default)]
     pub version: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RollbackResponse {
     pub version: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Config {
     pub uuid: String,
     pub app: String,
@@ -161,6 +184,7 @@ pub struct Config {
 
 /// A partial config update: each present key merges, `null` unsets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<BTreeMap<String, Option<Value>>>,
@@ -181,6 +205,7 @@ pub struct ConfigUpdate {
 
 /// One process, as `ps` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Pod {
     pub name: String,
     pub release: String,
@@ -199,12 +224,14 @@ pub struct Pod {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodList {
     pub count: usize,
     pub results: Vec<Pod>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestartRequest {
     #[serde(default)]
     pub types: Option<String>,
@@ -212,6 +239,7 @@ pub struct RestartRequest {
 
 /// One container of a process, as `ps:describe` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContainerDescription {
     pub container: String,
     /// Empty (and left out) for native processes, which have no image.
@@ -245,6 +273,7 @@ pub struct ContainerDescription {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PodDescription {
     pub count: usize,
     pub results: Vec<ContainerDescription>,
@@ -252,6 +281,7 @@ pub struct PodDescription {
 
 /// One autoscale rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoscaleRule {
     pub min: u32,
     pub max: u32,
@@ -259,6 +289,7 @@ pub struct AutoscaleRule {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settings {
     pub uuid: String,
     pub app: String,
@@ -274,6 +305,7 @@ pub struct Settings {
 
 /// The autoscaler's last decision for one type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AutoscaleStatus {
     /// CPU utilisation in percent of the requests; `None` without samples.
     pub utilization: Option<u32>,
@@ -285,8 +317,30 @@ pub struct AutoscaleStatus {
     pub reason: String,
 }
 
+/// One autoscaler decision of a type (`.../settings/autoscale/<type>/history/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutoscaleRecord {
+    pub time: String,
+    /// CPU utilisation in percent of the requests; `None` without samples.
+    pub utilization: Option<u32>,
+    pub current: u32,
+    pub desired: u32,
+    /// Whether the count changed.
+    pub rescaled: bool,
+}
+
+/// The autoscaler's recent decisions of a type, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AutoscaleHistory {
+    pub count: usize,
+    pub results: Vec<AutoscaleRecord>,
+}
+
 /// `{"autoscale": {"web": {...} | null}}`: a rule per type, `null` unsets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<BTreeMap<String, Option<Value>>>,
@@ -295,17 +349,21 @@ pub struct SettingsUpdate {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9@.+_-]{1,150}$"))]
     pub username: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Perms {
     pub users: Vec<String>,
 }
 
 /// A custom domain of an app (`/v2/apps/<id>/domains/`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Domain {
     pub uuid: String,
     pub app: String,
@@ -317,6 +375,7 @@ pub struct Domain {
 
 /// A TLS certificate (`/v2/certs/`); its private key is never shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Cert {
     pub uuid: String,
     pub name: String,
@@ -331,6 +390,7 @@ pub struct Cert {
 
 /// `POST /v2/certs/`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertCreateRequest {
     pub name: String,
     pub certificate: String,
@@ -348,12 +408,18 @@ impl std::fmt::Debug for CertCreateRequest {
 
 /// `POST /v2/apps/<id>/domains/`, `POST /v2/certs/<name>/domain/`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 253, pattern = r"^[A-Za-z0-9.-]+$")
+    )]
     pub domain: String,
 }
 
 /// First frame of an exec WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStart {
     pub command: Vec<String>,
     #[serde(default)]
@@ -373,6 +439,7 @@ pub mod channel {
 
 /// `{"Width": w, "Height": h}` on the resize channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TerminalSize {
     #[serde(rename = "Width")]
     pub width: u16,
@@ -382,6 +449,7 @@ pub struct TerminalSize {
 
 /// The final frame on the status channel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -391,11 +459,13 @@ pub struct ExecStatus {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatusDetails {
     pub causes: Vec<ExecStatusCause>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecStatusCause {
     pub reason: String,
     pub message: String,
@@ -436,8 +506,62 @@ impl ExecStatus {
     }
 }
 
+/// One frame of an exec WebSocket after the first: a channel byte, then
+/// the channel's data. Both ends decode frames with [`decode_exec_frame`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecFrame<'a> {
+    /// Client to server; empty data means the end of stdin.
+    Stdin(&'a [u8]),
+    Stdout(&'a [u8]),
+    Stderr(&'a [u8]),
+    /// Server to client, last: how the command ended.
+    Status(ExecStatus),
+    /// Client to server: the terminal's new size.
+    Resize(TerminalSize),
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExecFrameError {
+    #[error("empty frame: a frame starts with its channel byte")]
+    Empty,
+    #[error("unknown channel {0}")]
+    UnknownChannel(u8),
+    #[error("unreadable exec status: {0}")]
+    Status(String),
+    #[error("unreadable terminal size: {0}")]
+    Resize(String),
+}
+
+/// Decodes one exec frame (see [`channel`]). Never panics, whatever the
+/// bytes: they come from the network.
+pub fn decode_exec_frame(bytes: &[u8]) -> Result<ExecFrame<'_>, ExecFrameError> {
+    let (&channel_byte, data) = bytes.split_first().ok_or(ExecFrameError::Empty)?;
+    match channel_byte {
+        channel::STDIN => Ok(ExecFrame::Stdin(data)),
+        channel::STDOUT => Ok(ExecFrame::Stdout(data)),
+        channel::STDERR => Ok(ExecFrame::Stderr(data)),
+        channel::STATUS => serde_json::from_slice(data)
+            .map(ExecFrame::Status)
+            .map_err(|e| ExecFrameError::Status(e.to_string())),
+        channel::RESIZE => serde_json::from_slice(data)
+            .map(ExecFrame::Resize)
+            .map_err(|e| ExecFrameError::Resize(e.to_string())),
+        other => Err(ExecFrameError::UnknownChannel(other)),
+    }
+}
+
+/// The bytes of a frame on `channel` carrying `data`.
+pub fn encode_exec_frame(channel: u8, data: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(data.len() + 1);
+    bytes.push(channel);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
 /// First frame of a logs WebSocket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogsStart {
     #[serde(default)]
     pub lines: Option<usize>,
@@ -484,5 +608,45 @@ mod tests {
             json.get("cpu_millis").is_none(),
             "left out unless asked for"
         );
+    }
+
+    #[test]
+    fn exec_frames_decode_by_channel() {
+        assert_eq!(decode_exec_frame(&[]), Err(ExecFrameError::Empty));
+        assert_eq!(decode_exec_frame(&[0]), Ok(ExecFrame::Stdin(b"")));
+        assert_eq!(
+            decode_exec_frame(&encode_exec_frame(channel::STDOUT, b"hi")),
+            Ok(ExecFrame::Stdout(b"hi"))
+        );
+        assert_eq!(
+            decode_exec_frame(b"\x04{\"Width\":80,\"Height\":24}"),
+            Ok(ExecFrame::Resize(TerminalSize {
+                width: 80,
+                height: 24
+            }))
+        );
+        assert!(matches!(
+            decode_exec_frame(b"\x04{\"Width\":-1,\"Height\":24}"),
+            Err(ExecFrameError::Resize(_))
+        ));
+        assert!(matches!(
+            decode_exec_frame(b"\x03nope"),
+            Err(ExecFrameError::Status(_))
+        ));
+        assert_eq!(
+            decode_exec_frame(&[9, 1]),
+            Err(ExecFrameError::UnknownChannel(9))
+        );
+    }
+
+    #[test]
+    fn numbers_in_bodies_survive_a_round_trip() {
+        // Found by the json_bodies fuzz target: without exact float
+        // parsing, this number read back one unit in the last place off.
+        let body = br#"{"values": {"BIG": 1111111111111110111111111111111111}}"#;
+        let update: ConfigUpdate = serde_json::from_slice(body).unwrap();
+        let again: ConfigUpdate =
+            serde_json::from_slice(&serde_json::to_vec(&update).unwrap()).unwrap();
+        assert_eq!(again, update);
     }
 }

@@ -15,7 +15,10 @@ use crate::session::Session;
 use crate::terminal::{self, RawMode};
 use crate::ws;
 use anyhow::{anyhow, Context};
-use drycc_api_types::{channel, ExecStart, ExecStatus, TerminalSize};
+use drycc_api_types::{
+    channel, decode_exec_frame, encode_exec_frame, ExecFrame, ExecFrameError, ExecStart,
+    ExecStatus, TerminalSize,
+};
 use futures::{SinkExt, StreamExt};
 use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
@@ -35,10 +38,7 @@ pub struct ExecOptions {
 
 /// A frame on `chan` carrying `payload`.
 pub fn frame(chan: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 1);
-    out.push(chan);
-    out.extend_from_slice(payload);
-    out
+    encode_exec_frame(chan, payload)
 }
 
 /// The resize frame for `size`.
@@ -181,27 +181,24 @@ pub async fn run(session: &Session, opts: ExecOptions) -> anyhow::Result<i32> {
 }
 
 /// Writes stdout/stderr frames; returns the status of a status frame.
+/// Frames of other channels are ignored.
 fn handle_frame(data: &[u8]) -> anyhow::Result<Option<ExecStatus>> {
-    let Some((&chan, payload)) = data.split_first() else {
-        return Ok(None);
-    };
-    match chan {
-        channel::STDOUT => {
+    match decode_exec_frame(data) {
+        Ok(ExecFrame::Stdout(payload)) => {
             let mut out = std::io::stdout().lock();
             out.write_all(payload)?;
             out.flush()?;
         }
-        channel::STDERR => {
+        Ok(ExecFrame::Stderr(payload)) => {
             let mut err = std::io::stderr().lock();
             err.write_all(payload)?;
             err.flush()?;
         }
-        channel::STATUS => {
-            let status: ExecStatus = serde_json::from_slice(payload)
-                .map_err(|e| anyhow!("unreadable exec status from the controller: {e}"))?;
-            return Ok(Some(status));
+        Ok(ExecFrame::Status(status)) => return Ok(Some(status)),
+        Err(ExecFrameError::Status(e)) => {
+            return Err(anyhow!("unreadable exec status from the controller: {e}"))
         }
-        _ => {}
+        Ok(_) | Err(_) => {}
     }
     Ok(None)
 }

@@ -111,6 +111,9 @@ impl Autoscaler {
 
 /// Run passes every sync period until `stop`.
 pub async fn run(state: Shared, stop: CancellationToken) {
+    if state.engine.capabilities().autoscaler {
+        return follow(state, stop).await;
+    }
     let (period, policy) = state.settings.autoscale();
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -135,7 +138,7 @@ async fn pass(state: &AppState, policy: &Policy) -> anyhow::Result<()> {
         let Some(release) = state.store.last_good_release(&app.id).await? else {
             continue;
         };
-        let usage = state.engine.usage(&app.id).await?;
+        let usage = state.usage.sample(state.engine.as_ref(), &app.id).await?;
         let mut counts = BTreeMap::new();
         for (ptype, value) in &settings.autoscale {
             let Ok(rule) = serde_json::from_value::<drycc_api_types::AutoscaleRule>(value.clone())
@@ -189,6 +192,89 @@ async fn pass(state: &AppState, policy: &Policy) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e.detail))?;
             drop(guard);
             state.reconciler.enqueue(&app.id);
+        }
+    }
+    Ok(())
+}
+
+/// With an engine that scales by itself (a HorizontalPodAutoscaler per
+/// rule, which the reconciler writes): on every change of the engine (and
+/// every sync period, in case a change was missed), write the counts it
+/// chose back to the structure, so that `ps`, `autoscale:list` and the
+/// next deploy agree with the cluster. Each change is in the app's log and
+/// the type's history.
+async fn follow(state: Shared, stop: CancellationToken) {
+    let (period, _) = state.settings.autoscale();
+    let mut changes = state.engine.changes(None);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // A scale moves many pods: one read after the burst.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                changes.borrow_and_update();
+            }
+        }
+        if let Err(error) = write_back(&state).await {
+            tracing::warn!(%error, "Cannot read the counts the engine's autoscaler chose; trying again.");
+        }
+    }
+}
+
+/// One pass of [`follow`] over every app with rules.
+async fn write_back(state: &AppState) -> anyhow::Result<()> {
+    for app in state.store.list_apps().await? {
+        let settings = state.store.get_settings(&app.id).await?;
+        if settings.autoscale.is_empty() {
+            continue;
+        }
+        let chosen = state.engine.autoscaled(&app.id).await?;
+        let lock = state.app_lock(&app.id);
+        let guard = lock.lock().await;
+        // Read again under the lock: a scale or rule change may have won.
+        let Some(current) = state.store.get_app(&app.id).await? else {
+            continue;
+        };
+        let settings = state.store.get_settings(&app.id).await?;
+        let counts: BTreeMap<String, u32> = chosen
+            .into_iter()
+            .filter(|(ptype, count)| {
+                settings.autoscale.contains_key(ptype)
+                    && current.structure.get(ptype).copied().unwrap_or(0) != *count
+            })
+            .collect();
+        if counts.is_empty() {
+            continue;
+        }
+        crate::api::pods::write_structure(state, &app.id, &counts)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.detail))?;
+        drop(guard);
+        for (ptype, desired) in &counts {
+            let decision = Decision {
+                current: current.structure.get(ptype).copied().unwrap_or(0),
+                desired: *desired,
+                utilization: None,
+                ratio: None,
+                reason: Reason::Scaled,
+            };
+            state
+                .event(
+                    &app.id,
+                    &format!(
+                        "autoscale: {ptype} {} -> {desired} (by the cluster's HorizontalPodAutoscaler)",
+                        decision.current
+                    ),
+                )
+                .await;
+            state.autoscaler.remember(&app.id, ptype, &decision);
+            state.autoscaler.rescaled(&app.id, ptype);
         }
     }
     Ok(())

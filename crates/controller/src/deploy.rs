@@ -58,7 +58,7 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 port: container_port,
                 credentials: registry_login(&config.registry),
             }),
-            false,
+            record.slug,
         ),
         None => {
             let workdir = slug_dir(state, &app.id, build);
@@ -102,6 +102,10 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                     // The image's own CMD, unless the Procfile names one.
                     Some(record) if record.web_is_cmd && ptype == "web" => {
                         Command::Args(record.cmd.clone())
+                    }
+                    // The slug image's entrypoint is `/bin/sh -c`.
+                    Some(record) if record.slug => {
+                        Command::Args(vec![drycc_buildpacks::slug::with_profile(command)])
                     }
                     _ if profile => Command::Line(drycc_buildpacks::slug::with_profile(command)),
                     _ => Command::Line(command.clone()),
@@ -177,6 +181,11 @@ pub struct ImageRecord {
     /// `web` runs the image's CMD (no Procfile line for it).
     #[serde(default)]
     pub web_is_cmd: bool,
+    /// A source app's slug made into an image (for engines that run only
+    /// images): Procfile lines run under `/bin/sh -c` in the slug's
+    /// directory, after its `.profile.d` scripts, as they do natively.
+    #[serde(default)]
+    pub slug: bool,
 }
 
 /// The port a container app listens on unless its config sets `PORT`.

@@ -194,6 +194,7 @@ impl Engine for Engines {
             checkouts: local.checkouts || containers.checkouts,
             images: local.images || containers.images,
             limits: local.limits.and(containers.limits),
+            autoscaler: false,
         }
     }
 

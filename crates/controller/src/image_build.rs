@@ -28,6 +28,7 @@ pub fn new_build(
         working_dir: image.working_dir.clone(),
         digest: image.digest.clone(),
         web_is_cmd: procfile.as_ref().is_none_or(|p| !p.contains_key("web")),
+        slug: false,
     };
     if record.web_is_cmd && image.cmd.is_empty() && image.entrypoint.is_empty() {
         return Err(format!(

@@ -8,6 +8,7 @@
 mod api;
 mod auth;
 mod autoscaler;
+mod dashboard;
 mod deploy;
 mod engines;
 mod error;
@@ -24,6 +25,7 @@ mod routes;
 mod server;
 mod settings;
 mod state;
+mod usage;
 
 use clap::Parser;
 

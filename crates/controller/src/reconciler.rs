@@ -25,11 +25,11 @@
 //! never on the engine call itself, so a client that goes away changes
 //! nothing about the outcome.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use drycc_engine::{is_converged, Deployment, EngineError, ProcessStatus};
+use drycc_engine::{is_converged, AutoscaleSpec, Deployment, EngineError, ProcessStatus};
 use drycc_store::ReleaseState;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -280,6 +280,7 @@ async fn reconcile_app(state: Shared, app: String, poke: Arc<Notify>) -> (String
                 tracing::warn!(app = %app, %error, retry_in = ?backoff, "Reconcile failed; retrying.");
                 // Apply everything again after a failure.
                 applied.deployments = None;
+                applied.autoscale = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = poke.notified() => {}
@@ -298,6 +299,9 @@ struct Applied {
     /// Every type this task has applied: the engine keeps desired state for
     /// a type until it is removed, whether or not processes of it run yet.
     types: BTreeSet<String>,
+    /// The autoscale rules last handed to an engine with its own
+    /// autoscaler, by type.
+    autoscale: Option<BTreeMap<String, Option<AutoscaleSpec>>>,
 }
 
 /// Read the app's desired state, hand it to the engine (unless `applied`
@@ -336,25 +340,21 @@ async fn pass(
                 Ok(()) => {
                     applied.types.insert(deployment.template.ptype.clone());
                 }
-                Err(EngineError::Invalid(reason)) => {
-                    if let Some(release) = pending {
-                        fail(state, app_id, release.version, &reason).await?;
-                        return Ok(Next::Again);
-                    }
-                    tracing::warn!(app = app_id, %reason, "The engine refused the app's desired state.");
-                    reconciler.publish(app_id, |s| {
-                        s.fault = Some((generation, Fault::Invalid(reason)));
-                    });
-                    return Ok(Next::Done);
-                }
-                Err(error) => {
-                    let fault = Fault::Unavailable(error.to_string());
-                    reconciler.publish(app_id, |s| s.fault = Some((generation, fault)));
-                    return Err(error.into());
-                }
+                Err(error) => return refused(state, app_id, generation, pending, error).await,
             }
         }
         applied.deployments = Some(deployments.clone());
+    }
+    if state.engine.capabilities().autoscaler {
+        let rules = engine_autoscale_rules(state, app_id, &deployments).await?;
+        if applied.autoscale.as_ref() != Some(&rules) {
+            for (ptype, rule) in &rules {
+                if let Err(error) = state.engine.autoscale(app_id, ptype, rule.clone()).await {
+                    return refused(state, app_id, generation, pending, error).await;
+                }
+            }
+            applied.autoscale = Some(rules);
+        }
     }
     let processes = state.engine.processes(app_id).await?;
     let wanted: BTreeSet<&str> = deployments
@@ -410,6 +410,69 @@ async fn pass(
         }
         Judgement::Pending { remaining } => Ok(Next::Wait(tokio::time::Instant::now() + remaining)),
     }
+}
+
+/// The engine refused a pass: an invalid desired state fails the pending
+/// release (or is published as the app's fault, which retrying will not
+/// mend); anything else is published and retried with back-off.
+async fn refused(
+    state: &AppState,
+    app_id: &str,
+    generation: u64,
+    pending: Option<&drycc_store::Release>,
+    error: EngineError,
+) -> Result<Next, DeployError> {
+    let reconciler = &state.reconciler;
+    match error {
+        EngineError::Invalid(reason) => {
+            if let Some(release) = pending {
+                fail(state, app_id, release.version, &reason).await?;
+                return Ok(Next::Again);
+            }
+            tracing::warn!(app = app_id, %reason, "The engine refused the app's desired state.");
+            reconciler.publish(app_id, |s| {
+                s.fault = Some((generation, Fault::Invalid(reason)));
+            });
+            Ok(Next::Done)
+        }
+        error => {
+            let fault = Fault::Unavailable(error.detail());
+            reconciler.publish(app_id, |s| s.fault = Some((generation, fault)));
+            Err(error.into())
+        }
+    }
+}
+
+/// For an engine with its own autoscaler: the rule of every deployed type
+/// (`None` for a type without one), with the stabilisation windows of the
+/// controller's settings.
+async fn engine_autoscale_rules(
+    state: &AppState,
+    app_id: &str,
+    deployments: &[Deployment],
+) -> Result<BTreeMap<String, Option<AutoscaleSpec>>, DeployError> {
+    let settings = state.store.get_settings(app_id).await?;
+    let (_, policy) = state.settings.autoscale();
+    Ok(deployments
+        .iter()
+        .map(|d| {
+            let ptype = d.template.ptype.clone();
+            let rule = settings
+                .autoscale
+                .get(&ptype)
+                .and_then(|v| {
+                    serde_json::from_value::<drycc_api_types::AutoscaleRule>(v.clone()).ok()
+                })
+                .map(|rule| AutoscaleSpec {
+                    min: rule.min,
+                    max: rule.max,
+                    cpu_percent: rule.cpu_percent,
+                    up_window: policy.up_window,
+                    down_window: policy.down_window,
+                });
+            (ptype, rule)
+        })
+        .collect())
 }
 
 /// Fail a pending release: the store marks it and restores the structure
@@ -476,7 +539,7 @@ pub fn judge(
 }
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod passes;
 

@@ -24,11 +24,6 @@ use crate::state::{AppState, Shared};
 const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
-    if settings.engine == EngineKind::Kubernetes {
-        anyhow::bail!(
-            "the kubernetes engine is not available in this build yet; use --engine local or --engine docker"
-        );
-    }
     let data_dir = settings.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -117,7 +112,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         )
         .layer(DefaultBodyLimit::disable())
         .with_state(state.clone());
-    let app = crate::api::router(state.clone()).merge(git);
+    let app = crate::api::router(state.clone())
+        .merge(git)
+        .merge(crate::dashboard::router(state.clone()));
     let app = NormalizePathLayer::trim_trailing_slash().layer(app);
     tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
     let (stop_sent, stop_requested) = tokio::sync::oneshot::channel::<()>();
@@ -267,6 +264,9 @@ async fn engines(
     settings: &Settings,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<(Arc<dyn Engine>, Option<drycc_images::bollard::Docker>)> {
+    if settings.engine == EngineKind::Kubernetes {
+        return kube_engine(settings).await;
+    }
     let local: Arc<dyn Engine> = local_engine(settings, data_dir)?;
     let checkouts_in_containers = settings.engine == EngineKind::Docker;
     if checkouts_in_containers && settings.slug_image.as_deref().is_none_or(str::is_empty) {
@@ -280,6 +280,35 @@ async fn engines(
     };
     let engine = Engines::new(local, containers, checkouts_in_containers);
     Ok((Arc::new(engine), Some(client)))
+}
+
+/// `DRYCC_ENGINE=kubernetes`: every app on the cluster kube's discovery
+/// finds (`KUBECONFIG`, else the Pod's service account), and the Docker
+/// engine, when one is reachable, to build the images the cluster pulls
+/// from `DRYCC_REGISTRY` (slugs, Dockerfile apps).
+async fn kube_engine(
+    settings: &Settings,
+) -> anyhow::Result<(Arc<dyn Engine>, Option<drycc_images::bollard::Docker>)> {
+    let config = drycc_engine_kube::KubeConfig {
+        instance: settings.instance(),
+        default_port: crate::deploy::CONTAINER_PORT,
+        ..Default::default()
+    };
+    let engine = drycc_engine_kube::KubeEngine::infer(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot use the Kubernetes cluster: {}", e.detail()))?;
+    tracing::info!("Apps run on the Kubernetes cluster.");
+    let docker = match settings.docker_host() {
+        Some(host) => match drycc_images::bollard::Docker::connect_with_host(&host) {
+            Ok(client) => Some(client),
+            Err(error) => {
+                tracing::warn!(%host, %error, "Cannot use this Docker engine; source and Dockerfile pushes are refused.");
+                None
+            }
+        },
+        None => None,
+    };
+    Ok((Arc::new(engine), docker))
 }
 
 /// Host ports for processes: the local engine's share and the Docker

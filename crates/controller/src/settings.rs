@@ -111,6 +111,11 @@ pub struct Settings {
     /// apps need.
     #[arg(long, env = "DRYCC_SLUG_IMAGE")]
     pub slug_image: Option<String>,
+    /// The registry (`host[:port][/prefix]`) where images built here are
+    /// pushed for `DRYCC_ENGINE=kubernetes`, whose nodes pull them from
+    /// it: source apps' slugs (on `DRYCC_SLUG_IMAGE`) and Dockerfile builds.
+    #[arg(long, env = "DRYCC_REGISTRY")]
+    pub registry: Option<String>,
     #[arg(
         long,
         env = "DRYCC_REGISTRATION_MODE",

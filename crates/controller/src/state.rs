@@ -34,6 +34,8 @@ pub struct AppState {
     pub events: crate::events::Events,
     /// The autoscaler's memory: last rescales and decisions per type.
     pub autoscaler: crate::autoscaler::Autoscaler,
+    /// The processes' CPU and memory, sampled for every reader alike.
+    pub usage: crate::usage::Usage,
     /// Failed logins per username and address (in memory).
     pub login_limiter: crate::login_limit::LoginLimiter,
     /// The routing table, pushed to the router.
@@ -82,6 +84,7 @@ impl AppState {
             images: drycc_images::Inspector::new(None),
             docker: None,
             autoscaler: Default::default(),
+            usage: Default::default(),
             login_limiter,
             routes: RoutePublisher::new(),
             router_secret,

@@ -39,6 +39,7 @@ enum Kind {
     Health,
     Metrics,
     Root,
+    OpenApi,
     Register,
     Login,
     WhoamiLogout,
@@ -74,6 +75,10 @@ const MAPPING: &[(&str, Kind)] = &[
         Kind::Metrics,
     ),
     ("`GET /v2/`", Kind::Root),
+    (
+        "`GET /v2/openapi.json` (the API's description)",
+        Kind::OpenApi,
+    ),
     ("`POST /v2/auth/register/`", Kind::Register),
     ("`POST /v2/auth/login/`", Kind::Login),
     (
@@ -632,6 +637,7 @@ impl World {
             Kind::Health => vec![get("/healthz".into()), get("/readiness".into())],
             Kind::Metrics => vec![get("/metrics".into())],
             Kind::Root => vec![get("/v2/".into())],
+            Kind::OpenApi => vec![get("/v2/openapi.json".into())],
             Kind::Register => {
                 let mut probes = Vec::new();
                 let user = self.fresh("newcomer");

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use drycc_images::bollard::query_parameters::RemoveImageOptionsBuilder;
 use drycc_images::testing::{build_busybox_image, docker_from_env, push, skip, test_registry};
-use serde_json::Value;
-use support::cli::{count, interactive_exec, ps_rows, scaled, Cli};
-use support::{follow_logs_until, routed, Api, Controller};
+use support::cli::{api_of, count, interactive_exec, ps_rows, registered, scaled};
+use support::{follow_logs_until, routed, Controller};
 
 /// The image's web page, served by busybox httpd from /www.
 const PAGE: &str = "hello-from-image";
@@ -78,33 +77,6 @@ fn images(test: &str) -> Option<Images> {
     Some(images)
 }
 
-fn cli_for(controller: &Controller, user: &str) -> Cli {
-    let home = tempfile::tempdir().expect("home");
-    let cwd = home.path().to_path_buf();
-    let cli = Cli { home, cwd };
-    cli.ok(&[
-        "register",
-        &controller.url,
-        &format!("--username={user}"),
-        "--password=container-pass",
-        &format!("--email={user}@example.com"),
-    ]);
-    cli
-}
-
-fn token(cli: &Cli) -> String {
-    let text =
-        std::fs::read_to_string(cli.home.path().join(".drycc/client.json")).expect("client config");
-    let config: Value = serde_json::from_str(&text).expect("json");
-    config["token"].as_str().expect("token").to_string()
-}
-
-fn api(controller: &Controller, cli: &Cli) -> Api {
-    let mut api = Api::new(&controller.url);
-    api.token = Some(token(cli));
-    api
-}
-
 /// Poll the router until the app answers `PAGE`.
 fn wait_routed(controller: &Controller, app: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -126,7 +98,7 @@ fn wait_routed(controller: &Controller, app: &str) {
 fn pulled_images_run_as_containers_through_the_walkthrough() {
     let Some(images) = images("walk") else { return };
     let controller = Controller::start(&[]);
-    let cli = cli_for(&controller, "boxer");
+    let cli = registered(&controller, "boxer");
     let app = "boxed";
     cli.ok(&["create", app, "--no-remote"]);
 
@@ -148,7 +120,7 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
     let rows = scaled(&cli.ok(&["scale", "worker=2", "-a", app]), "Scaling");
     assert_eq!((count(&rows, "web"), count(&rows, "worker")), (1, 2));
     // Docker removes a container's output with it: follow while it stops.
-    let api = api(&controller, &cli);
+    let api = api_of(&controller, &cli);
     let terms = |lines: &[String]| lines.iter().filter(|l| l.contains("got TERM")).count();
     let follower = follow_logs_until(&api, app, move |lines| terms(lines) == 2);
     let rows = scaled(&cli.ok(&["scale", "worker=0", "-a", app]), "Scaling");
@@ -232,7 +204,7 @@ fn pulled_images_run_as_containers_through_the_walkthrough() {
 fn an_image_runs_its_cmd_and_a_procfile_keeps_its_entrypoint() {
     let Some(images) = images("cmd") else { return };
     let controller = Controller::start(&[]);
-    let cli = cli_for(&controller, "commander");
+    let cli = registered(&controller, "commander");
 
     // No Procfile: web runs the image's CMD.
     cli.ok(&["create", "by-cmd", "--no-remote"]);
@@ -271,7 +243,7 @@ fn an_image_runs_its_cmd_and_a_procfile_keeps_its_entrypoint() {
     }
 
     // Bad input: 400 with the reason, nothing released.
-    let api = api(&controller, &cli);
+    let api = api_of(&controller, &cli);
     let releases = |app: &str| api.get(&format!("/v2/apps/{app}/releases/")).body["count"].clone();
     let before = releases("by-cmd");
     let dead_registry = format!("127.0.0.1:{}/example:1", support::free_port());
@@ -303,10 +275,10 @@ fn a_dockerfile_push_builds_and_runs_and_a_broken_one_changes_nothing() {
         return;
     };
     let controller = Controller::start(&[]);
-    let cli = cli_for(&controller, "builder");
+    let cli = registered(&controller, "builder");
     let app = "built";
     cli.ok(&["create", app, "--no-remote"]);
-    let api = api(&controller, &cli);
+    let api = api_of(&controller, &cli);
     let token = api.token.clone().expect("token");
 
     let repo = tempfile::tempdir().expect("repo");
@@ -362,10 +334,10 @@ fn with_the_docker_engine_source_apps_run_in_the_slug_image() {
         .expect("the slug image");
     let controller =
         Controller::start(&[("DRYCC_ENGINE", "docker"), ("DRYCC_SLUG_IMAGE", slug_image)]);
-    let cli = cli_for(&controller, "slugger");
+    let cli = registered(&controller, "slugger");
     let app = "slugged";
     cli.ok(&["create", app, "--no-remote"]);
-    let api = api(&controller, &cli);
+    let api = api_of(&controller, &cli);
     let token = api.token.clone().expect("token");
 
     let repo = tempfile::tempdir().expect("repo");

@@ -68,6 +68,37 @@ pub trait Harness: Send + Sync + 'static {
     /// SIGTERM, e.g. `exec busybox httpd -f -p 127.0.0.1:$PORT -h <dir>`
     /// natively or `exec httpd -f -p $PORT -h /` in a busybox container.
     fn web_script(&self) -> String;
+
+    /// Whether processes really run. `false` on a simulated node (a
+    /// Kubernetes control plane whose kubelet is kwok: pods become Running
+    /// and Ready at once, and nothing executes): the suite then skips,
+    /// saying so, the tests and checks that need a running program
+    /// (signals, grace, crashes, exec, logs, usage, endpoints answering).
+    fn runs_processes(&self) -> bool {
+        true
+    }
+
+    /// Whether process names carry the template hash. On Kubernetes a
+    /// process is a Pod whose name carries its ReplicaSet's
+    /// `pod-template-hash` instead (`<app>-<type>-<pod-template-hash>-<5>`),
+    /// which changes with the template all the same.
+    fn names_carry_the_hash(&self) -> bool {
+        true
+    }
+
+    /// Whether `restart_process` starts the replacement before it stops
+    /// the process. On Kubernetes a process is restarted by deleting its
+    /// Pod and the ReplicaSet then replaces it, so capacity dips by one.
+    fn restart_keeps_capacity(&self) -> bool {
+        true
+    }
+}
+
+/// Say loudly that a test (or part of one) is skipped, and why.
+pub(crate) fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    // Straight to stderr: the test harness does not capture it.
+    let _ = writeln!(std::io::stderr(), "WARNING: {test} skipped: {why}");
 }
 
 /// The template [`Harness::template`] asks for, given how the engine runs

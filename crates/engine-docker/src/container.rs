@@ -22,10 +22,10 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use crate::state::Shared;
-use crate::words;
 use drycc_engine::{
     Artifact, Command, EngineError, Env, ProbeAction, ProcessTemplate, RegistryCredentials, Result,
 };
+use drycc_engine_kit::words;
 
 /// Where a checkout is mounted in its container: the process's working
 /// directory and `HOME`, as on Heroku.

@@ -14,7 +14,6 @@
 //! - `container`: labels, the create body (image or slug image, command,
 //!   environment, ports, checkout mount, limits), reading a container back,
 //!   images (pulled when missing), and Docker errors as `EngineError`s;
-//! - `words`: a Procfile line as container arguments (quoting, `$VAR`);
 //! - `events`: the daemon's `die` events, which wake supervisors;
 //! - `probe`: readiness and liveness checks through the published port,
 //!   and exec checks;
@@ -36,7 +35,7 @@
 //! What runs: the image's entrypoint as the template gives it (always set
 //! explicitly), then the command: `Command::Args` as they are, or a
 //! `Command::Line` split into words by shell quoting rules with `$VAR` and
-//! `${VAR}` expanded from the process environment (see `words`). The
+//! `${VAR}` expanded from the process environment (see `drycc_engine_kit::words`). The
 //! environment is the release's, then `PORT` (the image's port) and
 //! `HOSTNAME` (the process name, also the container's host name).
 //!
@@ -71,7 +70,6 @@ mod probe;
 mod state;
 mod supervisor;
 mod usage;
-mod words;
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -455,6 +453,7 @@ impl Engine for DockerEngine {
             checkouts: self.shared.config.slug_image.is_some(),
             images: true,
             limits: Ok(()),
+            autoscaler: false,
         }
     }
 

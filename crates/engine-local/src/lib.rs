@@ -401,6 +401,7 @@ impl Engine for LocalEngine {
             checkouts: true,
             images: false,
             limits: self.shared.cgroups.enforced(),
+            autoscaler: false,
         }
     }
 

@@ -283,6 +283,23 @@ pub struct Capabilities {
     pub images: bool,
     /// Whether CPU and memory limits are enforced, and why not.
     pub limits: std::result::Result<(), String>,
+    /// Whether the engine scales types by CPU itself ([`Engine::autoscale`],
+    /// a HorizontalPodAutoscaler on Kubernetes); otherwise the controller's
+    /// own autoscaler samples [`Engine::usage`] and rescales.
+    pub autoscaler: bool,
+}
+
+/// A type's autoscale rule as the engine's own autoscaler applies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AutoscaleSpec {
+    pub min: u32,
+    pub max: u32,
+    /// Target CPU utilisation in percent of the CPU request.
+    pub cpu_percent: u32,
+    /// Stabilisation windows: the highest (up) or lowest (down)
+    /// recommendation over the window is used.
+    pub up_window: Duration,
+    pub down_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +402,24 @@ pub trait Engine: Send + Sync + 'static {
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>>;
 
     fn capabilities(&self) -> Capabilities;
+
+    /// Hand the count of one type to the engine's own autoscaler (`Some`)
+    /// or take it back (`None`, which is a no-op when there is no rule).
+    /// Only engines whose capabilities say `autoscaler`.
+    async fn autoscale(&self, app: &str, ptype: &str, rule: Option<AutoscaleSpec>) -> Result<()> {
+        let _ = (app, ptype, rule);
+        Err(EngineError::Unsupported(
+            "this engine has no autoscaler of its own".to_string(),
+        ))
+    }
+
+    /// The counts the engine's own autoscaler has set, by type, for the
+    /// types it drives; the controller writes them back to the structure
+    /// so that `ps`, `autoscale:list` and the next deploy agree.
+    async fn autoscaled(&self, app: &str) -> Result<std::collections::BTreeMap<String, u32>> {
+        let _ = app;
+        Ok(Default::default())
+    }
 
     /// Every app the engine has processes or desired state for, so that a
     /// restarted controller can remove what the store no longer wants.

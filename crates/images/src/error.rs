@@ -52,6 +52,9 @@ pub enum ImageError {
     /// a syntax error) and the end of the build's output.
     #[error("building {tag} failed: {reason}")]
     Build { tag: String, reason: String },
+    /// The registry refused a push (or the engine could not reach it).
+    #[error("pushing {tag} failed: {reason}")]
+    Push { tag: String, reason: String },
     #[error("the Docker engine failed: {}", chain(.source))]
     Docker {
         #[source]

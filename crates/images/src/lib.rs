@@ -21,6 +21,7 @@ mod build;
 mod config;
 mod error;
 mod inspect;
+mod publish;
 mod reference;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -29,6 +30,7 @@ pub use build::build_image;
 pub use config::ImageConfig;
 pub use error::{BoxError, ImageError};
 pub use inspect::{Credentials, Inspector};
+pub use publish::{build_slug_image, push_image, SLUG_DIR};
 pub use reference::{parse_reference, ImageReference};
 
 /// The Docker Engine API client this crate's API takes, for callers that

@@ -8,12 +8,8 @@
 
 use std::io::{self, Write};
 
-use anyhow::{bail, Context};
-use bollard::query_parameters::PushImageOptionsBuilder;
+use anyhow::Context;
 use bollard::Docker;
-use futures::StreamExt;
-
-use crate::parse_reference;
 
 /// The busybox the images are built from; it must be statically linked
 /// (Debian: busybox-static), as `FROM scratch` has no libc.
@@ -126,21 +122,7 @@ pub async fn build_busybox_image(
 
 /// Pushes `tag` (`registry/repository:tag`) to its registry.
 pub async fn push(docker: &Docker, tag: &str) -> anyhow::Result<()> {
-    negotiate(docker).await?;
-    let reference = parse_reference(tag)?;
-    let Some(image_tag) = reference.tag() else {
-        bail!("push {tag}: name a tag to push");
-    };
-    // The name as given (Docker's short form included), without the tag.
-    let name = tag
-        .strip_suffix(image_tag)
-        .and_then(|n| n.strip_suffix(':'))
-        .unwrap_or(tag);
-    let options = PushImageOptionsBuilder::default().tag(image_tag).build();
-    let mut output = docker.push_image(name, Some(options), None);
-    while let Some(item) = output.next().await {
-        item.with_context(|| format!("pushing {tag} failed"))?;
-    }
+    crate::push_image(docker, tag, |_| {}).await?;
     Ok(())
 }
 

@@ -22,6 +22,14 @@ pub fn app_view(app: &drycc_store::App) -> drycc_api_types::App {
     }
 }
 
+#[utoipa::path(
+    operation_id = "apps_list",
+    get,
+    path = "/apps",
+    tag = "apps",
+    params(crate::api::Page),
+    responses((status = 200, description = "The apps the user may see.", body = drycc_api_types::List<drycc_api_types::App>), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -37,6 +45,14 @@ pub async fn list(
     Ok(Json(paginate(visible, &page, uri.path())))
 }
 
+#[utoipa::path(
+    operation_id = "apps_create",
+    post,
+    path = "/apps",
+    tag = "apps",
+    request_body = Option<drycc_api_types::AppCreateRequest>,
+    responses((status = 201, description = "The new app.", body = drycc_api_types::App), crate::api::openapi::Errors),
+)]
 pub async fn create(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -89,6 +105,14 @@ async fn create_with_generated_name(state: &Shared, owner: &str) -> ApiResult<dr
     ))
 }
 
+#[utoipa::path(
+    operation_id = "apps_show",
+    get,
+    path = "/apps/{app}",
+    tag = "apps",
+    params(("app" = String, Path, description = "The app's id.")),
+    responses((status = 200, description = "The app.", body = drycc_api_types::App), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -101,6 +125,14 @@ pub async fn show(
 /// Destroy an app: its rows go at once (desired state: nothing), its
 /// processes stop (the reconciler removes them), then its repository and
 /// slugs are deleted.
+#[utoipa::path(
+    operation_id = "apps_destroy",
+    delete,
+    path = "/apps/{app}",
+    tag = "apps",
+    params(("app" = String, Path, description = "The app's id.")),
+    responses((status = 204, description = "The app and its processes are gone."), crate::api::openapi::Errors),
+)]
 pub async fn destroy(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

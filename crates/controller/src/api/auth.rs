@@ -30,6 +30,13 @@ pub fn user_view(user: &drycc_store::User) -> drycc_api_types::User {
 }
 
 /// `GET /v2/`: clients probe it to recognise a controller; it needs a token.
+#[utoipa::path(
+    operation_id = "auth_probe",
+    get,
+    path = "/",
+    tag = "auth",
+    responses((status = 200, description = "A controller, and the token is valid."), crate::api::openapi::Errors),
+)]
 pub async fn probe(_user: AuthUser) -> StatusCode {
     StatusCode::OK
 }
@@ -49,6 +56,15 @@ fn validate_username(username: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    operation_id = "auth_register",
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = drycc_api_types::RegisterRequest,
+    security(()),
+    responses((status = 201, description = "The new user.", body = drycc_api_types::User), crate::api::openapi::Errors),
+)]
 pub async fn register(
     State(state): State<Shared>,
     headers: HeaderMap,
@@ -110,29 +126,59 @@ async fn registered_by_admin(state: &Shared, headers: &HeaderMap) -> bool {
         .is_ok_and(|user| user.is_superuser)
 }
 
+#[utoipa::path(
+    operation_id = "auth_login",
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = drycc_api_types::LoginRequest,
+    security(()),
+    responses((status = 200, description = "A new token.", body = drycc_api_types::TokenResponse), crate::api::openapi::Errors),
+)]
 pub async fn login(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(request): Json<LoginRequest>,
 ) -> ApiResult<Response> {
+    match authenticate(&state, &request.username, request.password, peer.ip()).await? {
+        Login::Token(token) => Ok(Json(TokenResponse { token }).into_response()),
+        Login::Wait(wait) => Ok(too_many_attempts(wait)),
+    }
+}
+
+/// The outcome of a login that was not refused outright.
+pub(crate) enum Login {
+    /// A new token of the user.
+    Token(String),
+    /// Locked out: how long to wait.
+    Wait(Duration),
+}
+
+/// Check a username and password under the login limits and issue a token
+/// (the API's and the dashboard's one path).
+pub(crate) async fn authenticate(
+    state: &Shared,
+    username: &str,
+    password: String,
+    address: std::net::IpAddr,
+) -> ApiResult<Login> {
     let invalid = || ApiError::bad_request("Unable to log in with provided credentials.");
     let limiter = &state.login_limiter;
-    let address = peer.ip();
     // Refused before the password is checked: a locked-out guesser costs
     // no argon2 work.
-    if let Err(wait) = limiter.check(&request.username, address, Instant::now()) {
-        return Ok(too_many_attempts(wait));
+    if let Err(wait) = limiter.check(username, address, Instant::now()) {
+        return Ok(Login::Wait(wait));
     }
-    let user = state.store.user_by_name(&request.username).await?;
+    let user = state.store.user_by_name(username).await?;
     // An unknown name costs the same argon2 work as a wrong password, so
     // the answer's timing does not tell which names exist.
     let hash = match &user {
         Some(user) => user.password_hash.clone(),
         None => unknown_user_hash().await?,
     };
-    let valid = verify_password(request.password, hash).await?;
+    let valid = verify_password(password, hash).await?;
     let Some(user) = user.filter(|_| valid) else {
-        limiter.failed(&request.username, address, Instant::now());
+        limiter.failed(username, address, Instant::now());
         return Err(invalid());
     };
     limiter.succeeded(&user.username);
@@ -144,27 +190,48 @@ pub async fn login(
         .checked_add_signed(state.settings.token_ttl())
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
     state.store.create_token(&user.id, &hash, expires).await?;
-    Ok(Json(TokenResponse { token }).into_response())
+    Ok(Login::Token(token))
+}
+
+/// Whole seconds of a wait, rounded up.
+pub(crate) fn wait_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+/// The message of a refused login while locked out.
+pub(crate) fn too_many_message(seconds: u64) -> String {
+    format!("Too many failed login attempts: try again in {seconds} seconds.")
 }
 
 /// 429 with `Retry-After` in whole seconds (rounded up).
 fn too_many_attempts(wait: Duration) -> Response {
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("Too many failed login attempts: try again in {seconds} seconds."),
-    )
-    .into_response();
+    let seconds = wait_seconds(wait);
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, too_many_message(seconds)).into_response();
     response
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(seconds));
     response
 }
 
+#[utoipa::path(
+    operation_id = "auth_whoami",
+    get,
+    path = "/auth/whoami",
+    tag = "auth",
+    responses((status = 200, description = "The token's user.", body = drycc_api_types::User), crate::api::openapi::Errors),
+)]
 pub async fn whoami(AuthUser(user): AuthUser) -> Json<drycc_api_types::User> {
     Json(user_view(&user))
 }
 
+#[utoipa::path(
+    operation_id = "auth_logout",
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    responses((status = 204, description = "The token is revoked."), crate::api::openapi::Errors),
+)]
 pub async fn logout(
     State(state): State<Shared>,
     AuthUser(_user): AuthUser,
@@ -181,6 +248,14 @@ pub async fn logout(
 
 /// `DELETE /v2/admin/users/<username>/tokens/`: an admin revokes every
 /// token of a user (who must log in again everywhere).
+#[utoipa::path(
+    operation_id = "auth_revoke_user_tokens",
+    delete,
+    path = "/admin/users/{username}/tokens",
+    tag = "auth",
+    params(("username" = String, Path, description = "The user whose tokens go.")),
+    responses((status = 204, description = "Every token of the user is revoked."), crate::api::openapi::Errors),
+)]
 pub async fn revoke_user_tokens(
     State(state): State<Shared>,
     AuthUser(admin): AuthUser,

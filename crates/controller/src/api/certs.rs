@@ -61,6 +61,14 @@ fn validate_name(name: &str) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    operation_id = "certs_list",
+    get,
+    path = "/certs",
+    tag = "certs",
+    params(crate::api::Page),
+    responses((status = 200, description = "The certificates the user may see.", body = drycc_api_types::List<drycc_api_types::Cert>), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -78,6 +86,14 @@ pub async fn list(
     Ok(Json(paginate(visible, &page, uri.path())))
 }
 
+#[utoipa::path(
+    operation_id = "certs_create",
+    post,
+    path = "/certs",
+    tag = "certs",
+    request_body = drycc_api_types::CertCreateRequest,
+    responses((status = 201, description = "The new certificate.", body = drycc_api_types::Cert), crate::api::openapi::Errors),
+)]
 pub async fn create(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -98,6 +114,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(cert_view(&cert))))
 }
 
+#[utoipa::path(
+    operation_id = "certs_show",
+    get,
+    path = "/certs/{name}",
+    tag = "certs",
+    params(("name" = String, Path, description = "The certificate's name.")),
+    responses((status = 200, description = "The certificate.", body = drycc_api_types::Cert), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -106,6 +130,14 @@ pub async fn show(
     Ok(Json(cert_view(&cert_for(&state, &user, &name).await?)))
 }
 
+#[utoipa::path(
+    operation_id = "certs_delete",
+    delete,
+    path = "/certs/{name}",
+    tag = "certs",
+    params(("name" = String, Path, description = "The certificate's name.")),
+    responses((status = 204, description = "Deleted."), crate::api::openapi::Errors),
+)]
 pub async fn delete(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -118,6 +150,15 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    operation_id = "certs_attach",
+    post,
+    path = "/certs/{name}/domain",
+    tag = "certs",
+    params(("name" = String, Path, description = "The certificate's name.")),
+    request_body = drycc_api_types::DomainRequest,
+    responses((status = 201, description = "Attached."), crate::api::openapi::Errors),
+)]
 pub async fn attach(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -151,6 +192,14 @@ pub async fn attach(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(
+    operation_id = "certs_detach",
+    delete,
+    path = "/certs/{name}/domain/{domain}",
+    tag = "certs",
+    params(("name" = String, Path, description = "The certificate's name."), ("domain" = String, Path, description = "The domain.")),
+    responses((status = 204, description = "Detached."), crate::api::openapi::Errors),
+)]
 pub async fn detach(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

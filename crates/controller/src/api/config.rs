@@ -55,6 +55,14 @@ pub fn config_view(state: &AppState, config: &drycc_store::Config) -> drycc_api_
     }
 }
 
+#[utoipa::path(
+    operation_id = "config_show",
+    get,
+    path = "/apps/{app}/config",
+    tag = "config",
+    params(("app" = String, Path, description = "The app's id.")),
+    responses((status = 200, description = "The app's config.", body = drycc_api_types::Config), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -65,6 +73,15 @@ pub async fn show(
     Ok(Json(config_view(&state, &release.config)))
 }
 
+#[utoipa::path(
+    operation_id = "config_update",
+    post,
+    path = "/apps/{app}/config",
+    tag = "config",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::ConfigUpdate,
+    responses((status = 201, description = "The new config, released.", body = drycc_api_types::Config), crate::api::openapi::Errors),
+)]
 pub async fn update(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

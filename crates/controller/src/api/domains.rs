@@ -23,6 +23,14 @@ pub fn domain_view(domain: &drycc_store::Domain) -> drycc_api_types::Domain {
     }
 }
 
+#[utoipa::path(
+    operation_id = "domains_list",
+    get,
+    path = "/apps/{app}/domains",
+    tag = "domains",
+    params(("app" = String, Path, description = "The app's id."), crate::api::Page),
+    responses((status = 200, description = "The app's domains.", body = drycc_api_types::List<drycc_api_types::Domain>), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -36,6 +44,15 @@ pub async fn list(
     Ok(Json(paginate(views, &page, uri.path())))
 }
 
+#[utoipa::path(
+    operation_id = "domains_create",
+    post,
+    path = "/apps/{app}/domains",
+    tag = "domains",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::DomainRequest,
+    responses((status = 201, description = "The new domain.", body = drycc_api_types::Domain), crate::api::openapi::Errors),
+)]
 pub async fn create(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -54,6 +71,14 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(domain_view(&added))))
 }
 
+#[utoipa::path(
+    operation_id = "domains_delete",
+    delete,
+    path = "/apps/{app}/domains/{domain}",
+    tag = "domains",
+    params(("app" = String, Path, description = "The app's id."), ("domain" = String, Path, description = "The domain.")),
+    responses((status = 204, description = "Removed."), crate::api::openapi::Errors),
+)]
 pub async fn delete(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

@@ -6,13 +6,23 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use drycc_api_types::{channel, ExecStart, ExecStatus, TerminalSize};
+use drycc_api_types::{
+    channel, decode_exec_frame, encode_exec_frame, ExecFrame, ExecStart, ExecStatus,
+};
 use drycc_engine::{ExecInput, ExecOutput, ExecRequest};
 
 use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiResult, Path};
 use crate::state::Shared;
 
+#[utoipa::path(
+    operation_id = "exec_exec",
+    get,
+    path = "/apps/{app}/pods/{target}/exec",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process's name.")),
+    responses((status = 101, description = "A WebSocket: first frame `ExecStart`, then channel-framed stdin/stdout/stderr/status (see api.md)."), crate::api::openapi::Errors),
+)]
 pub async fn exec(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -56,10 +66,7 @@ pub async fn exec(
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
-    let mut bytes = Vec::with_capacity(data.len() + 1);
-    bytes.push(channel);
-    bytes.extend_from_slice(data);
-    Message::Binary(bytes.into())
+    Message::Binary(encode_exec_frame(channel, data).into())
 }
 
 async fn fail(mut socket: WebSocket, mut message: String) {
@@ -166,20 +173,16 @@ async fn session(state: Shared, app: String, name: String, mut socket: WebSocket
     }
 }
 
-/// A client frame: channel 0 with data (empty = end of stdin) or 4 with a
-/// terminal size. Anything else is ignored.
+/// A client frame: stdin data (empty = end of stdin) or a terminal size.
+/// Anything else, undecodable frames included, is ignored.
 fn parse_input(bytes: &[u8]) -> Option<ExecInput> {
-    let (&channel_byte, data) = bytes.split_first()?;
-    match channel_byte {
-        channel::STDIN if data.is_empty() => Some(ExecInput::Eof),
-        channel::STDIN => Some(ExecInput::Stdin(Bytes::copy_from_slice(data))),
-        channel::RESIZE => {
-            let size: TerminalSize = serde_json::from_slice(data).ok()?;
-            Some(ExecInput::Resize {
-                width: size.width,
-                height: size.height,
-            })
-        }
+    match decode_exec_frame(bytes).ok()? {
+        ExecFrame::Stdin([]) => Some(ExecInput::Eof),
+        ExecFrame::Stdin(data) => Some(ExecInput::Stdin(Bytes::copy_from_slice(data))),
+        ExecFrame::Resize(size) => Some(ExecInput::Resize {
+            width: size.width,
+            height: size.height,
+        }),
         _ => None,
     }
 }

@@ -21,9 +21,12 @@ const DEFAULT_LINES: usize = 100;
 /// Upper bound of one request, whatever the client asks.
 const MAX_LINES: usize = 10_000;
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
+    /// How many recent lines (default 100, at most 10000).
     log_lines: Option<String>,
+    /// Only this process's lines.
     process: Option<String>,
 }
 
@@ -37,6 +40,14 @@ pub fn format_line(line: &LogLine) -> String {
     )
 }
 
+#[utoipa::path(
+    operation_id = "logs_logs",
+    get,
+    path = "/apps/{app}/logs",
+    tag = "logs",
+    params(("app" = String, Path, description = "The app's id."), LogQuery),
+    responses((status = 200, description = "The app's recent log lines, one per line.", content_type = "text/plain", body = String), (status = 101, description = "With `Upgrade: websocket`: a follow stream; first frame `LogsStart`."), crate::api::openapi::Errors),
+)]
 pub async fn logs(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -67,7 +78,7 @@ pub async fn logs(
     Ok(([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
-async fn recent(
+pub(crate) async fn recent(
     state: &Shared,
     app: &str,
     lines: usize,

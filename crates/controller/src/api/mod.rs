@@ -1,26 +1,70 @@
 //! The REST API (Drycc v2 shapes): one module per resource.
 
 mod apps;
-mod auth;
+pub(crate) mod auth;
 mod certs;
-mod config;
+pub(crate) mod config;
 mod domains;
 mod exec;
-mod logs;
+pub(crate) mod logs;
+pub(crate) mod openapi;
 mod perms;
 pub(crate) mod pods;
-mod releases;
-mod settings;
+pub(crate) mod releases;
+pub(crate) mod settings;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::Shared;
+
+/// Every `/v2` route, each with its OpenAPI operation: the router and the
+/// document are built from this one list, so they cannot drift apart.
+/// Only `routes!` registers routes here (a unit test checks it).
+pub(crate) fn v2_routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(auth::probe))
+        .routes(routes!(openapi::serve))
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::whoami))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::revoke_user_tokens))
+        .routes(routes!(certs::list, certs::create))
+        .routes(routes!(certs::show, certs::delete))
+        .routes(routes!(certs::attach))
+        .routes(routes!(certs::detach))
+        .routes(routes!(apps::list, apps::create))
+        .routes(routes!(apps::show, apps::destroy))
+        .routes(routes!(releases::list_builds, releases::create_build))
+        .routes(routes!(releases::list))
+        .routes(routes!(releases::rollback))
+        .routes(routes!(releases::show))
+        .routes(routes!(config::show, config::update))
+        .routes(routes!(pods::scale))
+        .routes(routes!(pods::scale_ptypes))
+        .routes(routes!(pods::list))
+        .routes(routes!(pods::restart_all))
+        .routes(routes!(pods::list_type))
+        .routes(routes!(pods::restart_type))
+        .routes(routes!(pods::describe))
+        .routes(routes!(exec::exec))
+        .routes(routes!(pods::restart_one))
+        .routes(routes!(logs::logs))
+        .routes(routes!(settings::show, settings::update))
+        .routes(routes!(settings::autoscale_history))
+        .routes(routes!(domains::list, domains::create))
+        .routes(routes!(domains::delete))
+        .routes(routes!(perms::list, perms::create))
+        .routes(routes!(perms::delete))
+}
 
 pub fn router(state: Shared) -> Router {
     crate::limits::set_body_bytes(
@@ -28,70 +72,7 @@ pub fn router(state: Shared) -> Router {
             .unwrap_or(usize::MAX)
             .saturating_mul(1024),
     );
-    let v2 = Router::new()
-        .route("/", get(auth::probe))
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/whoami", get(auth::whoami))
-        .route("/auth/logout", post(auth::logout))
-        .route(
-            "/admin/users/{username}/tokens",
-            axum::routing::delete(auth::revoke_user_tokens),
-        )
-        .route("/certs", get(certs::list).post(certs::create))
-        .route("/certs/{name}", get(certs::show).delete(certs::delete))
-        .route("/certs/{name}/domain", post(certs::attach))
-        .route(
-            "/certs/{name}/domain/{domain}",
-            axum::routing::delete(certs::detach),
-        )
-        .route("/apps", get(apps::list).post(apps::create))
-        .route("/apps/{app}", get(apps::show).delete(apps::destroy))
-        .route(
-            "/apps/{app}/builds",
-            get(releases::list_builds).post(releases::create_build),
-        )
-        .route("/apps/{app}/releases", get(releases::list))
-        .route("/apps/{app}/releases/rollback", post(releases::rollback))
-        .route("/apps/{app}/releases/{version}", get(releases::show))
-        .route("/apps/{app}/config", get(config::show).post(config::update))
-        .route("/apps/{app}/scale", post(pods::scale))
-        .route("/apps/{app}/ptypes/scale", post(pods::scale))
-        .route("/apps/{app}/pods", get(pods::list))
-        .route("/apps/{app}/pods/restart", post(pods::restart_all))
-        .route("/apps/{app}/pods/{target}", get(pods::list_type))
-        .route(
-            "/apps/{app}/pods/{target}/restart",
-            post(pods::restart_type),
-        )
-        .route("/apps/{app}/pods/{target}/describe", get(pods::describe))
-        .route("/apps/{app}/pods/{target}/exec", get(exec::exec))
-        .route(
-            "/apps/{app}/pods/{target}/{name}/restart",
-            post(pods::restart_one),
-        )
-        .route("/apps/{app}/logs", get(logs::logs))
-        .route(
-            "/apps/{app}/settings",
-            get(settings::show).post(settings::update),
-        )
-        .route(
-            "/apps/{app}/settings/autoscale/{ptype}/history",
-            get(settings::autoscale_history),
-        )
-        .route(
-            "/apps/{app}/domains",
-            get(domains::list).post(domains::create),
-        )
-        .route(
-            "/apps/{app}/domains/{domain}",
-            axum::routing::delete(domains::delete),
-        )
-        .route("/apps/{app}/perms", get(perms::list).post(perms::create))
-        .route(
-            "/apps/{app}/perms/{user}",
-            axum::routing::delete(perms::delete),
-        );
+    let (v2, _) = v2_routes().split_for_parts();
 
     Router::new()
         .route("/healthz", get(|| async { "OK" }))
@@ -154,9 +135,12 @@ async fn not_found() -> impl IntoResponse {
 }
 
 /// `?limit=&offset=` of list endpoints.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Results per page (1 to 1000, default 100).
     pub limit: Option<usize>,
+    /// Results to skip.
     pub offset: Option<usize>,
 }
 
@@ -198,5 +182,43 @@ mod tests {
         let list = paginate((0..5).collect::<Vec<i32>>(), &page(0, usize::MAX), "/x");
         assert!(list.results.is_empty());
         assert_eq!(list.next, None);
+    }
+}
+
+#[cfg(test)]
+mod route_list {
+    /// The router serves exactly the documented routes only if nothing
+    /// but `routes!` adds routes to `v2_routes`: a plain `.route(..)`,
+    /// `.nest(..)` or `.merge(..)` there would serve an undocumented one.
+    #[test]
+    fn v2_routes_come_only_from_documented_handlers() {
+        let source = include_str!("mod.rs");
+        let start = source.find("fn v2_routes()").expect("v2_routes is defined");
+        let body = &source[start..];
+        let body = &body[..body.find("\n}\n").expect("v2_routes ends")];
+        for line in body.lines().skip(1).map(str::trim) {
+            assert!(
+                line.is_empty()
+                    || line == "OpenApiRouter::new()"
+                    || line.starts_with(".routes(routes!("),
+                "v2_routes registers a route without its OpenAPI operation: {line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_names_every_operation_once() {
+        let document = super::openapi::document();
+        let json = serde_json::to_value(&document).expect("serialises");
+        let mut ids = std::collections::BTreeSet::new();
+        let paths = json["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 30, "{} paths", paths.len());
+        for (path, item) in paths {
+            assert!(path.starts_with("/v2"), "{path}");
+            for (method, operation) in item.as_object().expect("path item") {
+                let id = operation["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_owned()), "{method} {path}: {id} twice");
+            }
+        }
     }
 }

@@ -8,6 +8,14 @@ use crate::auth::{app_for, Access, AuthUser};
 use crate::error::{ApiError, ApiResult, Json, Path};
 use crate::state::Shared;
 
+#[utoipa::path(
+    operation_id = "perms_list",
+    get,
+    path = "/apps/{app}/perms",
+    tag = "perms",
+    params(("app" = String, Path, description = "The app's id.")),
+    responses((status = 200, description = "The app's collaborators.", body = drycc_api_types::Perms), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -19,6 +27,15 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(
+    operation_id = "perms_create",
+    post,
+    path = "/apps/{app}/perms",
+    tag = "perms",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::PermRequest,
+    responses((status = 201, description = "The user is a collaborator."), crate::api::openapi::Errors),
+)]
 pub async fn create(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -43,6 +60,14 @@ pub async fn create(
     Ok(StatusCode::CREATED)
 }
 
+#[utoipa::path(
+    operation_id = "perms_delete",
+    delete,
+    path = "/apps/{app}/perms/{user}",
+    tag = "perms",
+    params(("app" = String, Path, description = "The app's id."), ("user" = String, Path, description = "The collaborator.")),
+    responses((status = 204, description = "The user is no collaborator any more."), crate::api::openapi::Errors),
+)]
 pub async fn delete(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

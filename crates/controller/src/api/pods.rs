@@ -28,13 +28,18 @@ pub fn pod_view(process: &ProcessStatus) -> Pod {
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `true`: each process's CPU and memory too (`drycc ps --usage`).
     usage: Option<String>,
 }
 
-async fn pod_list(state: &AppState, app: &str, ptype: Option<&str>) -> ApiResult<PodList> {
+pub(crate) async fn pod_list(
+    state: &AppState,
+    app: &str,
+    ptype: Option<&str>,
+) -> ApiResult<PodList> {
     let results: Vec<Pod> = state
         .engine
         .processes(app)
@@ -49,6 +54,14 @@ async fn pod_list(state: &AppState, app: &str, ptype: Option<&str>) -> ApiResult
     })
 }
 
+#[utoipa::path(
+    operation_id = "pods_list",
+    get,
+    path = "/apps/{app}/pods",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ListQuery),
+    responses((status = 200, description = "The app's processes.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -78,6 +91,14 @@ pub async fn list(
     Ok(Json(list))
 }
 
+#[utoipa::path(
+    operation_id = "pods_list_type",
+    get,
+    path = "/apps/{app}/pods/{target}",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type.")),
+    responses((status = 200, description = "The processes of the type.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn list_type(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -100,13 +121,34 @@ async fn autoscaled(state: &AppState, app: &str) -> ApiResult<BTreeMap<String, (
         .collect())
 }
 
+#[utoipa::path(
+    operation_id = "pods_scale",
+    post,
+    path = "/apps/{app}/scale",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = std::collections::BTreeMap<String, u32>,
+    responses((status = 204, description = "The types run the asked counts."), crate::api::openapi::Errors),
+)]
 pub async fn scale(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Json(request): Json<Value>,
 ) -> ApiResult<StatusCode> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
+    scale_app(&state, &user, &id, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Scale an app's types as `user` (the API's and the dashboard's one path,
+/// so both apply the same rules and answer with the same messages).
+pub(crate) async fn scale_app(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    request: &Value,
+) -> ApiResult<()> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let request = request.as_object().ok_or_else(|| {
         ApiError::bad_request(
             "Invalid scaling format: expected an object of process types to counts, e.g. {\"web\": 2}",
@@ -119,7 +161,7 @@ pub async fn scale(
         .as_ref()
         .and_then(|r| r.build.as_ref())
         .map(|b| b.procfile.keys().cloned().collect());
-    let autoscaled = autoscaled(&state, &app.id).await?;
+    let autoscaled = autoscaled(state, &app.id).await?;
     let context = ScaleContext {
         types: types.as_ref(),
         max_per_type: state.settings.max_processes_per_type,
@@ -131,10 +173,29 @@ pub async fn scale(
             "No build associated with this release",
         ));
     }
-    write_structure(&state, &app.id, &counts).await?;
+    write_structure(state, &app.id, &counts).await?;
     drop(guard);
-    wait_structure(&state, &app.id, &counts).await?;
-    Ok(StatusCode::NO_CONTENT)
+    wait_structure(state, &app.id, &counts).await?;
+    Ok(())
+}
+
+/// `POST .../ptypes/scale/`: the same as `.../scale/` (Drycc has both).
+#[utoipa::path(
+    operation_id = "pods_scale_ptypes",
+    post,
+    path = "/apps/{app}/ptypes/scale",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = std::collections::BTreeMap<String, u32>,
+    responses((status = 204, description = "The types run the asked counts."), crate::api::openapi::Errors),
+)]
+pub async fn scale_ptypes(
+    state: State<Shared>,
+    user: AuthUser,
+    id: Path<String>,
+    request: Json<Value>,
+) -> ApiResult<StatusCode> {
+    scale(state, user, id, request).await
 }
 
 fn scale_error(error: drycc_model::scale::ScaleError) -> ApiError {
@@ -180,13 +241,21 @@ pub async fn wait_structure(
     Ok(())
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_all",
+    post,
+    path = "/apps/{app}/pods/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = Option<drycc_api_types::RestartRequest>,
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_all(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<PodList>> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
     let request: RestartRequest = optional_json(&body)?;
     let types: Option<BTreeSet<String>> = request.types.map(|t| {
         t.split(',')
@@ -195,18 +264,38 @@ pub async fn restart_all(
             .map(str::to_string)
             .collect()
     });
-    restart_types(&state, &app.id, types).await?;
-    Ok(Json(pod_list(&state, &app.id, None).await?))
+    let app = restart(&state, &user, &id, types).await?;
+    Ok(Json(pod_list(&state, &app, None).await?))
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_type",
+    post,
+    path = "/apps/{app}/pods/{target}/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type.")),
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_type(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path((id, ptype)): Path<(String, String)>,
 ) -> ApiResult<Json<PodList>> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
-    restart_types(&state, &app.id, Some(BTreeSet::from([ptype]))).await?;
-    Ok(Json(pod_list(&state, &app.id, None).await?))
+    let app = restart(&state, &user, &id, Some(BTreeSet::from([ptype]))).await?;
+    Ok(Json(pod_list(&state, &app, None).await?))
+}
+
+/// Restart `types` (all of them when `None`) of an app as `user`; the
+/// app's id on success.
+pub(crate) async fn restart(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    types: Option<BTreeSet<String>>,
+) -> ApiResult<String> {
+    let app = app_for(state, user, id, Access::Write).await?;
+    restart_types(state, &app.id, types).await?;
+    Ok(app.id)
 }
 
 /// A rolling restart: bump the types' restart generation so their template
@@ -250,12 +339,32 @@ async fn restart_types(
     Ok(())
 }
 
+#[utoipa::path(
+    operation_id = "pods_restart_one",
+    post,
+    path = "/apps/{app}/pods/{target}/{name}/restart",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process type."), ("name" = String, Path, description = "A process's name.")),
+    responses((status = 200, description = "The processes after the restart.", body = drycc_api_types::PodList), crate::api::openapi::Errors),
+)]
 pub async fn restart_one(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path((id, ptype, name)): Path<(String, String, String)>,
 ) -> ApiResult<Json<PodList>> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let app = restart_process(&state, &user, &id, &ptype, &name).await?;
+    Ok(Json(pod_list(&state, &app, None).await?))
+}
+
+/// Replace one process of an app as `user`; the app's id on success.
+pub(crate) async fn restart_process(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    ptype: &str,
+    name: &str,
+) -> ApiResult<String> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let processes = state.engine.processes(&app.id).await?;
     let process = processes
         .iter()
@@ -268,7 +377,7 @@ pub async fn restart_one(
         .iter()
         .filter(|p| p.ptype == ptype && p.ready)
         .count();
-    wait_for(&state, &app.id, state.settings.deploy_timeout(), |now| {
+    wait_for(state, &app.id, state.settings.deploy_timeout(), |now| {
         let ready = now.iter().filter(|p| p.ptype == ptype && p.ready).count();
         if !now.iter().any(|p| p.name == old_name) && ready >= expected {
             Verdict::Done
@@ -283,18 +392,35 @@ pub async fn restart_one(
         )),
         other => other.into(),
     })?;
-    Ok(Json(pod_list(&state, &app.id, None).await?))
+    Ok(app.id)
 }
 
 /// Every process's CPU and memory. CPU is measured between two readings,
-/// so without a recent one (the autoscaler's) a second one follows shortly.
-async fn all_usage(state: &AppState, app: &str) -> Vec<drycc_engine::ProcessUsage> {
-    let first = state.engine.usage(app).await.unwrap_or_default();
-    if first.iter().all(|u| u.cpu_millis.is_some()) {
-        return first;
+/// so while the last sample lacks a process's CPU (its first reading, or
+/// the process is newer than the sample) another follows shortly, a few
+/// times at most.
+pub(crate) async fn all_usage(state: &AppState, app: &str) -> Vec<drycc_engine::ProcessUsage> {
+    const ATTEMPTS: usize = 4;
+    let engine = state.engine.as_ref();
+    let running: Vec<String> = engine
+        .processes(app)
+        .await
+        .map(|all| all.into_iter().map(|p| p.name).collect())
+        .unwrap_or_default();
+    let mut usage = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        usage = state.usage.sample(engine, app).await.unwrap_or_default();
+        let measured = |name: &String| {
+            usage
+                .iter()
+                .any(|u| &u.name == name && u.cpu_millis.is_some())
+        };
+        if running.iter().all(measured) || attempt == ATTEMPTS {
+            break;
+        }
+        tokio::time::sleep(crate::usage::MIN_WINDOW).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    state.engine.usage(app).await.unwrap_or_default()
+    usage
 }
 
 /// One process's CPU and memory (see [`all_usage`]).
@@ -317,6 +443,14 @@ fn split_argv(argv: &[String]) -> (Vec<String>, Vec<String>) {
     (argv[..program].to_vec(), argv[program..].to_vec())
 }
 
+#[utoipa::path(
+    operation_id = "pods_describe",
+    get,
+    path = "/apps/{app}/pods/{target}/describe",
+    tag = "pods",
+    params(("app" = String, Path, description = "The app's id."), ("target" = String, Path, description = "A process's name.")),
+    responses((status = 200, description = "The process's containers.", body = drycc_api_types::PodDescription), crate::api::openapi::Errors),
+)]
 pub async fn describe(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,

@@ -46,6 +46,14 @@ pub fn release_view(release: &drycc_store::Release) -> drycc_api_types::Release 
     }
 }
 
+#[utoipa::path(
+    operation_id = "releases_list_builds",
+    get,
+    path = "/apps/{app}/builds",
+    tag = "builds",
+    params(("app" = String, Path, description = "The app's id."), crate::api::Page),
+    responses((status = 200, description = "The app's builds.", body = drycc_api_types::List<drycc_api_types::Build>), crate::api::openapi::Errors),
+)]
 pub async fn list_builds(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -66,6 +74,15 @@ pub async fn list_builds(
 /// read (local Docker engine first, else its registry) before anything is
 /// written, so an unknown image, a missing tag, a registry that is down or
 /// an image with nothing to run change nothing; then a release deploys it.
+#[utoipa::path(
+    operation_id = "releases_create_build",
+    post,
+    path = "/apps/{app}/builds",
+    tag = "builds",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::BuildCreateRequest,
+    responses((status = 201, description = "The new build, deployed.", body = drycc_api_types::Build), crate::api::openapi::Errors),
+)]
 pub async fn create_build(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -161,6 +178,14 @@ fn checked_procfile(
         .collect())
 }
 
+#[utoipa::path(
+    operation_id = "releases_list",
+    get,
+    path = "/apps/{app}/releases",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id."), crate::api::Page),
+    responses((status = 200, description = "The app's releases, newest first.", body = drycc_api_types::List<drycc_api_types::Release>), crate::api::openapi::Errors),
+)]
 pub async fn list(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -186,6 +211,14 @@ fn parse_version(text: &str) -> ApiResult<u32> {
     })
 }
 
+#[utoipa::path(
+    operation_id = "releases_show",
+    get,
+    path = "/apps/{app}/releases/{version}",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id."), ("version" = String, Path, description = "`v<N>` or `<N>`.")),
+    responses((status = 200, description = "The release.", body = drycc_api_types::Release), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -201,16 +234,37 @@ pub async fn show(
     Ok(Json(release_view(&release)))
 }
 
+#[utoipa::path(
+    operation_id = "releases_rollback",
+    post,
+    path = "/apps/{app}/releases/rollback",
+    tag = "releases",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = Option<drycc_api_types::RollbackRequest>,
+    responses((status = 201, description = "The new release's version.", body = drycc_api_types::RollbackResponse), crate::api::openapi::Errors),
+)]
 pub async fn rollback(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<RollbackResponse>)> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
     let request: RollbackRequest = optional_json(&body)?;
+    let version = rollback_app(&state, &user, &id, request.version.as_ref()).await?;
+    Ok((StatusCode::CREATED, Json(RollbackResponse { version })))
+}
+
+/// Roll an app back to `version` (the one before the latest when `None`)
+/// as `user`; the new release's version.
+pub(crate) async fn rollback_app(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    version: Option<&serde_json::Value>,
+) -> ApiResult<u32> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let latest = state.store.latest_release(&app.id).await?;
-    let target = match &request.version {
+    let target = match version {
         None | Some(serde_json::Value::Null) => i64::from(latest.version) - 1,
         Some(value) => value
             .as_i64()
@@ -240,7 +294,7 @@ pub async fn rollback(
         return Err(ApiError::bad_request("Cannot roll back to failed release."));
     }
     if let Some(build) = release.build.as_ref().filter(|b| !b.sha.is_empty()) {
-        let dir = deploy::slug_dir(&state, &app.id, build);
+        let dir = deploy::slug_dir(state, &app.id, build);
         if !tokio::fs::try_exists(&dir).await.unwrap_or(false) {
             return Err(ApiError::bad_request(format!(
                 "Cannot roll back to v{target}: its slug was removed (only the newest DRYCC_SLUGS_KEEP builds keep theirs)."
@@ -258,11 +312,6 @@ pub async fn rollback(
         config: NewConfig::from(&release.config),
         structure,
     };
-    let created = deploy::release(&state, &app.id, change, None).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RollbackResponse {
-            version: created.version,
-        }),
-    ))
+    let created = deploy::release(state, &app.id, change, None).await?;
+    Ok(created.version)
 }

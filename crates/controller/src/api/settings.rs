@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use drycc_api_types::{AutoscaleRule, SettingsUpdate};
+use drycc_api_types::{AutoscaleHistory, AutoscaleRecord, AutoscaleRule, SettingsUpdate};
 use serde_json::Value;
 
 use crate::api::pods::{wait_structure, write_structure};
@@ -60,6 +60,14 @@ pub fn settings_view(
     }
 }
 
+#[utoipa::path(
+    operation_id = "settings_show",
+    get,
+    path = "/apps/{app}/settings",
+    tag = "settings",
+    params(("app" = String, Path, description = "The app's id.")),
+    responses((status = 200, description = "The app's settings.", body = drycc_api_types::Settings), crate::api::openapi::Errors),
+)]
 pub async fn show(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
@@ -103,13 +111,34 @@ fn parse_rule(ptype: &str, value: &Value) -> ApiResult<AutoscaleRule> {
     Ok(rule)
 }
 
+#[utoipa::path(
+    operation_id = "settings_update",
+    post,
+    path = "/apps/{app}/settings",
+    tag = "settings",
+    params(("app" = String, Path, description = "The app's id.")),
+    request_body = drycc_api_types::SettingsUpdate,
+    responses((status = 201, description = "The new settings.", body = drycc_api_types::Settings), crate::api::openapi::Errors),
+)]
 pub async fn update(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path(id): Path<String>,
     Json(update): Json<SettingsUpdate>,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::Settings>)> {
-    let app = app_for(&state, &user, &id, Access::Write).await?;
+    let settings = update_settings(&state, &user, &id, &update).await?;
+    Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
+}
+
+/// Change an app's settings as `user` (the API's and the dashboard's one
+/// path: same rules, same messages).
+pub(crate) async fn update_settings(
+    state: &Shared,
+    user: &drycc_store::User,
+    id: &str,
+    update: &SettingsUpdate,
+) -> ApiResult<drycc_store::Settings> {
+    let app = app_for(state, user, id, Access::Write).await?;
     let lock = state.app_lock(&app.id);
     let guard = lock.lock().await;
     let current = state.store.get_settings(&app.id).await?;
@@ -174,36 +203,53 @@ pub async fn update(
         state.autoscaler.rescaled(&app.id, ptype);
     }
     if release.is_some() && !counts.is_empty() {
-        write_structure(&state, &app.id, &counts).await?;
+        write_structure(state, &app.id, &counts).await?;
         drop(guard);
-        wait_structure(&state, &app.id, &counts).await?;
+        wait_structure(state, &app.id, &counts).await?;
+    } else if update.autoscale.is_some() && state.engine.capabilities().autoscaler {
+        // The engine's own autoscaler takes the rule from the reconciler:
+        // answer once it has (or with the engine's refusal).
+        drop(guard);
+        wait_structure(state, &app.id, &BTreeMap::new()).await?;
     }
-    Ok((StatusCode::CREATED, Json(settings_view(&state, &settings))))
+    Ok(settings)
 }
 
 /// `GET /v2/apps/<id>/settings/autoscale/<type>/history`: the autoscaler's
 /// recent decisions for a type, oldest first.
+#[utoipa::path(
+    operation_id = "settings_autoscale_history",
+    get,
+    path = "/apps/{app}/settings/autoscale/{ptype}/history",
+    tag = "settings",
+    params(("app" = String, Path, description = "The app's id."), ("ptype" = String, Path, description = "A process type.")),
+    responses((status = 200, description = "The autoscaler's recent decisions.", body = drycc_api_types::AutoscaleHistory), crate::api::openapi::Errors),
+)]
 pub async fn autoscale_history(
     State(state): State<Shared>,
     AuthUser(user): AuthUser,
     Path((id, ptype)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AutoscaleHistory>> {
     let app = app_for(&state, &user, &id, Access::Read).await?;
-    let results: Vec<Value> = state
+    let results: Vec<AutoscaleRecord> = state
         .autoscaler
         .history(&app.id, &ptype)
         .iter()
-        .map(|record| {
-            serde_json::json!({
-                "time": timestamp(&record.time),
-                "utilization": record.decision.utilization,
-                "current": record.decision.current,
-                "desired": record.decision.desired,
-                "rescaled": record.decision.rescales(),
-            })
-        })
+        .map(record_view)
         .collect();
-    Ok(Json(
-        serde_json::json!({"count": results.len(), "results": results}),
-    ))
+    Ok(Json(AutoscaleHistory {
+        count: results.len(),
+        results,
+    }))
+}
+
+/// One autoscaler decision as the API shows it.
+pub(crate) fn record_view(record: &crate::autoscaler::Record) -> AutoscaleRecord {
+    AutoscaleRecord {
+        time: timestamp(&record.time),
+        utilization: record.decision.utilization,
+        current: record.decision.current,
+        desired: record.decision.desired,
+        rescaled: record.decision.rescales(),
+    }
 }

@@ -124,7 +124,7 @@ async fn run(
             return Err(message);
         }
     };
-    let build = NewBuild {
+    let mut build = NewBuild {
         image: slug,
         stack: buildpacks,
         sha: request.sha.clone(),
@@ -132,7 +132,73 @@ async fn run(
         dockerfile: String::new(),
         image_config: None,
     };
+    if let Some(registry) = cluster_registry(state)? {
+        let published =
+            publish_slug(state, &app.id, &registry, &slug_dir, &mut build, progress).await;
+        // The image is the slug from now on: the cluster pulls it.
+        let _ = tokio::fs::remove_dir_all(&slug_dir).await;
+        published?;
+    }
     release_build(state, &app, request, build, &latest, progress).await
+}
+
+/// Where images for a cluster go: `DRYCC_REGISTRY` with
+/// `DRYCC_ENGINE=kubernetes` (whose nodes pull every image), else `None`
+/// (images stay on this machine's Docker engine, slugs in their directory).
+fn cluster_registry(state: &Shared) -> Result<Option<String>, String> {
+    if state.settings.engine != crate::settings::EngineKind::Kubernetes {
+        return Ok(None);
+    }
+    match state.settings.registry.as_deref().map(|r| r.trim_end_matches('/')) {
+        Some(registry) if !registry.is_empty() => Ok(Some(registry.to_string())),
+        _ => Err("apps built here run on the cluster from a registry: set DRYCC_REGISTRY (host[:port][/prefix]) on the controller and push again".into()),
+    }
+}
+
+/// Make the compiled slug an image for the cluster (`DRYCC_SLUG_IMAGE`
+/// with the slug at /app), push it to the registry, and make `build` run
+/// it.
+async fn publish_slug(
+    state: &Shared,
+    app: &str,
+    registry: &str,
+    slug_dir: &Path,
+    build: &mut NewBuild,
+    progress: &mpsc::Sender<String>,
+) -> Result<(), String> {
+    let Some(docker) = &state.docker else {
+        return Err("source apps run on the cluster as slug images, built by a Docker engine, and none is reachable: start dockerd (or point DRYCC_DOCKER_HOST at one), restart the controller and push again".into());
+    };
+    let Some(base) = state
+        .settings
+        .slug_image
+        .as_deref()
+        .filter(|b| !b.is_empty())
+    else {
+        return Err("source apps run on the cluster in containers of DRYCC_SLUG_IMAGE: set it on the controller to an image with /bin/sh and the runtimes your apps need".into());
+    };
+    let tag = format!("{registry}/{app}:{}", build.image);
+    let _ = progress
+        .send(format!("-----> Publishing the slug as {tag}"))
+        .await;
+    drycc_images::build_slug_image(docker, base, slug_dir.to_path_buf(), &tag, |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    drycc_images::push_image(docker, &tag, |_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    let record = deploy::ImageRecord {
+        entrypoint: vec!["/bin/sh".to_string(), "-c".to_string()],
+        cmd: Vec::new(),
+        exposed_ports: Vec::new(),
+        working_dir: Some(drycc_images::SLUG_DIR.to_string()),
+        digest: None,
+        web_is_cmd: false,
+        slug: true,
+    };
+    build.image = tag;
+    build.image_config = Some(serde_json::to_value(&record).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 /// Release a new build with the config of `latest` and roll it out.
@@ -194,7 +260,9 @@ async fn dockerfile_build(
         .map_err(|e| format!("cannot read the Dockerfile: {e}"))?;
     let procfile = read_procfile(checkout, &state.settings)?;
     let short = &request.sha[..request.sha.len().min(12)];
-    let tag = format!("{IMAGE_REPOSITORY}/{}:git-{short}", request.app);
+    let registry = cluster_registry(state)?;
+    let repository = registry.as_deref().unwrap_or(IMAGE_REPOSITORY);
+    let tag = format!("{repository}/{}:git-{short}", request.app);
     let _ = progress
         .send("-----> Building Docker image".to_string())
         .await;
@@ -209,6 +277,12 @@ async fn dockerfile_build(
     });
     let (built, ()) = tokio::join!(build, forward);
     built.map_err(|e| e.to_string())?;
+    if registry.is_some() {
+        let _ = progress.send(format!("-----> Pushing {tag}")).await;
+        drycc_images::push_image(docker, &tag, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     let image = state
         .images
         .inspect(&tag, None)

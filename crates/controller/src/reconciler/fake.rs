@@ -188,7 +188,8 @@ impl Engine for FakeEngine {
         self.changes.subscribe()
     }
 
-    async fn usage(&self, _app: &str) -> Result<Vec<drycc_engine::ProcessUsage>> {
+    async fn usage(&self, app: &str) -> Result<Vec<drycc_engine::ProcessUsage>> {
+        self.lock().calls.push(format!("usage {app}"));
         Ok(Vec::new())
     }
 
@@ -197,6 +198,7 @@ impl Engine for FakeEngine {
             checkouts: true,
             images: true,
             limits: Err("the fake engine runs nothing".to_string()),
+            autoscaler: false,
         }
     }
 

@@ -180,3 +180,29 @@ pub fn interactive_exec(cli: &Cli, name: &str, app: Option<&str>) {
     assert_eq!(status.code(), Some(4), "{text:?}");
     let _ = master.as_raw_fd();
 }
+
+/// A CLI in a home of its own, registered (and so logged in) as `user` at
+/// `controller`.
+pub fn registered(controller: &super::Controller, user: &str) -> Cli {
+    let home = tempfile::tempdir().expect("home");
+    let cwd = home.path().to_path_buf();
+    let cli = Cli { home, cwd };
+    cli.ok(&[
+        "register",
+        &controller.url,
+        &format!("--username={user}"),
+        "--password=walkthrough-pass",
+        &format!("--email={user}@example.com"),
+    ]);
+    cli
+}
+
+/// The REST API with the token the CLI holds.
+pub fn api_of(controller: &super::Controller, cli: &Cli) -> super::Api {
+    let text =
+        std::fs::read_to_string(cli.home.path().join(".drycc/client.json")).expect("client config");
+    let config: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut api = super::Api::new(&controller.url);
+    api.token = Some(config["token"].as_str().expect("token").to_string());
+    api
+}

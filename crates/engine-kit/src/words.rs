@@ -18,7 +18,7 @@
 use drycc_engine::Env;
 
 /// Split `line` into words, expanding variables from `env`.
-pub(crate) fn split_and_expand(line: &str, env: &Env) -> Result<Vec<String>, String> {
+pub fn split_and_expand(line: &str, env: &Env) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     // Whether the current word exists even if empty ("" or '' make one).
