@@ -55,6 +55,17 @@ pub fn install(dir: &Path) -> Result<()> {
             .map_err(BuildpackError::io("cannot make executable", &temp))?;
         std::fs::rename(&temp, &path).map_err(BuildpackError::io("cannot write", &path))?;
     }
+    // Readable by every user, whatever the umask: builds of apps that run
+    // as users of their own run these.
+    let mut dirs = vec![dir.to_path_buf()];
+    for name in NAMES {
+        dirs.push(dir.join(name));
+        dirs.push(dir.join(name).join("bin"));
+    }
+    for dir in dirs {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(BuildpackError::io("cannot open to all", &dir))?;
+    }
     Ok(())
 }
 

@@ -79,6 +79,13 @@ pub struct Dirs {
     pub builtins: PathBuf,
     /// Fetched buildpacks, one directory per URL and ref.
     pub buildpacks_cache: PathBuf,
+    /// The app's own user (uid, gid): the buildpacks' programs run as it
+    /// (no supplementary groups, `no_new_privs`), as the app's processes
+    /// will, so that what a push brings runs with no more rights than
+    /// the app. `build` and `cache` must be the user's, and `builtins`
+    /// and the fetched buildpacks readable by it. `None`: the caller's
+    /// user.
+    pub user: Option<(u32, u32)>,
 }
 
 /// What a successful build produced.
@@ -103,6 +110,9 @@ pub async fn build(
 ) -> Result<Outcome> {
     let env_dir = dirs.work.join("env");
     write_env_dir(&env_dir, config).await?;
+    if let Some(user) = dirs.user {
+        give_env_dir(&dirs.work, &env_dir, user)?;
+    }
     let result = run_build(dirs, &env_dir, config, env, output).await;
     let _ = tokio::fs::remove_dir_all(&dirs.work).await;
     result
@@ -182,9 +192,18 @@ async fn fetch(spec: &str, dirs: &Dirs, output: &mpsc::Sender<String>) -> Result
     let dir = source
         .fetch(spec, &dirs.builtins, &dirs.buildpacks_cache)
         .await?;
+    if dirs.user.is_some() && matches!(source, Source::Git { .. } | Source::Archive { .. }) {
+        let open = dir.clone();
+        tokio::task::spawn_blocking(move || open_to_all(&open))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|opened| opened)
+            .map_err(BuildpackError::io("cannot open to the app's user", &dir))?;
+    }
     Ok(Buildpack {
         spec: spec.to_string(),
         dir,
+        user: dirs.user,
     })
 }
 
@@ -203,6 +222,50 @@ async fn write_env_dir(dir: &Path, config: &BTreeMap<String, String>) -> Result<
         tokio::fs::write(&path, value)
             .await
             .map_err(BuildpackError::io("cannot write", &path))?;
+    }
+    Ok(())
+}
+
+/// The scratch directory and the env dir (flat: one file per variable)
+/// to the build's user, who must read them.
+fn give_env_dir(work: &Path, env_dir: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    let give = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            .map_err(BuildpackError::io("cannot give to the app's user", path))
+    };
+    let entries = std::fs::read_dir(env_dir).map_err(BuildpackError::io("cannot read", env_dir))?;
+    for entry in entries {
+        let entry = entry.map_err(BuildpackError::io("cannot read", env_dir))?;
+        give(&entry.path())?;
+    }
+    give(env_dir)?;
+    give(work)
+}
+
+/// What a fetched buildpack holds, readable (and its programs runnable) by
+/// every user: builds of apps that run as users of their own use it.
+fn open_to_all(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        let wanted = if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                pending.push(entry?.path());
+            }
+            mode | 0o755
+        } else if mode & 0o100 != 0 {
+            mode | 0o755
+        } else {
+            mode | 0o644
+        };
+        if wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))?;
+        }
     }
     Ok(())
 }

@@ -20,6 +20,29 @@ pub struct Buildpack {
     pub spec: String,
     /// The directory holding `bin/`.
     pub dir: PathBuf,
+    /// The user its programs run as (see `Dirs::user`).
+    pub user: Option<(u32, u32)>,
+}
+
+/// Run `command` as `user`: its uid and gid, no supplementary groups
+/// (dropped by the standard library when it sets the uid), and
+/// `no_new_privs`, with the usual umask.
+fn run_as(command: &mut Command, user: Option<(u32, u32)>) {
+    let Some((uid, gid)) = user else {
+        return;
+    };
+    command.uid(uid).gid(gid);
+    // SAFETY: prctl and umask are async-signal-safe and touch no memory
+    // of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
 }
 
 impl Buildpack {
@@ -30,6 +53,7 @@ impl Buildpack {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        run_as(&mut command, self.user);
         command
     }
 
@@ -74,7 +98,9 @@ impl Buildpack {
         let (build_dir, cache_dir, env_dir) = dirs;
         let script = self.dir.join("bin/compile");
         // The shell merges stderr into stdout, so lines keep their order.
-        let mut child = Command::new("/bin/sh")
+        let mut command = Command::new("/bin/sh");
+        run_as(&mut command, self.user);
+        let mut child = command
             .arg("-c")
             .arg("exec \"$0\" \"$@\" 2>&1")
             .arg(&script)

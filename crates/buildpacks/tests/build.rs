@@ -33,6 +33,7 @@ impl Fixture {
             work: self.path("work"),
             builtins: self.path("builtins"),
             buildpacks_cache: self.path("buildpacks"),
+            user: None,
         }
     }
 

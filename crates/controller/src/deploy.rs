@@ -9,7 +9,7 @@ use std::time::Duration;
 use drycc_engine::{
     is_converged, Artifact, Command, Deployment, Probe, ProbeAction, ProcessStatus, ProcessTemplate,
 };
-use drycc_model::naming::template_hash;
+use drycc_model::naming::template_hash_as;
 use drycc_model::state::ProcessState;
 use drycc_store::{App, BuildRef, NewConfig, NewRelease, Release, ReleaseState};
 use tokio::sync::{mpsc, watch};
@@ -22,6 +22,13 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
     let Some(build) = &release.build else {
         return Vec::new();
     };
+    let user = state.run_as(app);
+    if state.isolation && user.is_none() {
+        // Every app gets its user at creation or at start; never run one
+        // as the controller's user instead.
+        tracing::error!(app = %app.id, "The app has no user id of its own; its processes are not started.");
+        return Vec::new();
+    }
     let config = &release.config;
     let mut env: BTreeMap<String, String> = config.values.clone();
     env.insert("DRYCC_APP".into(), app.id.clone());
@@ -62,6 +69,12 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
             (Artifact::Checkout { path: workdir }, profile)
         }
     };
+    // Native processes run as the app's user; containers isolate by their
+    // own means.
+    let user = match artifact {
+        Artifact::Checkout { .. } => user,
+        Artifact::Image(_) => None,
+    };
     build
         .procfile
         .iter()
@@ -77,7 +90,13 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                 app: app.id.clone(),
                 ptype: ptype.clone(),
                 release: release.version,
-                hash: template_hash(&app.id, ptype, release.version, generation),
+                hash: template_hash_as(
+                    &app.id,
+                    ptype,
+                    release.version,
+                    generation,
+                    user.map(|u| u.uid),
+                ),
                 artifact: artifact.clone(),
                 command: match &image {
                     // The image's own CMD, unless the Procfile names one.
@@ -111,6 +130,7 @@ pub fn deployments(state: &AppState, app: &App, release: &Release) -> Vec<Deploy
                     .get(ptype)
                     .and_then(|v| drycc_model::limits::parse_memory(v).ok())
                     .map(|q| q.limit),
+                user,
             };
             Deployment {
                 template,
@@ -681,6 +701,7 @@ pub(crate) mod tests {
                 liveness: None,
                 cpu_millis: None,
                 memory_bytes: None,
+                user: None,
             },
             replicas,
         }

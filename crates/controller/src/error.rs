@@ -72,7 +72,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
             StoreError::NotFound(what) => ApiError::not_found(what),
-            StoreError::Conflict(what) => ApiError::conflict(what),
+            StoreError::Conflict(what) | StoreError::Exhausted(what) => ApiError::conflict(what),
             other => ApiError::internal(other),
         }
     }
@@ -138,13 +138,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "Unsupported media type: send the body as JSON with `Content-Type: application/json`.",
         ),
         JsonRejection::BytesRejection(bytes) if bytes.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "Request body too large: at most {} bytes are accepted.",
-                    crate::api::MAX_BODY_BYTES
-                ),
-            )
+            crate::limits::body_too_large()
         }
         JsonRejection::JsonSyntaxError(error) => {
             ApiError::bad_request(format!("JSON parse error - {}", error.body_text()))

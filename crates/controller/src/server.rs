@@ -27,9 +27,37 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let data_dir = settings.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let isolation = crate::isolation::enabled();
+    if isolation {
+        crate::isolation::private_umask();
+    }
+    if !isolation {
+        tracing::warn!(
+            uid = nix::unistd::geteuid().as_raw(),
+            "The controller does not run as root: every app's processes run as its own user and share it, so an app can read the controller's data directory and database, the other apps' files and environments, and signal their processes. Run the controller as root for apps of users of their own."
+        );
+    }
+    crate::isolation::protect_data_dir(&data_dir, isolation)?;
+    if settings.database_url.as_deref().is_none_or(str::is_empty) {
+        create_private(&data_dir.join("drycc.db"))?;
+    }
     let store = Store::open(&settings.database_url())
         .await
-        .context("cannot open the state store")?;
+        .context("cannot open the state store")?
+        .with_app_uids(settings.app_uid_range.clone());
+    let given = store
+        .assign_missing_app_uids()
+        .await
+        .context("cannot give the apps user ids of their own")?;
+    if given > 0 {
+        tracing::info!(
+            apps = given,
+            "Gave apps created before app users existed a user id of their own."
+        );
+    }
+    if isolation {
+        give_slugs(&store, &data_dir).await?;
+    }
     let (engine, docker) = engines(&settings, &data_dir).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -72,6 +100,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let stop_routes = tokio_util::sync::CancellationToken::new();
     let routes = tokio::spawn(crate::routes::run(state.clone(), stop_routes.clone()));
     crate::git::build::sweep(&state).await;
+    // The sweep removed the scratch directories: make them again, private.
+    crate::isolation::protect_data_dir(&data_dir, isolation)?;
 
     let router_task = start_router(&state).await?;
 
@@ -144,6 +174,43 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Create the SQLite file readable by the controller only (SQLite gives
+/// its `-wal` and `-shm` files the same mode), before SQLite would create
+/// it with the default `0644`.
+fn create_private(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Give every app's slugs to the app's user: those built before apps had
+/// users of their own were the controller's.
+async fn give_slugs(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let apps = store
+        .list_apps()
+        .await
+        .context("cannot read the apps from the store")?;
+    let slugs = data_dir.join("slugs");
+    tokio::task::spawn_blocking(move || {
+        for app in apps {
+            if let Some(user) = crate::isolation::run_as(true, &app) {
+                let dir = slugs.join(&app.id);
+                if let Err(error) = crate::isolation::give_slugs(&dir, user) {
+                    tracing::warn!(app = %app.id, %error, "Cannot give the app's slugs to its user; its processes may fail to start.");
+                }
+            }
+        }
+    })
+    .await
+    .context("giving slugs to their apps failed")
+}
+
 /// The engine removes an idle run directory (no process records) when it
 /// lets go; the shared default parent (`/dev/shm/drycc-local-<uid>` or
 /// `$XDG_RUNTIME_DIR/drycc-local`) goes too once no controller uses it.
@@ -172,6 +239,10 @@ fn local_engine(
                 .unwrap_or_else(|| data_dir.join("logs")),
         ),
         log_file_bytes: settings.log_kib_per_process.saturating_mul(1024),
+        homes_dir: Some(data_dir.join("homes")),
+        max_log_line: usize::try_from(settings.max_log_line_kib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024),
         cgroup_parent: format!("drycc-{}", settings.instance()),
         kill_on_drop: false,
         crash_backoff: drycc_engine_local::BackoffPolicy {

@@ -87,7 +87,9 @@ pub struct Settings {
     /// Apps answer on `<app>.<domain>`.
     #[arg(long, env = "DRYCC_DOMAIN", default_value = "localhost")]
     pub domain: String,
-    /// SQLite file, checkouts, logs, runtime state.
+    /// SQLite file, checkouts, logs, runtime state (default:
+    /// `$XDG_DATA_HOME/drycc`, else `~/.local/share/drycc`; for root
+    /// `/var/lib/drycc` unless `~/.local/share/drycc` exists).
     #[arg(long, env = "DRYCC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Pid files of running processes (default: on tmpfs, one directory per
@@ -136,6 +138,41 @@ pub struct Settings {
     /// up to 64 windows).
     #[arg(long, env = "DRYCC_LOGIN_WINDOW", default_value_t = 60.0)]
     pub login_window: f64,
+    /// The user ids given to apps (`first-last`): each app's processes
+    /// run as a uid and gid of its own from this range when the controller
+    /// runs as root. No account needs to exist for them.
+    #[arg(long, env = "DRYCC_APP_UID_RANGE", default_value = "200000-299999", value_parser = crate::isolation::parse_uid_range)]
+    pub app_uid_range: std::ops::RangeInclusive<u32>,
+    /// Largest API request body, in KiB (413 beyond).
+    #[arg(long, env = "DRYCC_MAX_BODY_KIB", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1024 * 1024))]
+    pub max_body_kib: u32,
+    /// Largest request line and headers of an API request, in KiB (431
+    /// beyond).
+    #[arg(long, env = "DRYCC_MAX_HEADER_KIB", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_header_kib: u32,
+    /// Largest WebSocket message a client may send to exec or a log
+    /// follower, in KiB (the socket is closed with 1009 beyond).
+    #[arg(long, env = "DRYCC_MAX_WS_MESSAGE_KIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=64 * 1024))]
+    pub max_ws_message_kib: u32,
+    /// Exec sessions one user may have open at once (429 beyond).
+    #[arg(long, env = "DRYCC_MAX_EXEC_SESSIONS_PER_USER", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_exec_sessions_per_user: u32,
+    /// Pushes to one app at once (429 beyond).
+    #[arg(long, env = "DRYCC_MAX_PUSHES_PER_APP", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pushes_per_app: u32,
+    /// Largest Procfile, in KiB.
+    #[arg(long, env = "DRYCC_MAX_PROCFILE_KIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=64 * 1024))]
+    pub max_procfile_kib: u32,
+    /// Most lines of a Procfile.
+    #[arg(long, env = "DRYCC_MAX_PROCFILE_LINES", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_procfile_lines: u32,
+    /// Apps one user may own (409 beyond); administrators are not bound.
+    #[arg(long, env = "DRYCC_MAX_APPS_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_apps_per_user: u32,
+    /// Longest line of process output kept as one log line, in KiB; longer
+    /// lines are cut into lines of this length.
+    #[arg(long, env = "DRYCC_MAX_LOG_LINE_KIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_log_line_kib: u32,
     /// Upper bound of one scale value.
     #[arg(long, env = "DRYCC_MAX_PROCESSES_PER_TYPE", default_value_t = 100)]
     pub max_processes_per_type: u32,
@@ -194,6 +231,9 @@ pub struct Settings {
     pub pod_namespace: Option<String>,
 }
 
+/// The data directory of a root controller unless configured.
+pub const ROOT_DATA_DIR: &str = "/var/lib/drycc";
+
 impl Settings {
     pub fn data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
@@ -205,7 +245,15 @@ impl Settings {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        home.join(".local/share/drycc")
+        let in_home = home.join(".local/share/drycc");
+        // A root controller runs apps as users of their own, who must reach
+        // their checkouts in the data directory: root's home (0700) would
+        // shut them out. An existing one is kept (and refused at start
+        // with a message that says why).
+        if nix::unistd::geteuid().is_root() && !in_home.exists() {
+            return PathBuf::from(ROOT_DATA_DIR);
+        }
+        in_home
     }
 
     pub fn run_dir(&self) -> PathBuf {

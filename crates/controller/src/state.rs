@@ -16,6 +16,9 @@ pub struct AppState {
     pub engine: Arc<dyn Engine>,
     pub settings: Settings,
     pub data_dir: PathBuf,
+    /// Whether each app's processes run as the app's own user (the
+    /// controller runs as root; see `isolation`).
+    pub isolation: bool,
     /// Base URL of this controller's API, for the git hook's callback.
     pub api_url: String,
     /// Random secret that the git hook presents to the internal build
@@ -47,6 +50,10 @@ pub struct AppState {
     /// Whether this controller leads (runs the reconciler and the
     /// autoscaler) and who does; see [`crate::leader`].
     pub role: tokio::sync::watch::Receiver<crate::leader::Role>,
+    /// Open exec sessions per user (`DRYCC_MAX_EXEC_SESSIONS_PER_USER`).
+    pub exec_sessions: crate::limits::Slots,
+    /// Pushes in progress per app (`DRYCC_MAX_PUSHES_PER_APP`).
+    pub pushes: crate::limits::Slots,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -72,6 +79,7 @@ impl AppState {
             engine,
             settings,
             data_dir,
+            isolation: crate::isolation::enabled(),
             api_url,
             hook_secret,
             reconciler: Reconciler::new(),
@@ -86,6 +94,8 @@ impl AppState {
             router_metrics: Arc::default(),
             stopping: tokio_util::sync::CancellationToken::new(),
             role: crate::leader::sole_leader("drycc-controller"),
+            exec_sessions: Default::default(),
+            pushes: Default::default(),
             locks: Mutex::new(HashMap::new()),
         }
     }
@@ -122,6 +132,16 @@ impl AppState {
 
     pub fn repos_dir(&self) -> PathBuf {
         self.data_dir.join("repos")
+    }
+
+    /// The private homes of apps that run as their own user, `<app>`.
+    pub fn homes_dir(&self) -> PathBuf {
+        self.data_dir.join("homes")
+    }
+
+    /// The user the processes of `app` run as (`None`: the controller's).
+    pub fn run_as(&self, app: &drycc_store::App) -> Option<drycc_engine::RunAs> {
+        crate::isolation::run_as(self.isolation, app)
     }
 
     /// Compiled slugs, `<app>/<slug>` (see `deploy::slug_dir`).

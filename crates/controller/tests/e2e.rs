@@ -47,6 +47,12 @@ fn push_scale_restart_exec_and_config() {
 
     // Record SIGTERMs of web processes in a file the test can read.
     let term_log = tempfile::NamedTempFile::new().expect("temp file");
+    // The app runs as a user of its own (under a root controller).
+    std::fs::set_permissions(
+        term_log.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .expect("open the file to the app");
     let term_path = term_log.path().to_string_lossy().to_string();
     let config = api.post(
         &format!("/v2/apps/{app}/config/"),

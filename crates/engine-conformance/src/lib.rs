@@ -124,6 +124,7 @@ pub fn plain_template(
         liveness: None,
         cpu_millis: None,
         memory_bytes: None,
+        user: None,
     }
 }
 

@@ -538,6 +538,7 @@ mod tests {
             liveness: None,
             cpu_millis: Some(250),
             memory_bytes: Some(64 << 20),
+            user: None,
         }
     }
 

@@ -226,6 +226,7 @@ fn template(app: &str, ptype: &str, release: u32, command: Command) -> ProcessTe
         liveness: None,
         cpu_millis: None,
         memory_bytes: None,
+        user: None,
     }
 }
 

@@ -802,6 +802,7 @@ mod tests {
                 liveness: None,
                 cpu_millis: None,
                 memory_bytes: None,
+                user: None,
             },
             replicas: 1,
         }

@@ -488,6 +488,7 @@ mod tests {
             liveness: None,
             cpu_millis: None,
             memory_bytes: None,
+            user: None,
         }
     }
 

@@ -54,6 +54,7 @@ fn template(app: &str, ptype: &str, release: u32, generation: u64) -> ProcessTem
         liveness: None,
         cpu_millis: Some(250),
         memory_bytes: Some(128 * 1024 * 1024),
+        user: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn template(ptype: &str, command: &str) -> ProcessTemplate {
         liveness: None,
         cpu_millis: None,
         memory_bytes: None,
+        user: None,
     }
 }
 

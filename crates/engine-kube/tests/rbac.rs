@@ -76,6 +76,7 @@ fn template(app: &str, ptype: &str, release: u32, generation: u64) -> ProcessTem
         liveness: None,
         cpu_millis: None,
         memory_bytes: None,
+        user: None,
     }
 }
 

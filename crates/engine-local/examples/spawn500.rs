@@ -50,6 +50,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         liveness: None,
         cpu_millis: None,
         memory_bytes: None,
+        user: None,
     };
     let rss_before = rss_kib();
     let mut changes = engine.changes(None);

@@ -42,6 +42,8 @@ pub(crate) struct Target {
     pub name: String,
     pub env: Env,
     pub workdir: PathBuf,
+    /// The process's user: the command runs as it too.
+    pub user: Option<drycc_engine::RunAs>,
 }
 
 pub(crate) fn start(
@@ -57,6 +59,7 @@ pub(crate) fn start(
         .env_clear()
         .envs(&target.env)
         .current_dir(&target.workdir);
+    super::isolate::run_as(&mut cmd, target.user);
     let (input_tx, input_rx) = mpsc::channel(16);
     let (output_tx, output_rx) = mpsc::channel(64);
     let session = ExecSession {
@@ -67,7 +70,8 @@ pub(crate) fn start(
         if !target.env.contains_key("TERM") {
             cmd.env("TERM", "xterm");
         }
-        let (child, master) = match spawn_tty(cmd, request.size.unwrap_or(DEFAULT_SIZE)) {
+        let size = request.size.unwrap_or(DEFAULT_SIZE);
+        let (child, master) = match spawn_tty(cmd, size, target.user) {
             Ok(spawned) => spawned,
             Err(e) => return not_started(program, e, output_tx, session),
         };
@@ -269,6 +273,7 @@ where
 fn spawn_tty(
     mut cmd: Command,
     (width, height): (u16, u16),
+    user: Option<drycc_engine::RunAs>,
 ) -> io::Result<(Child, AsyncFd<OwnedFd>)> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let master = nix::pty::posix_openpt(flags)?;
@@ -280,6 +285,11 @@ fn spawn_tty(
     let slave = nix::fcntl::open(slave_path.as_str(), flags, Mode::empty())?;
     // SAFETY: open returned a fresh descriptor that we now own.
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    if let Some(user) = user {
+        // The terminal is the session's: programs that reopen it by name
+        // (`tty`, `ssh`) must be allowed to.
+        std::os::unix::fs::fchown(&slave, Some(user.uid), Some(user.gid))?;
+    }
     set_size(master.as_raw_fd(), width, height)?;
 
     cmd.stdin(Stdio::from(slave.try_clone()?))

@@ -31,6 +31,7 @@
 
 mod command;
 mod exec;
+mod isolate;
 mod logs;
 mod os;
 mod probe;
@@ -49,6 +50,8 @@ use nix::sys::signal::Signal;
 use tokio::sync::watch;
 
 pub use drycc_model::lifecycle::BackoffPolicy;
+pub use isolate::prepare_home;
+pub use logs::MAX_LINE as DEFAULT_MAX_LOG_LINE;
 pub use os::{default_process_ports, ephemeral_ports};
 
 use drycc_engine::{
@@ -74,6 +77,14 @@ pub struct LocalConfig {
     pub log_dir: Option<PathBuf>,
     /// Bytes of output kept per process; older output is cut off.
     pub log_file_bytes: u64,
+    /// Longest line of output kept as one log line; longer lines are cut
+    /// into lines of this many bytes.
+    pub max_log_line: usize,
+    /// Where the private homes of apps that run as their own user go
+    /// (`<app>`, mode 0700, owned by the app's user); `None`: next to
+    /// `run_dir` (`<run_dir>-homes`). Its parents must be searchable by
+    /// those users.
+    pub homes_dir: Option<PathBuf>,
     /// The environment every process starts from (not the controller's).
     pub base_env: Env,
     /// Delays between crash restarts.
@@ -112,7 +123,9 @@ impl Default for LocalConfig {
         LocalConfig {
             run_dir: default_run_dir(uid.as_raw()),
             log_dir: None,
+            homes_dir: None,
             log_file_bytes: DEFAULT_LOG_FILE_BYTES,
+            max_log_line: logs::MAX_LINE,
             base_env,
             crash_backoff: BackoffPolicy::default(),
             readiness_poll: Duration::from_millis(100),
@@ -135,6 +148,15 @@ impl LocalConfig {
         self.log_dir
             .clone()
             .unwrap_or_else(|| self.run_dir.join("logs"))
+    }
+
+    /// Where the homes of apps that run as their own user go.
+    pub fn homes_dir(&self) -> PathBuf {
+        self.homes_dir.clone().unwrap_or_else(|| {
+            let mut dir = self.run_dir.clone().into_os_string();
+            dir.push("-homes");
+            PathBuf::from(dir)
+        })
     }
 }
 
@@ -344,6 +366,7 @@ impl Engine for LocalEngine {
                 name: name.to_string(),
                 env: self.shared.process_env(&proc.template, port, name),
                 workdir: state::workdir_of(&proc.template).to_path_buf(),
+                user: proc.template.user,
             }
         };
         exec::start(&self.shared, target, request)

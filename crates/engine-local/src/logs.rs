@@ -40,8 +40,9 @@ use tokio::sync::broadcast;
 
 use drycc_engine::LogLine;
 
-/// Longer lines are cut into pieces of this size.
-pub(crate) const MAX_LINE: usize = 16 * 1024;
+/// Longer lines are cut into pieces of this size, unless configured
+/// otherwise (`LocalConfig::max_log_line`).
+pub const MAX_LINE: usize = 16 * 1024;
 /// Lines kept for slow followers before they lag.
 const BROADCAST_CAPACITY: usize = 4096;
 /// The watcher's tick while some file is written fast.
@@ -67,6 +68,8 @@ pub(crate) struct LogStore {
     dir: PathBuf,
     /// Bytes a file keeps; a writer past it starts over at the front.
     max_bytes: u64,
+    /// Longer lines are cut into lines of this many bytes.
+    max_line: usize,
     apps: Mutex<HashMap<String, AppLogs>>,
 }
 
@@ -209,10 +212,11 @@ fn rewind(file: &File) -> io::Result<u64> {
 }
 
 impl LogStore {
-    pub(crate) fn new(dir: PathBuf, max_bytes: u64) -> Self {
+    pub(crate) fn new(dir: PathBuf, max_bytes: u64, max_line: usize) -> Self {
         LogStore {
             dir,
             max_bytes: max_bytes.max(64 * 1024),
+            max_line: max_line.max(1),
             apps: Mutex::new(HashMap::new()),
         }
     }
@@ -389,7 +393,7 @@ impl LogStore {
             };
             let mut view = View { file, segments };
             let len = view.len();
-            let Ok(tail) = read_tail(&mut view, lines, cut_front) else {
+            let Ok(tail) = read_tail(&mut view, lines, cut_front, self.max_line) else {
                 continue;
             };
             let time_of = |end: u64| match &tracked {
@@ -525,7 +529,7 @@ impl LogStore {
                 continue;
             };
             partial.extend_from_slice(&bytes);
-            for text in take_lines(partial) {
+            for text in take_lines(partial, self.max_line) {
                 let line = if name == EVENTS {
                     event_line(app, &text, now)
                 } else {
@@ -673,7 +677,12 @@ fn log_files(dir: &Path) -> Vec<(String, PathBuf)> {
 /// oldest first. Reads backwards in growing windows, so a long file costs
 /// only what is shown. `cut_front`: the view's first line may be the end of
 /// a longer one, and is left out.
-fn read_tail(view: &mut View, lines: usize, cut_front: bool) -> io::Result<Vec<(u64, String)>> {
+fn read_tail(
+    view: &mut View,
+    lines: usize,
+    cut_front: bool,
+    max_line: usize,
+) -> io::Result<Vec<(u64, String)>> {
     let size = view.len();
     let mut window = (lines as u64).saturating_mul(256).max(64 * 1024).min(size);
     loop {
@@ -689,7 +698,7 @@ fn read_tail(view: &mut View, lines: usize, cut_front: bool) -> io::Result<Vec<(
             &bytes[..]
         };
         let body_start = start + (bytes.len() - body.len()) as u64;
-        let found = split_lines(body, body_start);
+        let found = split_lines(body, body_start, max_line);
         if found.len() >= lines || start == 0 {
             let skip = found.len().saturating_sub(lines);
             return Ok(found.into_iter().skip(skip).collect());
@@ -699,15 +708,15 @@ fn read_tail(view: &mut View, lines: usize, cut_front: bool) -> io::Result<Vec<(
 }
 
 /// Lines of `bytes` (which start at file offset `base`), each cut into
-/// pieces of at most `MAX_LINE` bytes, with the offset past each piece.
-fn split_lines(bytes: &[u8], base: u64) -> Vec<(u64, String)> {
+/// pieces of at most `max_line` bytes, with the offset past each piece.
+fn split_lines(bytes: &[u8], base: u64, max_line: usize) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     let mut at = 0usize;
     for raw in bytes.split_inclusive(|b| *b == b'\n') {
         let end = at + raw.len();
         let body = raw.strip_suffix(b"\n").unwrap_or(raw);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
-        let mut pieces = body.chunks(MAX_LINE).peekable();
+        let mut pieces = body.chunks(max_line.max(1)).peekable();
         if pieces.peek().is_none() {
             out.push((base + end as u64, String::new()));
         }
@@ -730,15 +739,18 @@ fn split_lines(bytes: &[u8], base: u64) -> Vec<(u64, String)> {
 }
 
 /// Complete lines taken from the front of `buffer`; an unfinished line
-/// stays, unless it has reached `MAX_LINE`.
-fn take_lines(buffer: &mut Vec<u8>) -> Vec<String> {
+/// stays, unless it has reached `max_line`.
+fn take_lines(buffer: &mut Vec<u8>, max_line: usize) -> Vec<String> {
     let complete = match buffer.iter().rposition(|b| *b == b'\n') {
         Some(i) => i + 1,
-        None if buffer.len() >= MAX_LINE => buffer.len(),
+        None if buffer.len() >= max_line => buffer.len(),
         None => return Vec::new(),
     };
     let rest = buffer.split_off(complete);
-    let lines = split_lines(buffer, 0).into_iter().map(|(_, t)| t).collect();
+    let lines = split_lines(buffer, 0, max_line)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     *buffer = rest;
     lines
 }
@@ -771,7 +783,7 @@ mod tests {
         let mut input = b"one\r\ntwo\n".to_vec();
         input.extend(vec![b'x'; MAX_LINE + 10]);
         input.extend(b"\nlast");
-        let lines = split_lines(&input, 100);
+        let lines = split_lines(&input, 100, MAX_LINE);
         let texts: Vec<usize> = lines.iter().map(|(_, t)| t.len()).collect();
         assert_eq!(lines[0], (105, "one".to_string()));
         assert_eq!(lines[1], (109, "two".to_string()));
@@ -783,9 +795,9 @@ mod tests {
     #[test]
     fn take_lines_keeps_the_unfinished_line() {
         let mut buffer = b"a\nb\npart".to_vec();
-        assert_eq!(take_lines(&mut buffer), ["a", "b"]);
+        assert_eq!(take_lines(&mut buffer, MAX_LINE), ["a", "b"]);
         assert_eq!(buffer, b"part");
-        assert!(take_lines(&mut buffer).is_empty());
+        assert!(take_lines(&mut buffer, MAX_LINE).is_empty());
     }
 
     #[test]
@@ -798,16 +810,18 @@ mod tests {
             file: File::open(path).unwrap(),
             segments: vec![(0, std::fs::metadata(path).unwrap().len())],
         };
-        let tail = read_tail(&mut view(&path), 3, false).unwrap();
+        let tail = read_tail(&mut view(&path), 3, false, MAX_LINE).unwrap();
         let texts: Vec<&str> = tail.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(texts, ["line 99997", "line 99998", "line 99999"]);
         assert_eq!(tail[2].0, text.len() as u64);
         assert_eq!(
-            read_tail(&mut view(&path), 200_000, false).unwrap().len(),
+            read_tail(&mut view(&path), 200_000, false, MAX_LINE)
+                .unwrap()
+                .len(),
             100_000
         );
         assert_eq!(
-            read_tail(&mut view(&path), 200_000, true).unwrap()[0].1,
+            read_tail(&mut view(&path), 200_000, true, MAX_LINE).unwrap()[0].1,
             "line 1"
         );
     }
@@ -874,7 +888,7 @@ mod tests {
             file: File::open(&path).unwrap(),
             segments: tracked.segments(),
         };
-        let lines = read_tail(&mut view, 1000, tracked.cut_front).unwrap();
+        let lines = read_tail(&mut view, 1000, tracked.cut_front, MAX_LINE).unwrap();
         let texts: Vec<&str> = lines.iter().map(|(_, t)| t.as_str()).collect();
         // The first line left may be a partial one: it is left out.
         let expected: Vec<String> = (31..150).map(|i| format!("line {i:04}")).collect();

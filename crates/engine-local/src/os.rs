@@ -213,8 +213,8 @@ pub(crate) fn kill_orphans(run_dir: &Path) -> io::Result<Vec<u32>> {
     Ok(killed)
 }
 
-/// Make sure `run_dir` exists, belongs to us and nobody else can write
-/// into it (a pid file planted by someone else would make us kill their
+/// Make sure `run_dir` exists, belongs to us and nobody else can read or
+/// write into it (a pid file planted by someone else would make us kill their
 /// choice of process), then lock it for this engine's lifetime: two engines
 /// on one run_dir would kill each other's processes as orphans.
 pub(crate) fn prepare_run_dir(run_dir: &Path) -> io::Result<std::fs::File> {
@@ -231,7 +231,9 @@ pub(crate) fn prepare_run_dir(run_dir: &Path) -> io::Result<std::fs::File> {
             ),
         ));
     }
-    if meta.mode() & 0o022 != 0 {
+    // Nobody else may even read it: the process records hold every
+    // process's environment.
+    if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let lock = std::fs::OpenOptions::new()

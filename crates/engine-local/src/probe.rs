@@ -18,6 +18,8 @@ pub(crate) struct Target<'a> {
     pub port: u16,
     pub env: &'a Env,
     pub workdir: &'a Path,
+    /// The process's user: exec checks run as it.
+    pub user: Option<drycc_engine::RunAs>,
 }
 
 impl Checker for Target<'_> {
@@ -48,6 +50,7 @@ async fn exec(command: &[String], target: &Target<'_>, limit: Duration) -> bool 
         .stderr(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
+    super::isolate::run_as(&mut cmd, target.user);
     let Ok(mut child) = cmd.spawn() else {
         return false;
     };
@@ -84,6 +87,7 @@ mod tests {
             port: 1,
             env: &env,
             workdir: Path::new("/"),
+            user: None,
         };
         let limit = Duration::from_secs(5);
         let cmd = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];

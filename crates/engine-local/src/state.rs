@@ -65,7 +65,11 @@ impl Shared {
         if let Err(reason) = cgroups.enforced() {
             tracing::warn!(%reason, "CPU and memory limits are recorded but not enforced");
         }
-        let logs = Arc::new(LogStore::new(config.log_dir(), config.log_file_bytes));
+        let logs = Arc::new(LogStore::new(
+            config.log_dir(),
+            config.log_file_bytes,
+            config.max_log_line,
+        ));
         let ports = config.process_ports.clone();
         let next_port = if ports.is_empty() {
             *ports.start()
@@ -159,6 +163,12 @@ impl Shared {
             workdir_of(template).display().to_string(),
         );
         env.insert("HOSTNAME".to_string(), name.to_string());
+        if template.user.is_some() {
+            // Its private home (see `isolate::prepare_home`), never the
+            // engine's.
+            let home = self.config.homes_dir().join(&template.app);
+            env.insert("HOME".to_string(), home.display().to_string());
+        }
         env
     }
 

@@ -19,7 +19,7 @@ use tokio::time::{sleep, Instant};
 use super::command::{self, Launch};
 use super::probe::Target;
 use super::state::{workdir_of, Shared};
-use super::{os, runtime};
+use super::{isolate, os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
 use drycc_engine_kit::probe::{self, Readiness};
 use drycc_engine_kit::status::record_exit;
@@ -215,6 +215,12 @@ async fn run_once(
         started,
         template: template.clone(),
     };
+    if let Some(user) = template.user {
+        let homes = shared.config.homes_dir();
+        if let Err(e) = isolate::prepare_home(&homes, app, user) {
+            return Ended::Failed(format!("could not prepare its home: {e}"));
+        }
+    }
     let run_dir = &shared.config.run_dir;
     runtime::write(run_dir, &record);
     let (child, argv) = match spawn(template, &env, workdir, output) {
@@ -305,6 +311,7 @@ async fn follow(
         port,
         env: &env,
         workdir,
+        user: template.user,
     };
     let monitor = async {
         let readiness =
@@ -386,9 +393,11 @@ async fn follow(
 
 /// The command in a new process group (under `sh -c` unless it is a plain
 /// command, see `command`), stdout and stderr appended to its log file, so
-/// that its output never passes through (or depends on) the controller. No
-/// `pre_exec` and absolute program paths (no PATH lookup in a changed
-/// environment), so that std uses posix_spawn (vfork speed) instead of fork.
+/// that its output never passes through (or depends on) the controller.
+/// Under the engine's own user: no `pre_exec` and absolute program paths
+/// (no PATH lookup in a changed environment), so that std uses posix_spawn
+/// (vfork speed) instead of fork. Under the app's user (see `isolate`) the
+/// switch needs a fork.
 fn spawn(
     template: &ProcessTemplate,
     env: &Env,
@@ -430,6 +439,7 @@ fn spawn(
         .stdout(Stdio::from(output.try_clone()?))
         .stderr(Stdio::from(output))
         .process_group(0);
+    isolate::run_as(&mut cmd, template.user);
     Ok((cmd.spawn()?, shown))
 }
 

@@ -74,6 +74,7 @@ impl Fixture {
             liveness: None,
             cpu_millis: None,
             memory_bytes: None,
+            user: None,
         }
     }
 

@@ -142,6 +142,22 @@ pub struct ProcessTemplate {
     /// CPU limit in millicores, memory limit in bytes.
     pub cpu_millis: Option<u64>,
     pub memory_bytes: Option<u64>,
+    /// The user a native process runs as (its commands, probes and exec
+    /// sessions too); `None`: the engine's own user. Container engines
+    /// isolate by other means and ignore it. Defaulted so that templates
+    /// recorded before it existed still read.
+    #[serde(default)]
+    pub user: Option<RunAs>,
+}
+
+/// An app's own unprivileged user: its processes get this uid and gid and
+/// no supplementary groups, so they can neither read another app's files
+/// nor signal another app's (or the platform's) processes. Plain numbers:
+/// no account needs to exist in `/etc/passwd`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// Desired state of one process type.

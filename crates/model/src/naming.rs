@@ -31,6 +31,33 @@ pub fn template_hash(app: &str, ptype: &str, release: u32, generation: u64) -> S
     encode_safe(&hasher.finalize(), 9)
 }
 
+/// [`template_hash`] of a template whose processes run as user `uid`
+/// (`None`: the engine's own user, the same hash as [`template_hash`]).
+/// Processes started under another user (or none) have another hash, so
+/// the engine replaces them: a platform that starts isolating apps rolls
+/// each app's processes onto its user once.
+pub fn template_hash_as(
+    app: &str,
+    ptype: &str,
+    release: u32,
+    generation: u64,
+    uid: Option<u32>,
+) -> String {
+    let Some(uid) = uid else {
+        return template_hash(app, ptype, release, generation);
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(app.as_bytes());
+    hasher.update([0]);
+    hasher.update(ptype.as_bytes());
+    hasher.update([0]);
+    hasher.update(release.to_be_bytes());
+    hasher.update(generation.to_be_bytes());
+    hasher.update(b"uid");
+    hasher.update(uid.to_be_bytes());
+    encode_safe(&hasher.finalize(), 9)
+}
+
 /// Five random characters of the safe alphabet, new for every process.
 pub fn random_suffix<R: Rng + ?Sized>(rng: &mut R) -> String {
     (0..5)
@@ -83,6 +110,14 @@ mod tests {
         assert_ne!(a, template_hash("steely-mainsail", "web", 4, 0));
         assert_ne!(a, template_hash("steely-mainsail", "web", 3, 1));
         assert_ne!(a, template_hash("steely-mainsail", "worker", 3, 0));
+        assert_eq!(a, template_hash_as("steely-mainsail", "web", 3, 0, None));
+        let as_user = template_hash_as("steely-mainsail", "web", 3, 0, Some(200_000));
+        assert_eq!(as_user.len(), 9);
+        assert_ne!(a, as_user);
+        assert_ne!(
+            as_user,
+            template_hash_as("steely-mainsail", "web", 3, 0, Some(200_001))
+        );
     }
 
     #[test]

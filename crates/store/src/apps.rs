@@ -2,17 +2,18 @@
 //! restart generations, deletion.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, Executor};
+use sqlx::{Any, AnyConnection, Executor, Row};
 
 use crate::codec::{json, now, ts, RowExt};
 use crate::error::{conflict_if_unique, Result, StoreError};
 use crate::records::{App, BuildRef, NewConfig, NewRelease};
 use crate::store::Store;
 
-const APP_COLUMNS: &str = "uuid, id, owner, structure, restart_generations, created, updated";
+const APP_COLUMNS: &str = "uuid, id, owner, structure, restart_generations, uid, created, updated";
 
 /// The message of the 404 for a missing app (Django REST framework's).
 pub(crate) fn app_not_found(app: &str) -> StoreError {
@@ -26,6 +27,14 @@ fn app_from_row(row: &AnyRow) -> Result<App> {
         owner: row.text("owner")?,
         structure: row.json("structure")?,
         restart_generations: row.json("restart_generations")?,
+        uid: match row.try_get::<Option<i64>, _>("uid")? {
+            Some(v) => {
+                Some(u32::try_from(v).map_err(|_| {
+                    StoreError::Corrupt(format!("column uid: {v} is not a user id"))
+                })?)
+            }
+            None => None,
+        },
         created: row.time("created")?,
         updated: row.time("updated")?,
     })
@@ -82,6 +91,46 @@ pub(crate) async fn user_exists(conn: &mut AnyConnection, username: &str) -> Res
     Ok(n > 0)
 }
 
+/// A user id of `range` that no app has: the one after the highest in
+/// use (so an id freed by a destroyed app is not handed out again soon:
+/// files it left behind outside its directories stay its own), else the
+/// lowest free one once the top of the range is reached.
+async fn allocate_uid(conn: &mut AnyConnection, range: &RangeInclusive<u32>) -> Result<u32> {
+    let used: Vec<u32> =
+        sqlx::query("SELECT uid FROM apps WHERE uid >= $1 AND uid <= $2 ORDER BY uid")
+            .bind(i64::from(*range.start()))
+            .bind(i64::from(*range.end()))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|row| row.u32("uid"))
+            .collect::<Result<_>>()?;
+    free_uid(&used, range).ok_or_else(|| {
+        StoreError::Exhausted(format!(
+            "every app user id of the range {}-{} is in use (DRYCC_APP_UID_RANGE): destroy unused apps or widen the range",
+            range.start(),
+            range.end()
+        ))
+    })
+}
+
+/// See [`allocate_uid`]; `used` is sorted and within `range`.
+fn free_uid(used: &[u32], range: &RangeInclusive<u32>) -> Option<u32> {
+    match used.last() {
+        None => return Some(*range.start()),
+        Some(&top) if top < *range.end() => return Some(top + 1),
+        Some(_) => {}
+    }
+    let mut candidate = *range.start();
+    for &uid in used {
+        if uid > candidate {
+            return Some(candidate);
+        }
+        candidate = uid.checked_add(1)?;
+    }
+    (candidate <= *range.end()).then_some(candidate)
+}
+
 impl Store {
     /// Creates app `id` owned by `owner`, and in the same transaction its
     /// release v1 (no build, empty config, summary
@@ -91,9 +140,16 @@ impl Store {
     /// `NotFound` when `owner` is not a user.
     pub async fn create_app(&self, id: &str, owner: &str) -> Result<App> {
         let mut tx = self.begin_write().await?;
+        self.lock_apps_table(&mut tx).await?;
         if !user_exists(&mut tx, owner).await? {
             return Err(StoreError::NotFound(format!("User {owner} not found")));
         }
+        if fetch_app(&mut *tx, id).await?.is_some() {
+            return Err(StoreError::Conflict(
+                "Application with this id already exists.".into(),
+            ));
+        }
+        let uid = allocate_uid(&mut tx, &self.app_uids).await?;
         let at = now();
         let app = App {
             uuid: uuid::Uuid::new_v4().to_string(),
@@ -101,18 +157,20 @@ impl Store {
             owner: owner.to_string(),
             structure: BTreeMap::new(),
             restart_generations: BTreeMap::new(),
+            uid: Some(uid),
             created: at,
             updated: at,
         };
         sqlx::query(
-            "INSERT INTO apps (uuid, id, owner, structure, restart_generations, created, updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO apps (uuid, id, owner, structure, restart_generations, uid, created, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&app.uuid)
         .bind(&app.id)
         .bind(&app.owner)
         .bind(json(&app.structure)?)
         .bind(json(&app.restart_generations)?)
+        .bind(i64::from(uid))
         .bind(ts(&at))
         .bind(ts(&at))
         .execute(&mut *tx)
@@ -132,6 +190,41 @@ impl Store {
         crate::settings::insert_default_settings(&mut tx, id, owner, &at).await?;
         tx.commit().await?;
         Ok(app)
+    }
+
+    /// Gives every app without a user id (created before ids existed) one
+    /// from the configured range; the number of apps that got one.
+    pub async fn assign_missing_app_uids(&self) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        self.lock_apps_table(&mut tx).await?;
+        let missing: Vec<String> = sqlx::query("SELECT id FROM apps WHERE uid IS NULL ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.text("id"))
+            .collect::<Result<_>>()?;
+        for id in &missing {
+            let uid = allocate_uid(&mut tx, &self.app_uids).await?;
+            sqlx::query("UPDATE apps SET uid = $1 WHERE id = $2")
+                .bind(i64::from(uid))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(missing.len())
+    }
+
+    /// Serializes the writers that allocate user ids (PostgreSQL; on
+    /// SQLite the transaction already holds the write lock): readers go
+    /// on, a second allocator waits and then sees the first one's id.
+    async fn lock_apps_table(&self, conn: &mut AnyConnection) -> Result<()> {
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("LOCK TABLE apps IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The app called `id`, if any.
@@ -218,5 +311,23 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_uid;
+
+    #[test]
+    fn free_uids_go_up_then_fill_gaps() {
+        let range = 10..=14;
+        assert_eq!(free_uid(&[], &range), Some(10));
+        assert_eq!(free_uid(&[10, 11], &range), Some(12));
+        // A freed id is not reused while the top has room.
+        assert_eq!(free_uid(&[11, 12], &range), Some(13));
+        assert_eq!(free_uid(&[10, 12, 13, 14], &range), Some(11));
+        assert_eq!(free_uid(&[11, 12, 13, 14], &range), Some(10));
+        assert_eq!(free_uid(&[10, 11, 12, 13, 14], &range), None);
+        assert_eq!(free_uid(&[u32::MAX], &(u32::MAX..=u32::MAX)), None);
     }
 }

@@ -2,8 +2,8 @@
 
 /// Everything a [`Store`](crate::Store) method can fail with.
 ///
-/// `NotFound` and `Conflict` carry a message meant for the API user (the
-/// controller maps them to 404 and 409); the other variants are faults of the
+/// `NotFound`, `Conflict` and `Exhausted` carry a message meant for the API
+/// user (the controller maps them to 404 and 409); the other variants are faults of the
 /// database or of stored data and map to 5xx.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -13,6 +13,9 @@ pub enum StoreError {
     /// A uniqueness rule forbids the change.
     #[error("{0}")]
     Conflict(String),
+    /// A configured range has nothing left to give (app user ids).
+    #[error("{0}")]
+    Exhausted(String),
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -20,14 +20,14 @@
 //! # Schema
 //!
 //! (`migrations/0001_initial.sql`, `0002_release_state.sql`,
-//! `0003_token_expiry.sql` ... `0008_certs.sql`;
+//! `0003_token_expiry.sql` ... `0009_app_uids.sql`;
 //! `_sqlx_migrations` records what ran.)
 //!
 //! | table | columns | keys |
 //! |---|---|---|
 //! | `users` | `id`, `username`, `email`, `is_superuser`, `password_hash`, `created` | PK `id`, UNIQUE `username` |
 //! | `tokens` | `token_hash`, `user_id`, `created`, `expires` (NULL: issued before expiry existed) | PK `token_hash`, FK `user_id` -> `users` (cascade) |
-//! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `created`, `updated` | PK `uuid`, UNIQUE `id`, FK `owner` -> `users.username` |
+//! | `apps` | `uuid`, `id` (the name), `owner`, `structure`*, `restart_generations`*, `uid` (the app's user id; NULL until assigned), `created`, `updated` | PK `uuid`, UNIQUE `id`, UNIQUE `uid`, FK `owner` -> `users.username` |
 //! | `builds` | `uuid`, `app`, `owner`, `image`, `stack`, `sha`, `procfile`*, `dockerfile`, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `configs` | `uuid`, `app`, `owner`, `env_values`*, `cpu`*, `memory`*, `healthcheck`*, `termination_grace_period`*, `tags`*, `registry`*, `created`, `updated` | PK `uuid`, FK `app` -> `apps.id` |
 //! | `releases` | `uuid`, `app`, `owner`, `version`, `summary`, `build_uuid` (nullable), `config_uuid`, `failed`, `exception`, `state`, `previous_structure`*, `created`, `updated` | PK `uuid`, UNIQUE (`app`, `version`), FKs to `apps.id`, `builds`, `configs` |
@@ -118,4 +118,4 @@ pub use records::{
     App, Build, BuildRef, Cert, Config, Domain, NewBuild, NewConfig, NewRelease, Release,
     ReleaseState, Settings, Token, User,
 };
-pub use store::{Backend, Store};
+pub use store::{Backend, Store, DEFAULT_APP_UIDS};

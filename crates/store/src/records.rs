@@ -41,6 +41,10 @@ pub struct App {
     /// Per type, a counter bumped by every restart request; the reconciler
     /// replaces processes whose generation is older.
     pub restart_generations: BTreeMap<String, u64>,
+    /// The app's own user and group id (its processes run as it); `None`
+    /// only for an app created before ids existed, until the controller
+    /// gives it one ([`crate::Store::assign_missing_app_uids`]).
+    pub uid: Option<u32>,
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }

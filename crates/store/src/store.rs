@@ -63,7 +63,13 @@ pub struct Store {
     /// The URL it was opened with, for the change listener's own
     /// connection (never printed: it may hold a password).
     pub(crate) url: crate::changes::Url,
+    /// Where apps' user ids come from (see [`Store::with_app_uids`]).
+    pub(crate) app_uids: std::ops::RangeInclusive<u32>,
 }
+
+/// The user ids given to apps unless configured otherwise: far above the
+/// ids of accounts and of the usual subordinate ranges of containers.
+pub const DEFAULT_APP_UIDS: std::ops::RangeInclusive<u32> = 200_000..=299_999;
 
 impl Store {
     /// Opens (and on SQLite with `mode=rwc`, creates) the database at `url`
@@ -88,7 +94,14 @@ impl Store {
             pool,
             backend,
             url: crate::changes::Url(url.to_string()),
+            app_uids: DEFAULT_APP_UIDS,
         })
+    }
+
+    /// The store with apps' user ids allocated from `range`.
+    pub fn with_app_uids(mut self, range: std::ops::RangeInclusive<u32>) -> Store {
+        self.app_uids = range;
+        self
     }
 
     /// Opens (creating it if needed) the SQLite database file at `path`.

@@ -162,6 +162,7 @@ backends!(
     domains_are_unique_across_apps_and_go_with_the_app,
     certs_attach_to_domains_and_let_go_of_them,
     changes_announced_by_one_store_reach_the_listeners_of_another,
+    apps_get_user_ids_of_their_own,
 );
 
 fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
@@ -1076,5 +1077,51 @@ async fn certs_attach_to_domains_and_let_go_of_them(db: &TestDb) -> TestResult {
     s.attach_cert("again", "www.example.com").await?;
     s.delete_app(app).await?;
     assert!(s.get_cert("again").await?.expect("kept").domains.is_empty());
+    Ok(())
+}
+
+async fn apps_get_user_ids_of_their_own(db: &TestDb) -> TestResult {
+    let store = db.reopen().await.with_app_uids(500..=502);
+    store.create_user("alice", "alice@example.com", "h").await?;
+    let a = store.create_app("a", "alice").await?;
+    let b = store.create_app("b", "alice").await?;
+    assert_eq!((a.uid, b.uid), (Some(500), Some(501)));
+    assert_eq!(store.get_app("a").await?.and_then(|app| app.uid), Some(500));
+    // Concurrent creations never share an id.
+    let (c, d) = tokio::join!(
+        store.create_app("c", "alice"),
+        store.create_app("d", "alice")
+    );
+    // The range has room for one of them only; the other is told so.
+    let ids: Vec<Option<u32>> = [c, d]
+        .into_iter()
+        .filter_map(|made| match made {
+            Ok(app) => Some(app.uid),
+            Err(StoreError::Exhausted(_)) => None,
+            Err(other) => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [Some(502)]);
+    let full = store.create_app("e", "alice").await;
+    match full {
+        Err(StoreError::Exhausted(message)) => assert!(message.contains("500-502"), "{message}"),
+        other => panic!("expected a conflict naming the range, got {other:?}"),
+    }
+    // A duplicate name is still that conflict, not the range's.
+    match store.create_app("a", "alice").await {
+        Err(StoreError::Conflict(message)) => {
+            assert_eq!(message, "Application with this id already exists.")
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Apps from before ids existed get one at the next start.
+    store.delete_app("b").await?;
+    sqlx::query("UPDATE apps SET uid = NULL WHERE id = 'a'")
+        .execute(store.pool())
+        .await?;
+    assert_eq!(store.assign_missing_app_uids().await?, 1);
+    let a = store.get_app("a").await?.and_then(|app| app.uid);
+    assert!(matches!(a, Some(500) | Some(501)), "{a:?}");
+    assert_eq!(store.assign_missing_app_uids().await?, 0);
     Ok(())
 }

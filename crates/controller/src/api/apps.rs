@@ -59,6 +59,26 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<drycc_api_types::App>)> {
     let requested = optional_json::<AppCreateRequest>(&body)?.id;
+    // One creation per owner at a time, so the count below stays true
+    // until the new app exists (app names have no `:`).
+    let owner_lock = state.app_lock(&format!("owner:{}", user.username));
+    let _owner_guard = owner_lock.lock().await;
+    if !user.is_superuser {
+        let max = usize::try_from(state.settings.max_apps_per_user).unwrap_or(usize::MAX);
+        let owned = state
+            .store
+            .list_apps()
+            .await?
+            .iter()
+            .filter(|app| app.owner == user.username)
+            .count();
+        if owned >= max {
+            return Err(ApiError::conflict(format!(
+                "App limit reached: {} owns {owned} apps, the most one user may own (DRYCC_MAX_APPS_PER_USER); destroy one first.",
+                user.username
+            )));
+        }
+    }
     let app = match requested {
         Some(id) => {
             validate_app_name(&id).map_err(|e| ApiError::bad_request(format!("id: {e}")))?;
@@ -147,6 +167,7 @@ pub async fn destroy(
         state.slugs_dir().join(&app.id),
         state.checkouts_dir().join(&app.id),
         state.cache_dir().join(&app.id),
+        state.homes_dir().join(&app.id),
     ] {
         if let Err(error) = tokio::fs::remove_dir_all(&dir).await {
             if error.kind() != std::io::ErrorKind::NotFound {

@@ -36,6 +36,16 @@ pub async fn exec(
             rejection.body_text()
         ))
     })?;
+    let max = usize::try_from(state.settings.max_exec_sessions_per_user).unwrap_or(usize::MAX);
+    let Some(slot) = state.exec_sessions.take(&user.username, max) else {
+        return Err(crate::error::ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many exec sessions: {} has {max} open, the most one user may have at once (DRYCC_MAX_EXEC_SESSIONS_PER_USER).",
+                user.username
+            ),
+        ));
+    };
     if !state
         .engine
         .processes(&app.id)
@@ -47,7 +57,12 @@ pub async fn exec(
             "process {name} not found"
         )));
     }
-    Ok(upgrade.on_upgrade(move |socket| session(state, app.id, name, socket)))
+    let upgrade = crate::limits::bounded(upgrade, &state);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        session(state, app.id, name, socket).await;
+        // The place is given back when the session ends, however it ends.
+        drop(slot);
+    }))
 }
 
 fn frame(channel: u8, data: &[u8]) -> Message {
@@ -85,6 +100,9 @@ async fn session(state: Shared, app: String, name: String, mut socket: WebSocket
     let start = match socket.recv().await {
         Some(Ok(Message::Text(text))) => serde_json::from_str::<ExecStart>(&text),
         Some(Ok(Message::Binary(bytes))) => serde_json::from_slice::<ExecStart>(&bytes),
+        Some(Err(error)) if crate::limits::is_too_big(&error) => {
+            return crate::limits::close_too_big(&mut socket, &state).await
+        }
         _ => return,
     };
     let start = match start {
@@ -141,6 +159,10 @@ async fn session(state: Shared, app: String, name: String, mut socket: WebSocket
                     }
                 }
                 Some(Ok(_)) => {}
+                Some(Err(error)) if crate::limits::is_too_big(&error) => {
+                    let _ = session.input.send(ExecInput::Eof).await;
+                    return crate::limits::close_too_big(&mut socket, &state).await;
+                }
                 // The client went away: closing stdin lets the command end.
                 Some(Err(_)) | None => {
                     let _ = session.input.send(ExecInput::Eof).await;

@@ -61,6 +61,7 @@ pub async fn logs(
             .await
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let state = state.clone();
+        let upgrade = crate::limits::bounded(upgrade, &state);
         return Ok(upgrade.on_upgrade(move |socket| follow(state, app.id, socket)));
     }
     let lines = match query.log_lines.as_deref() {
@@ -113,6 +114,9 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
                 return;
             }
         },
+        Some(Err(error)) if crate::limits::is_too_big(&error) => {
+            return crate::limits::close_too_big(&mut socket, &state).await
+        }
         _ => return,
     };
     // Subscribe before reading the backlog so no line falls in between.
@@ -142,6 +146,9 @@ async fn follow(state: Shared, app: String, mut socket: WebSocket) {
                 None => return,
             },
             incoming = socket.recv() => match incoming {
+                Some(Err(error)) if crate::limits::is_too_big(&error) => {
+                    return crate::limits::close_too_big(&mut socket, &state).await
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => continue,
             },

@@ -25,9 +25,6 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::state::Shared;
 
-/// Largest JSON body the API accepts.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 /// Every `/v2` route, each with its OpenAPI operation: the router and the
 /// document are built from this one list, so they cannot drift apart.
 /// Only `routes!` registers routes here (a unit test checks it).
@@ -70,6 +67,11 @@ pub(crate) fn v2_routes() -> OpenApiRouter<Shared> {
 }
 
 pub fn router(state: Shared) -> Router {
+    crate::limits::set_body_bytes(
+        usize::try_from(state.settings.max_body_kib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024),
+    );
     let (v2, _) = v2_routes().split_for_parts();
 
     Router::new()
@@ -79,8 +81,12 @@ pub fn router(state: Shared) -> Router {
         .nest("/v2", v2)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::limits::body_bytes()))
         .layer(axum::middleware::from_fn(refuse_oversized))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::refuse_large_headers,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             HeaderName::from_static("drycc_api_version"),
             HeaderValue::from_static(drycc_api_types::API_VERSION),
@@ -113,7 +119,7 @@ async fn refuse_oversized(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let Some(length) = declared.filter(|length| *length > MAX_BODY_BYTES) else {
+    let Some(length) = declared.filter(|length| *length > crate::limits::body_bytes()) else {
         return next.run(request).await;
     };
     if length <= DRAIN_LIMIT {
@@ -121,11 +127,7 @@ async fn refuse_oversized(
         use futures::StreamExt;
         while let Some(Ok(_)) = body.next().await {}
     }
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("Request body too large: at most {MAX_BODY_BYTES} bytes are accepted."),
-    )
-    .into_response()
+    crate::limits::body_too_large().into_response()
 }
 
 async fn method_not_allowed(method: axum::http::Method) -> impl IntoResponse {

@@ -69,7 +69,11 @@ impl utoipa::IntoResponses for Errors {
             ("415", "The body is not JSON."),
             (
                 "429",
-                "Too many requests; `Retry-After` says when to retry.",
+                "Too many requests (failed logins: `Retry-After` says when to retry) or too many at once (exec sessions of a user); `detail` names the limit.",
+            ),
+            (
+                "431",
+                "The request line and headers are over `DRYCC_MAX_HEADER_KIB`, named in `detail`.",
             ),
             (
                 "503",

@@ -97,7 +97,9 @@ pub async fn create_build(
     drycc_images::parse_reference(reference)
         .map_err(|e| ApiError::bad_request(format!("image: {e}")))?;
     let procfile = match &request.procfile {
-        Some(procfile) if !procfile.is_empty() => Some(checked_procfile(procfile)?),
+        Some(procfile) if !procfile.is_empty() => {
+            Some(checked_procfile(procfile, &state.settings)?)
+        }
         _ => None,
     };
     if !state.engine.capabilities().images {
@@ -144,7 +146,10 @@ pub async fn create_build(
 }
 
 /// The Procfile of a request, each type name and command checked.
-fn checked_procfile(procfile: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+fn checked_procfile(
+    procfile: &BTreeMap<String, String>,
+    settings: &crate::settings::Settings,
+) -> ApiResult<BTreeMap<String, String>> {
     if let Some(ptype) = procfile
         .iter()
         .find(|(t, c)| t.contains(['\n', '\r']) || c.contains(['\n', '\r']))
@@ -158,6 +163,12 @@ fn checked_procfile(procfile: &BTreeMap<String, String>) -> ApiResult<BTreeMap<S
         .iter()
         .map(|(ptype, command)| format!("{ptype}: {command}\n"))
         .collect();
+    crate::limits::check_procfile(
+        &text,
+        settings.max_procfile_kib as usize,
+        settings.max_procfile_lines as usize,
+    )
+    .map_err(|e| ApiError::bad_request(format!("procfile: {e}")))?;
     let parsed = drycc_procfile::parse(&text)
         .map_err(|e| ApiError::bad_request(format!("procfile: {e}")))?;
     Ok(parsed

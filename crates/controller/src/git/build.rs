@@ -110,6 +110,7 @@ async fn run(
     let compiled = compile(
         state,
         &app.id,
+        state.run_as(&app),
         request,
         &slug_dir,
         &latest.config.values,
@@ -257,17 +258,7 @@ async fn dockerfile_build(
     let dockerfile = tokio::fs::read_to_string(checkout.join("Dockerfile"))
         .await
         .map_err(|e| format!("cannot read the Dockerfile: {e}"))?;
-    let procfile = match tokio::fs::read_to_string(checkout.join("Procfile")).await {
-        Ok(text) => Some(
-            drycc_procfile::parse(&text)
-                .map_err(|e| format!("Procfile: {e}"))?
-                .entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.command.clone()))
-                .collect(),
-        ),
-        Err(_) => None,
-    };
+    let procfile = read_procfile(checkout, &state.settings)?;
     let short = &request.sha[..request.sha.len().min(12)];
     let registry = cluster_registry(state)?;
     let repository = registry.as_deref().unwrap_or(IMAGE_REPOSITORY);
@@ -369,13 +360,18 @@ async fn move_checkout(checkout: &Path, slug_dir: &Path) -> std::io::Result<()> 
 async fn compile(
     state: &Shared,
     app: &str,
+    user: Option<drycc_engine::RunAs>,
     request: &BuildRequest,
     slug_dir: &Path,
     config: &BTreeMap<String, String>,
     progress: &mpsc::Sender<String>,
 ) -> Result<(BTreeMap<String, String>, String), String> {
     // A bad Procfile fails the push before anything is installed.
-    let procfile = read_procfile(slug_dir)?;
+    let procfile = read_procfile(slug_dir, &state.settings)?;
+    let home = match user {
+        Some(user) => Some(prepare_isolated_build(state, app, slug_dir, user).await?),
+        None => None,
+    };
     let dirs = Dirs {
         build: slug_dir.to_path_buf(),
         cache: state.cache_dir().join(app),
@@ -385,6 +381,7 @@ async fn compile(
             .join(format!("build-{app}-{}", uuid::Uuid::new_v4().simple())),
         builtins: state.buildpacks_dir(),
         buildpacks_cache: state.fetched_buildpacks_dir(),
+        user: user.map(|u| (u.uid, u.gid)),
     };
     // Buildpack output goes to the push through a filter: a line that
     // looks like the build's verdict is escaped, so no buildpack can make
@@ -400,7 +397,7 @@ async fn compile(
             let _ = progress.send(line).await;
         }
     };
-    let env = build_env(app, &request.sha);
+    let env = build_env(app, &request.sha, home.as_deref());
     let built = async move {
         let result = drycc_buildpacks::build(&dirs, config, &env, &output).await;
         drop(output);
@@ -449,11 +446,51 @@ async fn compile(
     Ok((types, outcome.specs.join(", ")))
 }
 
+/// Make what a build of an app that runs as its own user touches that
+/// user's: the slug and the build cache (given while the controller alone
+/// can reach them), a scratch parent it can pass, and its home (returned).
+async fn prepare_isolated_build(
+    state: &Shared,
+    app: &str,
+    slug_dir: &Path,
+    user: drycc_engine::RunAs,
+) -> Result<std::path::PathBuf, String> {
+    let (slug, cache, homes) = (
+        slug_dir.to_path_buf(),
+        state.cache_dir().join(app),
+        state.homes_dir(),
+    );
+    // Parents the build's user passes through (and cannot list).
+    let passed = [state.data_dir.join("tmp"), state.fetched_buildpacks_dir()];
+    let app = app.to_string();
+    tokio::task::spawn_blocking(move || -> std::io::Result<std::path::PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        crate::isolation::give_slug(&slug, user)?;
+        std::fs::create_dir_all(&cache)?;
+        crate::isolation::give_slug(&cache, user)?;
+        for dir in passed {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
+        }
+        drycc_engine_local::prepare_home(&homes, &app, user)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|prepared| prepared.map_err(|e| e.to_string()))
+    .map_err(|e| format!("cannot prepare the build for the app's user: {e}"))
+}
+
 /// The environment of buildpack programs: the controller's `PATH` (the
 /// runtimes the built-in buildpacks use), never the rest of its
 /// environment (which may hold the database URL). The app's config
 /// reaches buildpacks through the env dir.
-fn build_env(app: &str, sha: &str) -> Vec<(String, String)> {
+///
+/// Builds of apps that run as users of their own (builds included) get
+/// the `PATH` of the app's processes instead, and the app's home: what a
+/// build links to (a virtualenv's interpreter) must be reachable by the
+/// app's user, and a runtime installed in the controller's home
+/// (`/root/.pyenv`) is not.
+fn build_env(app: &str, sha: &str, home: Option<&Path>) -> Vec<(String, String)> {
     let mut env = vec![
         ("LANG".to_string(), "C.UTF-8".to_string()),
         ("STACK".to_string(), "drycc-native".to_string()),
@@ -461,6 +498,21 @@ fn build_env(app: &str, sha: &str) -> Vec<(String, String)> {
         ("DRYCC_APP".to_string(), app.to_string()),
     ];
     for name in ["PATH", "HOME", "TMPDIR"] {
+        match (name, home) {
+            ("PATH", Some(_)) => {
+                let path = drycc_engine_local::DEFAULT_PATH.to_string();
+                env.push((name.to_string(), path));
+                continue;
+            }
+            ("HOME", Some(home)) => {
+                env.push((name.to_string(), home.display().to_string()));
+                continue;
+            }
+            // The controller's TMPDIR may be closed to the app's user;
+            // without one, /tmp, every user's, is used.
+            ("TMPDIR", Some(_)) => continue,
+            _ => {}
+        }
         if let Ok(value) = std::env::var(name) {
             env.push((name.to_string(), value));
         }
@@ -512,13 +564,36 @@ fn router_port(listen: &str) -> String {
 
 /// The Procfile's types, `None` without a Procfile; errors point at the
 /// line and column.
-pub fn read_procfile(checkout: &Path) -> Result<Option<BTreeMap<String, String>>, String> {
+pub fn read_procfile(
+    checkout: &Path,
+    settings: &crate::settings::Settings,
+) -> Result<Option<BTreeMap<String, String>>, String> {
     let path = checkout.join("Procfile");
-    if !path.is_file() {
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(_) => return Ok(None),
+    };
+    // A link could name any file of the controller's machine.
+    if meta.file_type().is_symlink() {
+        return Err("Procfile is a symbolic link: commit the file itself".into());
+    }
+    if !meta.is_file() {
         return Ok(None);
+    }
+    let max_bytes = u64::from(settings.max_procfile_kib).saturating_mul(1024);
+    if meta.len() > max_bytes {
+        return Err(format!(
+            "Procfile too large: {} bytes, at most {max_bytes} are accepted (DRYCC_MAX_PROCFILE_KIB)",
+            meta.len()
+        ));
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("cannot read Procfile: {e}"))?;
     let text = String::from_utf8(bytes).map_err(|_| "Procfile is not valid UTF-8".to_string())?;
+    crate::limits::check_procfile(
+        &text,
+        settings.max_procfile_kib as usize,
+        settings.max_procfile_lines as usize,
+    )?;
     let parsed = drycc_procfile::parse(&text).map_err(|e| format!("Procfile error:\n{e}"))?;
     if parsed.is_empty() {
         return Err(

@@ -132,7 +132,25 @@ pub async fn serve(
             "could not create the repository",
         );
     }
-    match run_backend(&state, &app.id, &user.username, smart.path(), request).await {
+    // A push builds and deploys: a bounded number at once per app.
+    let slot = if smart == SmartRequest::ReceivePack {
+        let max = usize::try_from(state.settings.max_pushes_per_app).unwrap_or(usize::MAX);
+        match state.pushes.take(&app.id, max) {
+            Some(slot) => Some(slot),
+            None => {
+                return plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    format!(
+                        "another push to {} is in progress: at most {max} at once (DRYCC_MAX_PUSHES_PER_APP); push again once it has finished",
+                        app.id
+                    ),
+                )
+            }
+        }
+    } else {
+        None
+    };
+    match run_backend(&state, &app.id, &user.username, smart.path(), request, slot).await {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, app = %app.id, "git http-backend failed.");
@@ -182,6 +200,7 @@ async fn run_backend(
     user: &str,
     rest: &str,
     request: Request,
+    slot: Option<crate::limits::Slot>,
 ) -> std::io::Result<Response> {
     let (parts, body) = request.into_parts();
     let header = |name: &str| {
@@ -281,7 +300,15 @@ async fn run_backend(
     }
     response
         .status(status)
-        .body(Body::from_stream(ReaderStream::new(reader)))
+        .body(Body::from_stream(futures::StreamExt::map(
+            ReaderStream::new(reader),
+            // A push holds its place until its answer (the build's
+            // progress) has been sent or the client went away.
+            move |chunk| {
+                let _ = &slot;
+                chunk
+            },
+        )))
         .map_err(std::io::Error::other)
 }
 
