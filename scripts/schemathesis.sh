@@ -35,6 +35,9 @@ free_port() {
 }
 
 work="$(mktemp -d)"
+# A root controller runs apps as users of their own, who must be able to
+# pass through to their checkouts under the data directory.
+chmod 711 "$work"
 pid=""
 cleanup() {
   if [ -n "$pid" ]; then
