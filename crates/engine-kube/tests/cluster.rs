@@ -6,12 +6,14 @@
 
 mod support;
 
+use support::{apply, wait_for, DEADLINE};
+
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use drycc_engine::{
     is_converged, Artifact, AutoscaleSpec, Command, Deployment, Engine, EngineError, ImageSpec,
-    ProcessState, ProcessStatus, ProcessTemplate,
+    ProcessState, ProcessTemplate,
 };
 use drycc_engine_kube::KubeEngine;
 use k8s_openapi::api::apps::v1::Deployment as KubeDeployment;
@@ -19,9 +21,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::Client;
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
-const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 
 /// A name no other test (or earlier run) uses.
@@ -55,40 +56,6 @@ fn template(app: &str, ptype: &str, release: u32, generation: u64) -> ProcessTem
         cpu_millis: Some(250),
         memory_bytes: Some(128 * 1024 * 1024),
         user: None,
-    }
-}
-
-async fn apply(engine: &KubeEngine, template: &ProcessTemplate, replicas: u32) -> Deployment {
-    let deployment = Deployment {
-        template: template.clone(),
-        replicas,
-    };
-    if let Err(e) = engine.apply(deployment.clone()).await {
-        panic!("apply {}/{}: {}", template.app, template.ptype, e.detail());
-    }
-    deployment
-}
-
-/// Wait, on the engine's change counter, until `done` holds for the app's
-/// processes.
-async fn wait_for(
-    engine: &KubeEngine,
-    app: &str,
-    what: &str,
-    mut done: impl FnMut(&[ProcessStatus]) -> bool,
-) -> Vec<ProcessStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut changes = engine.changes(Some(app));
-    loop {
-        changes.borrow_and_update();
-        let procs = engine.processes(app).await.expect("processes");
-        if done(&procs) {
-            return procs;
-        }
-        match timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => panic!("timed out waiting for {what}: {procs:#?}"),
-        }
     }
 }
 

@@ -5,11 +5,12 @@
 
 mod support;
 
+use support::{apply, wait_for};
+
 use std::time::Duration;
 
 use drycc_engine::{
-    is_converged, Artifact, AutoscaleSpec, Command, Deployment, Engine, ImageSpec, ProcessStatus,
-    ProcessTemplate,
+    is_converged, Artifact, AutoscaleSpec, Command, Engine, ImageSpec, ProcessTemplate,
 };
 use drycc_engine_kube::{KubeConfig, KubeEngine};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -18,9 +19,6 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio::time::{timeout_at, Instant};
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The rules of the table in docs/kubernetes.md.
 fn documented_rules() -> Vec<PolicyRule> {
@@ -77,38 +75,6 @@ fn template(app: &str, ptype: &str, release: u32, generation: u64) -> ProcessTem
         cpu_millis: None,
         memory_bytes: None,
         user: None,
-    }
-}
-
-async fn apply(engine: &KubeEngine, template: &ProcessTemplate, replicas: u32) -> Deployment {
-    let deployment = Deployment {
-        template: template.clone(),
-        replicas,
-    };
-    if let Err(e) = engine.apply(deployment.clone()).await {
-        panic!("apply {}/{}: {}", template.app, template.ptype, e.detail());
-    }
-    deployment
-}
-
-async fn wait_for(
-    engine: &KubeEngine,
-    app: &str,
-    what: &str,
-    mut done: impl FnMut(&[ProcessStatus]) -> bool,
-) -> Vec<ProcessStatus> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut changes = engine.changes(Some(app));
-    loop {
-        changes.borrow_and_update();
-        let procs = engine.processes(app).await.expect("processes");
-        if done(&procs) {
-            return procs;
-        }
-        match timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            _ => panic!("timed out waiting for {what}: {procs:#?}"),
-        }
     }
 }
 

@@ -7,7 +7,9 @@
 
 use std::io::Write;
 
+use drycc_engine::{Deployment, Engine, ProcessStatus, ProcessTemplate};
 use drycc_engine_kube::{KubeConfig, KubeEngine};
+use tokio::time::{timeout_at, Instant};
 
 /// A client of the cluster of `KUBECONFIG`, or `None` (the test is skipped)
 /// when there is none and none is required.
@@ -43,5 +45,43 @@ pub async fn engine(test: &str, instance: &str) -> Option<(kube::Client, KubeEng
     match KubeEngine::connect(client.clone(), config).await {
         Ok(engine) => Some((client, engine)),
         Err(e) => panic!("{test}: connecting the engine: {}", e.detail()),
+    }
+}
+
+/// How long a test waits for the cluster to reach a state.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Apply one type's desired state; a refusal fails the test with its detail.
+pub async fn apply(engine: &KubeEngine, template: &ProcessTemplate, replicas: u32) -> Deployment {
+    let deployment = Deployment {
+        template: template.clone(),
+        replicas,
+    };
+    if let Err(e) = engine.apply(deployment.clone()).await {
+        panic!("apply {}/{}: {}", template.app, template.ptype, e.detail());
+    }
+    deployment
+}
+
+/// Wait, on the engine's change counter, until `done` holds for the app's
+/// processes.
+pub async fn wait_for(
+    engine: &KubeEngine,
+    app: &str,
+    what: &str,
+    mut done: impl FnMut(&[ProcessStatus]) -> bool,
+) -> Vec<ProcessStatus> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut changes = engine.changes(Some(app));
+    loop {
+        changes.borrow_and_update();
+        let procs = engine.processes(app).await.expect("processes");
+        if done(&procs) {
+            return procs;
+        }
+        match timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            _ => panic!("timed out waiting for {what}: {procs:#?}"),
+        }
     }
 }
