@@ -460,6 +460,24 @@ mod tests {
             (elector, server)
         }
 
+        /// The elector's task from a follower's start: its role watch, its
+        /// stop and the task.
+        fn running(
+            elector: Elector,
+        ) -> (
+            watch::Receiver<Role>,
+            CancellationToken,
+            tokio::task::JoinHandle<()>,
+        ) {
+            let (sender, role) = watch::channel(Role {
+                leader: false,
+                holder: None,
+            });
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            (role, stop, task)
+        }
+
         fn lease(holder: &str, renewed_ago: i64, version: &str) -> Lease {
             let renewed =
                 Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(renewed_ago);
@@ -517,12 +535,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_free_lease_is_created_renewed_and_given_up_when_renewals_fail() {
             let (elector, mut server) = elector(6);
-            let (sender, mut role) = watch::channel(Role {
-                leader: false,
-                holder: None,
-            });
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (mut role, stop, task) = running(elector);
 
             // No Lease yet: created with this replica as holder.
             let (method, path, _, send) = next(&mut server).await;
@@ -589,12 +602,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_held_lease_is_left_alone_an_expired_one_taken_and_a_conflict_lost() {
             let (elector, mut server) = elector(6);
-            let (sender, mut role) = watch::channel(Role {
-                leader: false,
-                holder: None,
-            });
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (mut role, stop, task) = running(elector);
 
             // Held and fresh: no write.
             let (method, _, _, send) = next(&mut server).await;
@@ -646,12 +654,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_leader_whose_api_server_hangs_steps_down_in_time() {
             let (elector, mut server) = elector(6);
-            let (sender, mut role) = watch::channel(Role {
-                leader: false,
-                holder: None,
-            });
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (mut role, stop, task) = running(elector);
             let (_, _, _, send) = next(&mut server).await;
             send.send_response(failure(404, "NotFound"));
             let (_, _, _, send) = next(&mut server).await;
@@ -688,12 +691,7 @@ mod tests {
         #[tokio::test(start_paused = true)]
         async fn a_stopping_leader_releases_the_lease() {
             let (elector, mut server) = elector(6);
-            let (sender, mut role) = watch::channel(Role {
-                leader: false,
-                holder: None,
-            });
-            let stop = CancellationToken::new();
-            let task = tokio::spawn(elector.run(sender, stop.clone()));
+            let (mut role, stop, task) = running(elector);
             let (_, _, _, send) = next(&mut server).await;
             send.send_response(json(200, &lease("other", 60, "2")));
             let (_, _, _, send) = next(&mut server).await;
