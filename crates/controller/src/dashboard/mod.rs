@@ -19,7 +19,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 use crate::state::Shared;
-use html::{Notice, Page, Viewer};
+use html::{Notice, Page, Tab, Viewer};
 use session::{NoSession, Session};
 
 /// Scripts, styles and connections from this origin only; no inline
@@ -35,16 +35,16 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/dashboard/logout", post(actions::logout))
         .route("/dashboard/assets/{file}", get(assets::serve))
-        .route("/dashboard/apps/{app}", get(pages::processes))
+        .route("/dashboard/apps/{app}", pages::tab(Tab::Processes))
         .route("/dashboard/apps/{app}/events", get(live::processes))
         .route("/dashboard/apps/{app}/scale", post(actions::scale))
         .route("/dashboard/apps/{app}/restart", post(actions::restart))
-        .route("/dashboard/apps/{app}/releases", get(pages::releases))
+        .route("/dashboard/apps/{app}/releases", pages::tab(Tab::Releases))
         .route("/dashboard/apps/{app}/rollback", post(actions::rollback))
-        .route("/dashboard/apps/{app}/config", get(pages::config))
+        .route("/dashboard/apps/{app}/config", pages::tab(Tab::Config))
         .route(
             "/dashboard/apps/{app}/autoscale",
-            get(pages::autoscale).post(actions::autoscale_set),
+            pages::tab(Tab::Autoscale).post(actions::autoscale_set),
         )
         .route(
             "/dashboard/apps/{app}/autoscale/unset",
@@ -54,7 +54,7 @@ pub fn router(state: Shared) -> Router {
             "/dashboard/apps/{app}/autoscale/{ptype}/history",
             get(pages::history),
         )
-        .route("/dashboard/apps/{app}/logs", get(pages::logs))
+        .route("/dashboard/apps/{app}/logs", pages::tab(Tab::Logs))
         .route("/dashboard/apps/{app}/logs/stream", get(live::logs))
         .route("/dashboard/{*rest}", get(not_found))
         .method_not_allowed_fallback(method_not_allowed)

@@ -9,6 +9,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, MethodRouter};
 use serde_json::{json, Value};
 
 use super::html::{self, button_form, escape, segment, Notice, Page, Tab};
@@ -240,49 +241,16 @@ fn shown(query: Result<Query<Shown>, axum::extract::rejection::QueryRejection>) 
 
 type ShownQuery = Result<Query<Shown>, axum::extract::rejection::QueryRejection>;
 
-pub async fn processes(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    query: ShownQuery,
-    headers: HeaderMap,
-) -> Response {
-    show(state, headers, id, Tab::Processes, shown(query)).await
-}
-
-pub async fn releases(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    query: ShownQuery,
-    headers: HeaderMap,
-) -> Response {
-    show(state, headers, id, Tab::Releases, shown(query)).await
-}
-
-pub async fn config(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    query: ShownQuery,
-    headers: HeaderMap,
-) -> Response {
-    show(state, headers, id, Tab::Config, shown(query)).await
-}
-
-pub async fn autoscale(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    query: ShownQuery,
-    headers: HeaderMap,
-) -> Response {
-    show(state, headers, id, Tab::Autoscale, shown(query)).await
-}
-
-pub async fn logs(
-    State(state): State<Shared>,
-    Path(id): Path<String>,
-    query: ShownQuery,
-    headers: HeaderMap,
-) -> Response {
-    show(state, headers, id, Tab::Logs, shown(query)).await
+/// The GET route of one tab of an app's page.
+pub fn tab(tab: Tab) -> MethodRouter<Shared> {
+    get(
+        move |State(state): State<Shared>,
+              Path(id): Path<String>,
+              query: ShownQuery,
+              headers: HeaderMap| async move {
+            show(state, headers, id, tab, shown(query)).await
+        },
+    )
 }
 
 /// The types of the release the app should run, else of its structure.
