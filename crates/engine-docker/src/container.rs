@@ -25,7 +25,7 @@ use crate::state::Shared;
 use drycc_engine::{
     Artifact, Command, EngineError, Env, ProbeAction, ProcessTemplate, RegistryCredentials, Result,
 };
-use drycc_engine_kit::words;
+use drycc_procfile::words;
 
 /// Where a checkout is mounted in its container: the process's working
 /// directory and `HOME`, as on Heroku.

@@ -35,7 +35,7 @@
 //! What runs: the image's entrypoint as the template gives it (always set
 //! explicitly), then the command: `Command::Args` as they are, or a
 //! `Command::Line` split into words by shell quoting rules with `$VAR` and
-//! `${VAR}` expanded from the process environment (see `drycc_engine_kit::words`). The
+//! `${VAR}` expanded from the process environment (see `drycc_procfile::words`). The
 //! environment is the release's, then `PORT` (the image's port) and
 //! `HOSTNAME` (the process name, also the container's host name).
 //!

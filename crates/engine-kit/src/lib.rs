@@ -5,8 +5,7 @@
 //! checks (`probe`), CPU millicores between two readings (`usage`), change
 //! counters that callers wait on (`changes`), the record of an exit in a
 //! process's status (`status`) and the orders a process's supervisor
-//! follows (`supervise`), and a Procfile line as container arguments
-//! (`words`, for the container engines). The rules themselves (back-off, rollout steps)
+//! follows (`supervise`). The rules themselves (back-off, rollout steps)
 //! are in `drycc_model::lifecycle`; the engine interface is in
 //! `drycc_engine`.
 
@@ -17,4 +16,3 @@ pub mod status;
 pub mod supervise;
 pub mod table;
 pub mod usage;
-pub mod words;

@@ -158,7 +158,7 @@ pub fn args(template: &ProcessTemplate, port: u16) -> Result<Vec<String>, String
         Command::Line(line) => {
             let mut env = template.env.clone();
             env.insert("PORT".to_string(), port.to_string());
-            drycc_engine_kit::words::split_and_expand(line, &env)
+            drycc_procfile::words::split_and_expand(line, &env)
                 .map_err(|e| format!("command {line:?}: {e}"))?
         }
     };

@@ -72,6 +72,12 @@
 //! An empty Procfile (no entries) is not an error; see [`Procfile::is_empty`].
 //!
 //! [`parse`] never panics, whatever its input.
+//!
+//! # Commands as words
+//!
+//! [`words::split_and_expand`] turns a command into program arguments by the
+//! quoting rules of `sh`, for runtimes that start a command without a shell
+//! (container images); see its module for what is honoured and refused.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -86,6 +92,7 @@
 
 mod error;
 mod name;
+pub mod words;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -1,6 +1,6 @@
-//! A Procfile line as container arguments: split into words by the quoting
+//! A Procfile command as program arguments: split into words by the quoting
 //! rules of `sh` and with `$VAR` and `${VAR}` expanded from the process
-//! environment, without running a shell (the image may have none).
+//! environment, without running a shell (a container image may have none).
 //!
 //! What is honoured: blanks separate words; `'...'` is literal; `"..."`
 //! groups and expands, where a backslash escapes only `$`, `` ` ``, `"`,
@@ -15,7 +15,10 @@
 //! such as `;`, `|` or `&&`, which stays a literal argument: a line that
 //! needs a shell says so (`sh -c '...'`).
 
-use drycc_engine::Env;
+use std::collections::BTreeMap;
+
+/// The environment variables a command line expands, by name.
+pub type Env = BTreeMap<String, String>;
 
 /// Split `line` into words, expanding variables from `env`.
 pub fn split_and_expand(line: &str, env: &Env) -> Result<Vec<String>, String> {
