@@ -88,8 +88,8 @@ use drycc_engine::{
     Artifact, Capabilities, Command, Deployment, Engine, EngineError, ExecRequest, ExecSession,
     LogLine, LogStream, ProcessStatus, ProcessTemplate, ProcessUsage, Result,
 };
-use drycc_engine_kit::changes::wait_until;
-use drycc_engine_kit::reconcile::restart;
+use drycc_engine_changes::wait_until;
+use drycc_engine_runtime::reconcile::restart;
 use state::{Desired, Reconciling, Shared};
 
 /// Settings of the Docker engine.

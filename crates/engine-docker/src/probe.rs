@@ -1,5 +1,5 @@
 //! The checks of containers (the probe loops that run them are in
-//! `drycc_engine_kit::probe`). TCP and HTTP checks go to
+//! `drycc_engine_runtime::probe`). TCP and HTTP checks go to
 //! the container port's published host port on 127.0.0.1, the address the
 //! router uses too; exec checks run in the container (`docker exec`).
 //!
@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::{sleep, timeout};
 
 use drycc_engine::ProbeAction;
-use drycc_engine_kit::probe::{http, Checker, DEFAULT_TIMEOUT};
+use drycc_engine_runtime::probe::{http, Checker, DEFAULT_TIMEOUT};
 
 /// Where a probe looks.
 pub(crate) struct Target<'a> {

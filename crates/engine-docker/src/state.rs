@@ -1,8 +1,8 @@
 //! The process table of the Docker engine and the reconciling glue: desired
 //! deployments per (app, type), one entry per process (one container; the
-//! entries of `drycc_engine_kit::table` with the container's ports), the
+//! entries of `drycc_engine_runtime::table` with the container's ports), the
 //! host ports promised to them, and `reconcile`, which runs
-//! `drycc_engine_kit::reconcile` (the rules of `drycc_model::lifecycle`)
+//! `drycc_engine_runtime::reconcile` (the rules of `drycc_model::lifecycle`)
 //! on the table. Everything here runs under one short-held mutex; Docker calls happen
 //! in the per-process supervisor tasks.
 
@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bollard::Docker;
 use chrono::{DateTime, Utc};
-use drycc_engine_kit::changes::Changes;
-use drycc_engine_kit::reconcile::converge;
-use drycc_engine_kit::table::{Table, Tracked};
-use drycc_engine_kit::usage::CpuSamples;
+use drycc_engine_changes::Changes;
+use drycc_engine_runtime::reconcile::converge;
+use drycc_engine_runtime::table::{Table, Tracked};
+use drycc_engine_runtime::usage::CpuSamples;
 use drycc_model::naming;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use crate::logs::LogHub;
 use crate::supervisor;
 use crate::DockerConfig;
 use drycc_engine::{ProcessState, ProcessStatus, ProcessTemplate};
-use drycc_engine_kit::supervise::Order;
+use drycc_engine_runtime::orders::Order;
 
 /// State shared by the engine handle and every task.
 pub(crate) struct Shared {
@@ -63,9 +63,9 @@ pub(crate) struct Inner {
     pub(crate) closed: bool,
 }
 
-pub(crate) use drycc_engine_kit::table::Desired;
+pub(crate) use drycc_engine_runtime::table::Desired;
 
-pub(crate) type AppEntry = drycc_engine_kit::table::AppEntry<Container>;
+pub(crate) type AppEntry = drycc_engine_runtime::table::AppEntry<Container>;
 pub(crate) type Proc = Tracked<Container>;
 
 /// What the Docker engine adds to a process entry.
@@ -443,7 +443,7 @@ impl Shared {
     }
 }
 
-/// The table as the reconcile loop of `drycc_engine_kit` sees it.
+/// The table as the reconcile loop of `drycc_engine_runtime` sees it.
 pub(crate) struct Reconciling<'a> {
     pub(crate) shared: &'a Arc<Shared>,
     pub(crate) inner: &'a mut Inner,

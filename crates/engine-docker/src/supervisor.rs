@@ -23,9 +23,9 @@ use crate::container::{self, status_of};
 use crate::probe::Target;
 use crate::state::Shared;
 use drycc_engine::{ProcessState, ProcessTemplate};
-use drycc_engine_kit::probe::{self, Readiness};
-use drycc_engine_kit::status::record_exit;
-use drycc_engine_kit::supervise::{Ended, Order};
+use drycc_engine_runtime::orders::{Ended, Order};
+use drycc_engine_runtime::probe::{self, Readiness};
+use drycc_engine_runtime::status::record_exit;
 
 /// How long a SIGKILLed container may take to be reported gone.
 const KILL_WAIT: Duration = Duration::from_secs(30);

@@ -1,6 +1,6 @@
 //! CPU and memory of containers from the daemon's stats (one reading each,
 //! no streaming). CPU in millicores is the CPU time used between two calls
-//! over the wall time between them (`drycc_engine_kit::usage`); the
+//! over the wall time between them (`drycc_engine_runtime::usage`); the
 //! first call of a container gives none. Memory is the container's usage
 //! less its inactive file cache, as `docker stats` shows it.
 
@@ -12,7 +12,7 @@ use futures::StreamExt;
 
 use crate::state::Shared;
 use drycc_engine::ProcessUsage;
-use drycc_engine_kit::usage::millicores;
+use drycc_engine_runtime::usage::millicores;
 
 /// CPU nanoseconds and memory bytes of one reading.
 fn reading(stats: &ContainerStatsResponse) -> (Option<u64>, Option<u64>) {

@@ -25,7 +25,7 @@ use drycc_engine::{
     Artifact, AutoscaleSpec, Capabilities, Command, Deployment, Engine, EngineError, ExecRequest,
     ExecSession, LogLine, LogStream, ProcessStatus, ProcessUsage, Result,
 };
-use drycc_engine_kit::changes::Changes;
+use drycc_engine_changes::Changes;
 use k8s_openapi::api::apps::v1::Deployment as KubeDeployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
@@ -376,7 +376,7 @@ impl KubeEngine {
     async fn seen(&self, done: impl FnMut() -> bool) {
         let mut changes = self.changes.subscribe(None);
         let deadline = tokio::time::Instant::now() + SEEN_TIMEOUT;
-        if !drycc_engine_kit::changes::wait_until(&mut changes, Some(deadline), done).await {
+        if !drycc_engine_changes::wait_until(&mut changes, Some(deadline), done).await {
             tracing::warn!("a write was not seen by the watches within {SEEN_TIMEOUT:?}");
         }
     }
@@ -762,7 +762,7 @@ impl Engine for KubeEngine {
         let mut changes = self.changes.subscribe(None);
         let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
         let pods = self.pods.clone();
-        let gone = drycc_engine_kit::changes::wait_until(&mut changes, Some(deadline), || {
+        let gone = drycc_engine_changes::wait_until(&mut changes, Some(deadline), || {
             !pods.state().iter().any(|p| {
                 p.metadata
                     .namespace

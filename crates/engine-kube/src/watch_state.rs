@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use drycc_engine_kit::changes::Changes;
+use drycc_engine_changes::Changes;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};

@@ -58,8 +58,8 @@ use drycc_engine::{
     Capabilities, Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine,
     LogStream, ProcessStatus, ProcessUsage, Result,
 };
-use drycc_engine_kit::changes::wait_until;
-use drycc_engine_kit::reconcile::restart;
+use drycc_engine_changes::wait_until;
+use drycc_engine_runtime::reconcile::restart;
 use state::{Desired, Reconciling, Shared};
 
 /// The `PATH` of native processes unless configured otherwise.

@@ -1,5 +1,5 @@
 //! The checks of native processes: TCP connect and HTTP GET to the
-//! process's port (from `drycc_engine_kit::probe`, which also runs the
+//! process's port (from `drycc_engine_runtime::probe`, which also runs the
 //! probe loops), and a command run in the process's environment.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 use super::os;
 use drycc_engine::{Env, ProbeAction};
-use drycc_engine_kit::probe::{http, tcp, Checker, DEFAULT_TIMEOUT};
+use drycc_engine_runtime::probe::{http, tcp, Checker, DEFAULT_TIMEOUT};
 
 /// Where a probe looks: the process's port, environment and directory.
 pub(crate) struct Target<'a> {

@@ -1,7 +1,7 @@
 //! The process table of the local engine and the reconciling glue: desired
 //! deployments per (app, type), one entry per process (the entries of
-//! `drycc_engine_kit::table`), assigned ports, and `reconcile`, which runs
-//! `drycc_engine_kit::reconcile` (the rules of `drycc_model::lifecycle`)
+//! `drycc_engine_runtime::table`), assigned ports, and `reconcile`, which runs
+//! `drycc_engine_runtime::reconcile` (the rules of `drycc_model::lifecycle`)
 //! on the table. Everything here runs under one short-held mutex;
 //! slow work (spawning, waiting, probing) happens in the per-process
 //! supervisor tasks.
@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use drycc_engine_kit::changes::Changes;
-use drycc_engine_kit::reconcile::converge;
-use drycc_engine_kit::table::{Table, Tracked};
-use drycc_engine_kit::usage::CpuSamples;
+use drycc_engine_changes::Changes;
+use drycc_engine_runtime::reconcile::converge;
+use drycc_engine_runtime::table::{Table, Tracked};
+use drycc_engine_runtime::usage::CpuSamples;
 use drycc_model::naming;
 use tokio::sync::watch;
 
@@ -21,7 +21,7 @@ use super::logs::LogStore;
 use super::supervisor::Adopted;
 use super::{os, runtime, supervisor, LocalConfig};
 use drycc_engine::{Env, ProcessState, ProcessStatus, ProcessTemplate};
-use drycc_engine_kit::supervise::Order;
+use drycc_engine_runtime::orders::Order;
 
 /// State shared by the engine handle and every supervisor task.
 pub(crate) struct Shared {
@@ -54,9 +54,9 @@ pub(crate) struct Inner {
     pub(crate) released: bool,
 }
 
-pub(crate) use drycc_engine_kit::table::Desired;
+pub(crate) use drycc_engine_runtime::table::Desired;
 
-pub(crate) type AppEntry = drycc_engine_kit::table::AppEntry<()>;
+pub(crate) type AppEntry = drycc_engine_runtime::table::AppEntry<()>;
 pub(crate) type Proc = Tracked<()>;
 
 impl Shared {
@@ -438,7 +438,7 @@ impl Shared {
     }
 }
 
-/// The table as the reconcile loop of `drycc_engine_kit` sees it.
+/// The table as the reconcile loop of `drycc_engine_runtime` sees it.
 pub(crate) struct Reconciling<'a> {
     pub(crate) shared: &'a Arc<Shared>,
     pub(crate) inner: &'a mut Inner,

@@ -21,9 +21,9 @@ use super::probe::Target;
 use super::state::{workdir_of, Shared};
 use super::{isolate, os, runtime};
 use drycc_engine::{Env, ProcessState, ProcessTemplate};
-use drycc_engine_kit::probe::{self, Readiness};
-use drycc_engine_kit::status::record_exit;
-use drycc_engine_kit::supervise::{Ended, Order};
+use drycc_engine_runtime::orders::{Ended, Order};
+use drycc_engine_runtime::probe::{self, Readiness};
+use drycc_engine_runtime::status::record_exit;
 
 /// How often we look whether the rest of a group left after its leader.
 const GROUP_POLL: Duration = Duration::from_millis(20);

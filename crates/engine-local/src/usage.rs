@@ -1,13 +1,13 @@
 //! CPU and memory of processes: from each process's control group where
 //! there is one (everything it started counts), else from `/proc` (its
 //! leader only). CPU in millicores is the CPU time used between two
-//! readings over the wall time between them (`drycc_engine_kit::usage`).
+//! readings over the wall time between them (`drycc_engine_runtime::usage`).
 
 use std::time::Instant;
 
 use super::state::Shared;
 use drycc_engine::ProcessUsage;
-use drycc_engine_kit::usage::millicores;
+use drycc_engine_runtime::usage::millicores;
 
 /// One reading: CPU time in nanoseconds and memory in bytes.
 fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {

@@ -1,6 +1,8 @@
-//! Change counters of an engine's process table: one for every app
-//! together and one per app that someone watches. `Engine::subscribe`
-//! hands out receivers; the engine itself waits on them (`wait_until`).
+//! Change counters of an engine: one for every app together and one per
+//! app that someone watches. `Engine::changes` hands out receivers; waiters
+//! (the engine itself, the controller) wait on them with `wait_until`
+//! instead of sleeping. Every engine keeps its counters here, whether it
+//! runs processes itself or watches a cluster.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use drycc_engine::{ProcessState, ProcessStatus, ProcessTemplate};
 
-use crate::supervise::{self, Order};
+use crate::orders::{self, Order};
 
 /// What an engine's table gives the reconcile loop.
 pub trait Table {
@@ -106,12 +106,12 @@ impl<X> Tracked<X> {
 
     /// Mark the process terminating and wake its supervisor.
     pub fn request_stop(&mut self) {
-        supervise::request_stop(&mut self.stopping, &mut self.status, &self.orders);
+        orders::request_stop(&mut self.stopping, &mut self.status, &self.orders);
     }
 
     /// Let go of the process without touching it (engine released).
     pub fn detach(&self) {
-        supervise::detach(&self.orders);
+        orders::detach(&self.orders);
     }
 
     /// Whether `exec` may run in it: its command is running now.

@@ -114,7 +114,7 @@ mod tests {
     use drycc_engine_conformance::plain_template;
     use tokio::sync::watch;
 
-    use crate::supervise::Order;
+    use crate::orders::Order;
     use crate::table::{AppEntry, Desired};
 
     /// A table of one app "a" that records the starts the loop asks for.
