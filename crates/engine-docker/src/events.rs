@@ -13,7 +13,7 @@ use bollard::query_parameters::EventsOptionsBuilder;
 use futures::StreamExt;
 
 use crate::container::{self, LABEL_APP};
-use crate::state::Shared;
+use crate::state::{self, Shared};
 
 /// Pause before the stream is opened again after it broke.
 const RETRY: Duration = Duration::from_millis(500);
@@ -54,7 +54,7 @@ pub(crate) fn spawn_watcher(shared: &Arc<Shared>) {
                             if event.action.as_deref() == Some("oom") {
                                 shared.oom(name);
                             } else {
-                                shared.died(app, name);
+                                state::died(&shared, app, name);
                             }
                         }
                     }
@@ -66,7 +66,7 @@ pub(crate) fn spawn_watcher(shared: &Arc<Shared>) {
                 }
             }
             // Whatever died meanwhile is found by looking.
-            shared.recheck_all();
+            state::recheck_all(&shared);
             tokio::select! {
                 _ = shared.cancel.cancelled() => return,
                 _ = tokio::time::sleep(RETRY) => {}

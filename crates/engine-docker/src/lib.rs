@@ -5,12 +5,16 @@
 //! exactly as the local engine decides it.
 //!
 //! Layout:
-//! - `state`: the process table, desired deployments, promised host ports
-//!   and `reconcile`, which applies `drycc_model::lifecycle` rules;
-//! - `supervisor`: one task per process (create and start its container,
-//!   or follow one found running; probes; crash restart of the same
-//!   container; termination and removal; letting go when the engine is
-//!   released);
+//! - `state`: what the engine adds to the process table of
+//!   `drycc_engine_runtime` (the daemon, settings, log hub, OOM events,
+//!   each entry's published ports) and the adoption of containers found
+//!   on the daemon; the table, the reconcile loop and the supervisor of
+//!   every process (probes, crash restart, termination, letting go when
+//!   the engine is released) are the runtime's, shared with the local
+//!   engine;
+//! - `runner`: how one process runs as a container (create and start it,
+//!   or follow one found running; start the same container again after
+//!   it died; signal it; remove it when the process is gone for good);
 //! - `container`: labels, the create body (image or slug image, command,
 //!   environment, ports, checkout mount, limits), reading a container back,
 //!   images (pulled when missing), and Docker errors as `EngineError`s;
@@ -67,8 +71,8 @@ mod events;
 mod exec;
 mod logs;
 mod probe;
+mod runner;
 mod state;
-mod supervisor;
 mod usage;
 
 use std::ops::RangeInclusive;
@@ -88,9 +92,7 @@ use drycc_engine::{
     Artifact, Capabilities, Command, Deployment, Engine, EngineError, ExecRequest, ExecSession,
     LogLine, LogStream, ProcessStatus, ProcessTemplate, ProcessUsage, Result,
 };
-use drycc_engine_changes::wait_until;
-use drycc_engine_runtime::reconcile::restart;
-use state::{Desired, Reconciling, Shared};
+use state::Shared;
 
 /// Settings of the Docker engine.
 #[derive(Clone, Debug)]
@@ -190,7 +192,7 @@ impl DockerEngine {
             .ping()
             .await
             .map_err(|e| container::unavailable("the Docker daemon does not answer", e))?;
-        let shared = Arc::new(Shared::new(config, docker));
+        let shared = Arc::new(state::new_shared(config, docker));
         events::spawn_watcher(&shared);
         let adopted = adopt(&shared).await?;
         if adopted > 0 {
@@ -240,7 +242,7 @@ async fn adopt(shared: &Arc<Shared>) -> Result<usize> {
         };
         match container::found_of(&inspect) {
             Ok(found) => {
-                shared.adopt(found);
+                state::adopt(shared, found);
                 count += 1;
             }
             Err(reason) => {
@@ -320,115 +322,36 @@ impl Engine for DockerEngine {
         let shared = &self.shared;
         let slug_image = shared.config.slug_image.as_deref();
         validate(&deployment.template, slug_image)?;
-        if shared.lock().closed {
-            return Err(EngineError::unavailable("the Docker engine is shut down"));
-        }
+        shared.refuse_if_closed()?;
         if let Some(reference) = container::image_ref(&deployment.template, slug_image) {
             // Pulled before anything starts, so that an image that does not
             // exist is refused here rather than crash-looping.
             let login = container::credentials_of(&deployment.template);
             container::ensure_image(shared, reference, login).await?;
         }
-        let mut inner = shared.lock();
-        if inner.closed {
-            return Err(EngineError::unavailable("the Docker engine is shut down"));
-        }
-        let app = deployment.template.app.clone();
-        let ptype = deployment.template.ptype.clone();
-        let entry = inner.apps.entry(app.clone()).or_default();
-        entry.removed = false;
-        let template = match entry.types.get(&ptype) {
-            // Same template: keep sharing the one the processes hold.
-            Some(d) if *d.template == deployment.template => Arc::clone(&d.template),
-            _ => Arc::new(deployment.template),
-        };
-        entry.types.insert(
-            ptype.clone(),
-            Desired {
-                replicas: deployment.replicas,
-                template,
-            },
-        );
-        shared.reconcile(&mut inner, &app, &ptype);
-        drop(inner);
-        shared.bump(&app);
-        Ok(())
+        shared.apply(deployment)
     }
 
     async fn remove_type(&self, app: &str, ptype: &str) -> Result<()> {
-        let mut inner = self.shared.lock();
-        if let Some(entry) = inner.apps.get_mut(app) {
-            entry.types.remove(ptype);
-            for proc in entry.procs.values_mut() {
-                if proc.status.ptype == ptype {
-                    proc.request_stop();
-                }
-            }
-        }
-        drop(inner);
-        self.shared.bump(app);
+        self.shared.remove_type(app, ptype);
         Ok(())
     }
 
     async fn remove_app(&self, app: &str) -> Result<()> {
-        let mut inner = self.shared.lock();
-        let mut forget = false;
-        if let Some(entry) = inner.apps.get_mut(app) {
-            entry.types.clear();
-            entry.removed = true;
-            for proc in entry.procs.values_mut() {
-                proc.request_stop();
-            }
-            if entry.procs.is_empty() {
-                inner.apps.remove(app);
-                forget = true;
-            }
-        }
-        drop(inner);
-        if forget {
-            self.shared.logs.forget(app);
-        }
-        self.shared.bump(app);
+        self.shared.remove_app(app);
         Ok(())
     }
 
     async fn processes(&self, app: &str) -> Result<Vec<ProcessStatus>> {
-        let inner = self.shared.lock();
-        Ok(inner
-            .apps
-            .get(app)
-            .map(|entry| entry.statuses())
-            .unwrap_or_default())
+        Ok(self.shared.processes(app))
     }
 
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
-        let shared = &self.shared;
-        let mut inner = shared.lock();
-        let mut table = Reconciling {
-            shared,
-            inner: &mut inner,
-        };
-        restart(&mut table, app, name)?;
-        drop(inner);
-        shared.bump(app);
-        Ok(())
+        self.shared.restart_process(app, name)
     }
 
     async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession> {
-        {
-            let inner = self.shared.lock();
-            let proc = inner
-                .apps
-                .get(app)
-                .and_then(|e| e.procs.get(name))
-                .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-            if !proc.is_running() {
-                return Err(EngineError::Invalid(format!(
-                    "process {name} is not running (state {}); exec needs a running process",
-                    proc.status.state
-                )));
-            }
-        }
+        self.shared.running(app, name, |_| ())?;
         exec::start(&self.shared, name, request).await
     }
 
@@ -441,7 +364,7 @@ impl Engine for DockerEngine {
     }
 
     fn changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        self.shared.subscribe_changes(app)
+        self.shared.changes(app)
     }
 
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>> {
@@ -458,7 +381,7 @@ impl Engine for DockerEngine {
     }
 
     async fn apps(&self) -> Result<Vec<String>> {
-        let mut apps: Vec<String> = self.shared.lock().apps.keys().cloned().collect();
+        let mut apps = self.shared.app_names();
         for summary in list_own(&self.shared).await? {
             if let Some(app) = summary
                 .labels
@@ -475,46 +398,22 @@ impl Engine for DockerEngine {
 
     async fn close(&self) {
         let shared = &self.shared;
-        let mut changes = shared.subscribe_changes(None);
-        {
-            let mut inner = shared.lock();
-            inner.closed = true;
-            for entry in inner.apps.values() {
-                for proc in entry.procs.values() {
-                    proc.detach();
-                }
-            }
-        }
-        // Followers, the event watcher and exec sessions end now.
-        shared.cancel.cancel();
+        shared.let_go();
         // Supervisors let go at once, except those terminating a container:
         // they get a short while, and whatever they leave is adopted by the
-        // next engine, which finishes the job.
+        // next engine, which finishes the job. Then followers, the event
+        // watcher and exec sessions end.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        wait_until(&mut changes, Some(deadline), || shared.process_count() == 0).await;
-        shared.tasks.close();
+        shared.wait_idle(Some(deadline)).await;
+        shared.end_tasks().await;
     }
 
     async fn stop_all(&self) {
         let shared = &self.shared;
-        let mut changes = shared.subscribe_changes(None);
-        let apps: Vec<String> = {
-            let mut inner = shared.lock();
-            inner.closed = true;
-            for entry in inner.apps.values_mut() {
-                entry.types.clear();
-                entry.removed = true;
-                for proc in entry.procs.values_mut() {
-                    proc.request_stop();
-                }
-            }
-            inner.apps.keys().cloned().collect()
-        };
-        for app in &apps {
-            shared.bump(app);
-        }
+        // Nothing of an app is kept once its containers are gone.
+        shared.stop_everything(true);
         // Every supervisor removes its container and its entry.
-        wait_until(&mut changes, None, || shared.process_count() == 0).await;
+        shared.wait_idle(None).await;
         // Containers of the instance no supervisor had (left by an engine
         // that could not adopt them, or after `close`).
         match list_own(shared).await {
@@ -526,8 +425,7 @@ impl Engine for DockerEngine {
             }
             Err(e) => tracing::warn!(error = %e, "could not list the containers left to stop"),
         }
-        shared.cancel.cancel();
-        shared.tasks.close();
+        shared.end_tasks().await;
     }
 }
 
@@ -557,14 +455,7 @@ impl Drop for DockerEngine {
     /// Dropped without `close`: the same as `close`, without waiting.
     /// Containers outlive the engine either way.
     fn drop(&mut self) {
-        let mut inner = self.shared.lock();
-        inner.closed = true;
-        for entry in inner.apps.values() {
-            for proc in entry.procs.values() {
-                proc.detach();
-            }
-        }
-        drop(inner);
+        self.shared.let_go();
         self.shared.cancel.cancel();
     }
 }

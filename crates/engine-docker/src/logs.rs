@@ -2,9 +2,12 @@
 //! driver keeps it; nothing is stored here): `tail` asks each container of
 //! an app for its last lines with timestamps and merges them by time;
 //! followers (one task per run of a container, started with it or when it
-//! is adopted) feed one broadcast channel per app.
+//! is adopted) feed one broadcast channel per app. The engine's own notes
+//! (a crash and its restart, a SIGKILL after the grace period) are kept in
+//! memory, the last [`NOTES_KEPT`] per app, under the source `controller`,
+//! as the local engine keeps them in a file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bollard::container::LogOutput;
@@ -17,10 +20,17 @@ use crate::container::{self, status_of};
 use crate::state::Shared;
 use drycc_engine::{EngineError, LogLine, Result};
 
-/// The per-app channels of followed output.
+/// Notes of the engine kept per app.
+pub(crate) const NOTES_KEPT: usize = 1000;
+
+/// The source of the engine's notes.
+const CONTROLLER: &str = "controller";
+
+/// The per-app channels of followed output, and the engine's notes.
 pub(crate) struct LogHub {
     capacity: usize,
     apps: Mutex<HashMap<String, broadcast::Sender<LogLine>>>,
+    notes: Mutex<HashMap<String, VecDeque<LogLine>>>,
 }
 
 impl LogHub {
@@ -28,7 +38,36 @@ impl LogHub {
         LogHub {
             capacity: capacity.max(1),
             apps: Mutex::new(HashMap::new()),
+            notes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A note of the engine in the app's log, sent to its followers too.
+    pub(crate) fn note(&self, app: &str, text: &str) {
+        let line = LogLine {
+            time: Utc::now(),
+            app: app.to_string(),
+            source: CONTROLLER.to_string(),
+            text: text.replace('\n', " "),
+        };
+        {
+            let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+            let kept = notes.entry(app.to_string()).or_default();
+            if kept.len() >= NOTES_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(line.clone());
+        }
+        self.send(line);
+    }
+
+    /// The notes of `app`, oldest first.
+    fn notes_of(&self, app: &str) -> Vec<LogLine> {
+        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes
+            .get(app)
+            .map(|n| n.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn sender(&self, app: &str) -> broadcast::Sender<LogLine> {
@@ -50,8 +89,12 @@ impl LogHub {
         }
     }
 
-    /// The app is gone: drop its channel unless someone still follows it.
+    /// The app is gone: drop its notes, and its channel unless someone
+    /// still follows it.
     pub(crate) fn forget(&self, app: &str) {
+        let mut notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.remove(app);
+        drop(notes);
         let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
         if apps.get(app).is_some_and(|tx| tx.receiver_count() == 0) {
             apps.remove(app);
@@ -155,7 +198,8 @@ pub(crate) fn spawn_follower(shared: &Arc<Shared>, app: &str, name: &str, seen: 
     });
 }
 
-/// The last `lines` lines of the app's containers (or of one), oldest
+/// The last `lines` lines of the app's containers and the engine's notes
+/// (or of one container, or of the notes alone with `controller`), oldest
 /// first.
 pub(crate) async fn tail(
     shared: &Shared,
@@ -177,6 +221,15 @@ pub(crate) async fn tail(
         .filter_map(|c| c.names.as_ref()?.first().cloned())
         .map(|n| n.trim_start_matches('/').to_string())
         .collect();
+    let notes = match process {
+        None => shared.logs.notes_of(app),
+        Some(CONTROLLER) => {
+            let mut notes = shared.logs.notes_of(app);
+            let skip = notes.len().saturating_sub(lines);
+            return Ok(notes.split_off(skip));
+        }
+        Some(_) => Vec::new(),
+    };
     if let Some(process) = process {
         if !names.iter().any(|n| n == process) {
             return Err(EngineError::ProcessNotFound(process.to_string()));
@@ -215,7 +268,7 @@ pub(crate) async fn tail(
         }
         Ok(out)
     });
-    let mut all = Vec::new();
+    let mut all = notes;
     for read in futures::future::join_all(reads).await {
         all.extend(read?);
     }

@@ -26,24 +26,24 @@ use drycc_engine::ProbeAction;
 use drycc_engine_runtime::probe::{http, Checker, DEFAULT_TIMEOUT};
 
 /// Where a probe looks.
-pub(crate) struct Target<'a> {
-    pub docker: &'a Docker,
-    pub container: &'a str,
+pub(crate) struct Target {
+    pub docker: Docker,
+    pub container: String,
     /// Container port -> host port.
-    pub ports: &'a BTreeMap<u16, u16>,
+    pub ports: BTreeMap<u16, u16>,
     /// The process's own `PORT`.
     pub port: u16,
     /// How long a connection must stay open to count (see the module doc).
     pub settle: Duration,
 }
 
-impl Target<'_> {
+impl Target {
     fn host_port(&self, port: Option<u16>) -> Option<u16> {
         self.ports.get(&port.unwrap_or(self.port)).copied()
     }
 }
 
-impl Checker for Target<'_> {
+impl Checker for Target {
     async fn check(&self, action: &ProbeAction, limit: Duration) -> bool {
         match action {
             ProbeAction::Tcp { port } => match self.host_port(*port) {
@@ -86,7 +86,7 @@ pub(crate) async fn tcp(port: u16, limit: Duration, settle: Duration) -> bool {
 /// Run the command in the container; exit 0 passes. A command still
 /// running at the limit fails the check (Docker cannot stop an exec; it
 /// ends with the container or by itself).
-async fn exec(target: &Target<'_>, command: &[String], limit: Duration) -> bool {
+async fn exec(target: &Target, command: &[String], limit: Duration) -> bool {
     if command.is_empty() {
         return false;
     }
@@ -99,7 +99,7 @@ async fn exec(target: &Target<'_>, command: &[String], limit: Duration) -> bool 
         };
         let created = target
             .docker
-            .create_exec(target.container, options)
+            .create_exec(&target.container, options)
             .await
             .ok()?;
         // Attached, so that the end of the output tells when it finished.

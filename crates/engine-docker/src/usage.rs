@@ -12,7 +12,7 @@ use futures::StreamExt;
 
 use crate::state::Shared;
 use drycc_engine::ProcessUsage;
-use drycc_engine_runtime::usage::millicores;
+use drycc_engine_runtime::usage::Reading;
 
 /// CPU nanoseconds and memory bytes of one reading.
 fn reading(stats: &ContainerStatsResponse) -> (Option<u64>, Option<u64>) {
@@ -37,63 +37,29 @@ fn reading(stats: &ContainerStatsResponse) -> (Option<u64>, Option<u64>) {
     (cpu, memory)
 }
 
+/// The usage of `app`'s containers (see `drycc_engine_runtime::usage`),
+/// their stats read at the same time.
 pub(crate) async fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
-    let processes: Vec<(String, String, bool, bool)> = {
-        let inner = shared.lock();
-        inner
-            .apps
-            .get(app)
-            .map(|entry| {
-                entry
-                    .procs
-                    .values()
-                    .filter(|p| !p.stopping)
-                    .map(|p| {
-                        (
-                            p.status.name.clone(),
-                            p.status.ptype.clone(),
-                            p.status.ready,
-                            p.is_running(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let reads = processes.into_iter().map(|(name, ptype, ready, running)| async move {
-        let stats = if running {
-            let options = StatsOptionsBuilder::new()
-                .stream(false)
-                .one_shot(true)
-                .build();
-            match shared.docker.stats(&name, Some(options)).next().await {
-                Some(Ok(stats)) => Some(stats),
-                Some(Err(e)) => {
-                    tracing::debug!(process = %name, error = %e, "could not read a container's stats");
-                    None
-                }
-                None => None,
+    let reads = shared.usage_subjects(app).into_iter().map(|subject| async move {
+        if !subject.running {
+            return (subject, None);
+        }
+        let options = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = match shared.docker.stats(&subject.name, Some(options)).next().await {
+            Some(Ok(stats)) => stats,
+            Some(Err(e)) => {
+                tracing::debug!(process = %subject.name, error = %e, "could not read a container's stats");
+                return (subject, None);
             }
-        } else {
-            None
+            None => return (subject, None),
         };
-        (name, ptype, ready, stats, Instant::now())
+        let (cpu, memory) = reading(&stats);
+        let at = Instant::now();
+        (subject, Some(Reading { at, cpu, memory }))
     });
     let readings = futures::future::join_all(reads).await;
-    let mut samples = shared.cpu_samples.sample(app);
-    readings
-        .into_iter()
-        .map(|(name, ptype, ready, stats, now)| {
-            let (cpu, memory) = stats.as_ref().map(reading).unwrap_or((None, None));
-            let cpu_millis =
-                cpu.and_then(|cpu| millicores(samples.record(&name, now, cpu)?, (now, cpu)));
-            ProcessUsage {
-                name,
-                ptype,
-                ready,
-                cpu_millis,
-                memory_bytes: memory,
-            }
-        })
-        .collect()
+    shared.usage_of(app, readings)
 }

@@ -3,10 +3,14 @@
 //! (readiness, crash back-off, rolling replacement, graceful termination).
 //!
 //! Layout:
-//! - `state`: the process table, desired deployments and `reconcile`, which
-//!   applies `drycc_model::lifecycle` rules;
-//! - `supervisor`: one task per process (spawn or adopt, probes, crash
-//!   restart, termination, or letting go when the engine is released);
+//! - `state`: what the engine adds to the process table of
+//!   `drycc_engine_runtime` (settings, logs, control groups, exec
+//!   sessions) and the adoption of a previous controller's processes; the
+//!   table, the reconcile loop and the supervisor of every process (probes,
+//!   crash restart, termination, or letting go when the engine is
+//!   released) are the runtime's, shared with the Docker engine;
+//! - `runner`: how one native process runs (spawn or adopt, wait, signal
+//!   its process group);
 //! - `runtime`: the record of every running process, which the next
 //!   engine adopts (processes outlive the controller);
 //! - `command`: `sh -c <command>`, or the program itself for a command of
@@ -35,9 +39,9 @@ mod isolate;
 mod logs;
 mod os;
 mod probe;
+mod runner;
 mod runtime;
 mod state;
-mod supervisor;
 mod usage;
 
 use std::ops::RangeInclusive;
@@ -58,9 +62,7 @@ use drycc_engine::{
     Capabilities, Deployment, Engine, EngineError, Env, ExecRequest, ExecSession, LogLine,
     LogStream, ProcessStatus, ProcessUsage, Result,
 };
-use drycc_engine_changes::wait_until;
-use drycc_engine_runtime::reconcile::restart;
-use state::{Desired, Reconciling, Shared};
+use state::Shared;
 
 /// The `PATH` of native processes unless configured otherwise.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -205,10 +207,10 @@ impl LocalEngine {
         }
         os::raise_nofile_limit();
         let records = runtime::read_all(&config.run_dir)?;
-        let shared = Arc::new(Shared::new(config, runtime));
+        let shared = Arc::new(state::new_shared(config, runtime));
         if !records.is_empty() {
             let found = records.len();
-            let alive = shared.adopt(records);
+            let alive = state::adopt(&shared, records);
             tracing::info!(
                 alive,
                 restarting = found - alive,
@@ -259,108 +261,29 @@ fn validate(deployment: &Deployment) -> Result<()> {
 impl Engine for LocalEngine {
     async fn apply(&self, deployment: Deployment) -> Result<()> {
         validate(&deployment)?;
-        let shared = &self.shared;
-        let mut inner = shared.lock();
-        if inner.closed {
-            return Err(EngineError::unavailable(
-                "the local engine is shut down".to_string(),
-            ));
-        }
-        let app = deployment.template.app.clone();
-        let ptype = deployment.template.ptype.clone();
-        let entry = inner.apps.entry(app.clone()).or_default();
-        entry.removed = false;
-        let template = match entry.types.get(&ptype) {
-            // Same template: keep sharing the one the processes hold.
-            Some(d) if *d.template == deployment.template => Arc::clone(&d.template),
-            _ => Arc::new(deployment.template),
-        };
-        entry.types.insert(
-            ptype.clone(),
-            Desired {
-                replicas: deployment.replicas,
-                template,
-            },
-        );
-        shared.reconcile(&mut inner, &app, &ptype);
-        drop(inner);
-        shared.bump(Some(&app));
-        Ok(())
+        self.shared.apply(deployment)
     }
 
     async fn remove_type(&self, app: &str, ptype: &str) -> Result<()> {
-        let mut inner = self.shared.lock();
-        if let Some(entry) = inner.apps.get_mut(app) {
-            entry.types.remove(ptype);
-            for proc in entry.procs.values_mut() {
-                if proc.status.ptype == ptype {
-                    proc.request_stop();
-                }
-            }
-        }
-        drop(inner);
-        self.shared.bump(Some(app));
+        self.shared.remove_type(app, ptype);
         Ok(())
     }
 
     async fn remove_app(&self, app: &str) -> Result<()> {
-        let mut inner = self.shared.lock();
-        let mut forget = false;
-        if let Some(entry) = inner.apps.get_mut(app) {
-            entry.types.clear();
-            entry.removed = true;
-            for proc in entry.procs.values_mut() {
-                proc.request_stop();
-            }
-            if entry.procs.is_empty() {
-                inner.apps.remove(app);
-                forget = true;
-            }
-        }
-        drop(inner);
-        if forget {
-            self.shared.logs.forget(app);
-        }
-        self.shared.bump(Some(app));
+        self.shared.remove_app(app);
         Ok(())
     }
 
     async fn processes(&self, app: &str) -> Result<Vec<ProcessStatus>> {
-        let inner = self.shared.lock();
-        Ok(inner
-            .apps
-            .get(app)
-            .map(|entry| entry.statuses())
-            .unwrap_or_default())
+        Ok(self.shared.processes(app))
     }
 
     async fn restart_process(&self, app: &str, name: &str) -> Result<()> {
-        let shared = &self.shared;
-        let mut inner = shared.lock();
-        let mut table = Reconciling {
-            shared,
-            inner: &mut inner,
-        };
-        restart(&mut table, app, name)?;
-        drop(inner);
-        shared.bump(Some(app));
-        Ok(())
+        self.shared.restart_process(app, name)
     }
 
     async fn exec(&self, app: &str, name: &str, request: ExecRequest) -> Result<ExecSession> {
-        let target = {
-            let inner = self.shared.lock();
-            let proc = inner
-                .apps
-                .get(app)
-                .and_then(|e| e.procs.get(name))
-                .ok_or_else(|| EngineError::ProcessNotFound(name.to_string()))?;
-            if !proc.is_running() {
-                return Err(EngineError::Invalid(format!(
-                    "process {name} is not running (state {}); exec needs a running process",
-                    proc.status.state
-                )));
-            }
+        let target = self.shared.running(app, name, |proc| {
             let port = proc.status.endpoint.map_or(0, |e| e.port());
             exec::Target {
                 name: name.to_string(),
@@ -368,7 +291,7 @@ impl Engine for LocalEngine {
                 workdir: state::workdir_of(&proc.template).to_path_buf(),
                 user: proc.template.user,
             }
-        };
+        })?;
         exec::start(&self.shared, target, request)
     }
 
@@ -385,15 +308,11 @@ impl Engine for LocalEngine {
     }
 
     fn changes(&self, app: Option<&str>) -> watch::Receiver<u64> {
-        self.shared.subscribe_changes(app)
+        self.shared.changes(app)
     }
 
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>> {
-        let shared = Arc::clone(&self.shared);
-        let app = app.to_string();
-        tokio::task::spawn_blocking(move || usage::sample(&shared, &app))
-            .await
-            .map_err(|e| EngineError::unavailable(format!("sampling usage failed: {e}")))
+        usage::sample(&self.shared, app).await
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -406,64 +325,40 @@ impl Engine for LocalEngine {
     }
 
     async fn apps(&self) -> Result<Vec<String>> {
-        let mut apps: Vec<String> = self.shared.lock().apps.keys().cloned().collect();
-        apps.sort();
-        Ok(apps)
+        Ok(self.shared.app_names())
     }
 
     async fn close(&self) {
-        let mut changes = self.shared.subscribe_changes(None);
-        {
-            let mut inner = self.shared.lock();
-            inner.closed = true;
-            inner.released = true;
-            for entry in inner.apps.values() {
-                for proc in entry.procs.values() {
-                    proc.detach();
-                }
-            }
-        }
+        let shared = &self.shared;
+        shared.let_go();
         // An exec session belongs to a client connection, which ends here.
-        for pgid in self.shared.exec_groups() {
+        for pgid in shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);
         }
-        self.shared.bump(None);
         // Supervisors let go at once, except those terminating a process:
         // they get a short while, and whatever they leave is adopted by the
         // next engine, which finishes the job.
         let deadline = tokio::time::Instant::now() + CLOSE_DEADLINE;
-        wait_until(&mut changes, Some(deadline), || {
-            self.shared.process_count() == 0
-        })
-        .await;
+        shared.wait_idle(Some(deadline)).await;
+        shared.end_tasks().await;
         // With no process left to adopt, nothing here is of use to anyone.
-        os::remove_idle_run_dir(&self.shared.config.run_dir);
-        let apps: Vec<String> = self.shared.lock().apps.keys().cloned().collect();
-        self.shared.remove_idle_groups(&apps);
+        os::remove_idle_run_dir(&shared.config.run_dir);
+        shared.remove_idle_groups(&shared.app_names());
         drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     async fn stop_all(&self) {
-        let mut changes = self.shared.subscribe_changes(None);
-        let apps: Vec<String> = {
-            let mut inner = self.shared.lock();
-            inner.closed = true;
-            for entry in inner.apps.values_mut() {
-                entry.types.clear();
-                for proc in entry.procs.values_mut() {
-                    proc.request_stop();
-                }
-            }
-            inner.apps.keys().cloned().collect()
-        };
-        for pgid in self.shared.exec_groups() {
+        let shared = &self.shared;
+        // The logs of the apps stay (files on disk, read after a stop).
+        let apps = shared.stop_everything(false);
+        for pgid in shared.exec_groups() {
             os::signal_group(pgid, Signal::SIGKILL);
         }
-        self.shared.bump(None);
         // Every supervisor removes its entry once its group is gone.
-        wait_until(&mut changes, None, || self.shared.process_count() == 0).await;
-        os::remove_idle_run_dir(&self.shared.config.run_dir);
-        self.shared.remove_idle_groups(&apps);
+        shared.wait_idle(None).await;
+        shared.end_tasks().await;
+        os::remove_idle_run_dir(&shared.config.run_dir);
+        shared.remove_idle_groups(&apps);
     }
 }
 

@@ -2,9 +2,7 @@
 //! that make orphans of a crashed controller findable, `/proc` start times,
 //! free ports and the file-descriptor limit. Nothing here knows about apps.
 
-use std::collections::HashSet;
 use std::io;
-use std::net::TcpListener;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -286,49 +284,6 @@ pub fn default_process_ports(ephemeral: Option<RangeInclusive<u16>>) -> RangeInc
     1024..=65535
 }
 
-/// Whether `port` on 127.0.0.1 can be bound now.
-pub(crate) fn port_free(port: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// A port of `range` that is not in `taken` and can be bound now, looked
-/// for round robin from `*cursor` (a port just freed is not handed out
-/// again at once).
-pub(crate) fn free_port(
-    taken: &HashSet<u16>,
-    range: &RangeInclusive<u16>,
-    cursor: &mut u16,
-) -> io::Result<u16> {
-    next_port(taken, range, cursor, port_free)
-}
-
-/// The search of [`free_port`], with the bindability check passed in so the
-/// rule can be tested without depending on what else holds ports.
-fn next_port(
-    taken: &HashSet<u16>,
-    range: &RangeInclusive<u16>,
-    cursor: &mut u16,
-    bindable: impl Fn(u16) -> bool,
-) -> io::Result<u16> {
-    let (start, end) = (*range.start(), *range.end());
-    let size = u32::from(end.saturating_sub(start)) + 1;
-    for _ in 0..size {
-        let port = if (start..=end).contains(cursor) {
-            *cursor
-        } else {
-            start
-        };
-        *cursor = if port >= end { start } else { port + 1 };
-        if !taken.contains(&port) && bindable(port) {
-            return Ok(port);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("no free TCP port on 127.0.0.1 in {start}-{end}"),
-    ))
-}
-
 /// Raise the soft limit of open files to the hard limit: every process costs
 /// us three descriptors (two pipes and a pidfd), and the common soft limit of
 /// 1024 would stop us near 300 processes.
@@ -398,35 +353,6 @@ mod tests {
     fn start_time_of_missing_pid_is_none() {
         // pid_max is at most 2^22 on Linux.
         assert_eq!(start_time(u32::MAX - 1), None);
-    }
-
-    #[test]
-    fn next_port_skips_taken_and_busy_ports_and_goes_round() {
-        let range = 100..=103;
-        let busy = |port: u16| port != 100;
-        let taken: HashSet<u16> = [101].into_iter().collect();
-        let mut cursor = 100;
-        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 102);
-        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 103);
-        // Round again past the busy and the taken port.
-        assert_eq!(next_port(&taken, &range, &mut cursor, busy).unwrap(), 102);
-        // A cursor outside the range starts at its beginning.
-        let mut outside = 7;
-        assert_eq!(
-            next_port(&taken, &range, &mut outside, |_| true).unwrap(),
-            100
-        );
-        let all: HashSet<u16> = range.clone().collect();
-        assert!(next_port(&all, &range, &mut cursor, |_| true).is_err());
-    }
-
-    #[test]
-    fn a_bound_port_is_not_free() {
-        let held = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let port = held.local_addr().unwrap().port();
-        assert!(!port_free(port));
-        let mut cursor = port;
-        assert!(free_port(&HashSet::new(), &(port..=port), &mut cursor).is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! process's port (from `drycc_engine_runtime::probe`, which also runs the
 //! probe loops), and a command run in the process's environment.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -14,15 +14,15 @@ use drycc_engine::{Env, ProbeAction};
 use drycc_engine_runtime::probe::{http, tcp, Checker, DEFAULT_TIMEOUT};
 
 /// Where a probe looks: the process's port, environment and directory.
-pub(crate) struct Target<'a> {
+pub(crate) struct Target {
     pub port: u16,
-    pub env: &'a Env,
-    pub workdir: &'a Path,
+    pub env: Env,
+    pub workdir: PathBuf,
     /// The process's user: exec checks run as it.
     pub user: Option<drycc_engine::RunAs>,
 }
 
-impl Checker for Target<'_> {
+impl Checker for Target {
     async fn check(&self, action: &ProbeAction, limit: Duration) -> bool {
         match action {
             ProbeAction::Tcp { port } => tcp(port.unwrap_or(self.port), limit).await,
@@ -36,15 +36,15 @@ impl Checker for Target<'_> {
     }
 }
 
-async fn exec(command: &[String], target: &Target<'_>, limit: Duration) -> bool {
+async fn exec(command: &[String], target: &Target, limit: Duration) -> bool {
     let Some((program, args)) = command.split_first() else {
         return false;
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .env_clear()
-        .envs(target.env)
-        .current_dir(target.workdir)
+        .envs(&target.env)
+        .current_dir(&target.workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -85,8 +85,8 @@ mod tests {
             .collect();
         let target = Target {
             port: 1,
-            env: &env,
-            workdir: Path::new("/"),
+            env,
+            workdir: PathBuf::from("/"),
             user: None,
         };
         let limit = Duration::from_secs(5);

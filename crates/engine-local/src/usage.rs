@@ -3,11 +3,12 @@
 //! leader only). CPU in millicores is the CPU time used between two
 //! readings over the wall time between them (`drycc_engine_runtime::usage`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::state::Shared;
-use drycc_engine::ProcessUsage;
-use drycc_engine_runtime::usage::millicores;
+use drycc_engine::{EngineError, ProcessUsage, Result};
+use drycc_engine_runtime::usage::{Reading, Subject};
 
 /// One reading: CPU time in nanoseconds and memory in bytes.
 fn read(shared: &Shared, app: &str, name: &str, pid: Option<u32>) -> Option<(u64, u64)> {
@@ -47,48 +48,24 @@ fn resident(pid: u32) -> Option<u64> {
     Some(pages * page)
 }
 
-pub(crate) fn sample(shared: &Shared, app: &str) -> Vec<ProcessUsage> {
-    let processes: Vec<(String, String, bool, Option<u32>)> = {
-        let inner = shared.lock();
-        inner
-            .apps
-            .get(app)
-            .map(|entry| {
-                entry
-                    .procs
-                    .values()
-                    .filter(|p| !p.stopping)
-                    .map(|p| {
-                        (
-                            p.status.name.clone(),
-                            p.status.ptype.clone(),
-                            p.status.ready,
-                            p.status.pid,
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut samples = shared.cpu_samples.sample(app);
-    processes
-        .into_iter()
-        .map(|(name, ptype, ready, pid)| {
-            let reading = read(shared, app, &name, pid);
-            let now = Instant::now();
-            let cpu_millis = reading.and_then(|(cpu, _)| {
-                let before = samples.record(&name, now, cpu)?;
-                // A counter that went back (a cgroup reading, then one of
-                // `/proc`) counts as idle here, not as unknown.
-                millicores(before, (now, cpu.max(before.1)))
+/// The usage of `app`'s processes (see `drycc_engine_runtime::usage`),
+/// read off the async threads: `/proc` and cgroupfs are file reads.
+pub(crate) async fn sample(shared: &Arc<Shared>, app: &str) -> Result<Vec<ProcessUsage>> {
+    let subjects = shared.usage_subjects(app);
+    let (reader, of) = (Arc::clone(shared), app.to_string());
+    let readings = tokio::task::spawn_blocking(move || {
+        let read_one = |subject: Subject| {
+            let reading = read(&reader, &of, &subject.name, subject.pid);
+            let reading = reading.map(|(cpu, memory)| Reading {
+                at: Instant::now(),
+                cpu: Some(cpu),
+                memory: Some(memory),
             });
-            ProcessUsage {
-                name,
-                ptype,
-                ready,
-                cpu_millis,
-                memory_bytes: reading.map(|(_, memory)| memory),
-            }
-        })
-        .collect()
+            (subject, reading)
+        };
+        subjects.into_iter().map(read_one).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| EngineError::unavailable(format!("sampling usage failed: {e}")))?;
+    Ok(shared.usage_of(app, readings))
 }

@@ -1,11 +1,90 @@
-//! CPU in millicores: the CPU time a process used between two readings
-//! over the wall time between them. The engines read CPU time their own
-//! way (a control group, `/proc`, the Docker daemon); `CpuSamples` keeps the
-//! last reading of each process between two samples of an app.
+//! The usage of an app's processes, sampled the same way by every
+//! process-table engine: which processes are read (those not terminating),
+//! and CPU in millicores, the CPU time a process used between two readings
+//! over the wall time between them. The engines read CPU time and memory
+//! their own way (a control group, `/proc`, the Docker daemon);
+//! `CpuSamples` keeps the last reading of each process between two samples
+//! of an app.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+
+use drycc_engine::ProcessUsage;
+
+use crate::process_table::{Host, ProcessTable};
+
+/// A process to read, as the table knows it.
+#[derive(Clone, Debug)]
+pub struct Subject {
+    pub name: String,
+    pub ptype: String,
+    pub ready: bool,
+    pub pid: Option<u32>,
+    /// Its command runs now.
+    pub running: bool,
+}
+
+/// One reading of a process, taken `at`: CPU time in nanoseconds and
+/// memory in bytes, each when it could be read.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading {
+    pub at: Instant,
+    pub cpu: Option<u64>,
+    pub memory: Option<u64>,
+}
+
+impl<H: Host> ProcessTable<H> {
+    /// The processes of `app` whose usage is read: all but those
+    /// terminating.
+    pub fn usage_subjects(&self, app: &str) -> Vec<Subject> {
+        let inner = self.lock();
+        let procs = inner
+            .apps
+            .get(app)
+            .into_iter()
+            .flat_map(|e| e.procs.values());
+        procs
+            .filter(|p| !p.stopping)
+            .map(|p| Subject {
+                name: p.status.name.clone(),
+                ptype: p.status.ptype.clone(),
+                ready: p.status.ready,
+                pid: p.status.pid,
+                running: p.is_running(),
+            })
+            .collect()
+    }
+
+    /// The usage of `app` from one reading per subject (none when it could
+    /// not be read). A CPU counter that went back (a container started
+    /// anew, a reading from another source) counts as idle for this
+    /// sample, not as unknown.
+    pub fn usage_of(
+        &self,
+        app: &str,
+        readings: Vec<(Subject, Option<Reading>)>,
+    ) -> Vec<ProcessUsage> {
+        let mut samples = self.cpu.sample(app);
+        readings
+            .into_iter()
+            .map(|(subject, reading)| {
+                let cpu_millis = reading.and_then(|r| {
+                    let cpu = r.cpu?;
+                    let before = samples.record(&subject.name, r.at, cpu)?;
+                    millicores(before, (r.at, cpu.max(before.1)))
+                });
+                ProcessUsage {
+                    name: subject.name,
+                    ptype: subject.ptype,
+                    ready: subject.ready,
+                    cpu_millis,
+                    memory_bytes: reading.and_then(|r| r.memory),
+                }
+            })
+            .collect()
+    }
+}
 
 /// Millicores used between two readings (time, CPU nanoseconds); none when
 /// no time passed or the counter went back (a counter started anew).
