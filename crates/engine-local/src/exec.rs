@@ -76,10 +76,10 @@ pub(crate) fn start(
             Err(e) => return not_started(program, e, output_tx, session),
         };
         let pgid = register(shared, &target, &child)?;
-        let shared = Arc::clone(shared);
-        shared.runtime.clone().spawn(async move {
+        let owned = Arc::clone(shared);
+        spawn_session(shared, target.name.clone(), pgid, async move {
             let code = run_tty(child, pgid, master, request.stdin, input_rx, &output_tx).await;
-            finish(&shared, &target.name, pgid, code, &output_tx).await;
+            finish(&owned, &target.name, pgid, code, &output_tx).await;
         });
     } else {
         let stdin = if request.stdin {
@@ -96,10 +96,10 @@ pub(crate) fn start(
             Err(e) => return not_started(program, e, output_tx, session),
         };
         let pgid = register(shared, &target, &child)?;
-        let shared = Arc::clone(shared);
-        shared.runtime.clone().spawn(async move {
+        let owned = Arc::clone(shared);
+        spawn_session(shared, target.name.clone(), pgid, async move {
             let code = run_pipes(child, pgid, input_rx, &output_tx).await;
-            finish(&shared, &target.name, pgid, code, &output_tx).await;
+            finish(&owned, &target.name, pgid, code, &output_tx).await;
         });
     }
     Ok(session)
@@ -157,6 +157,27 @@ fn register(shared: &Shared, target: &Target, child: &Child) -> Result<u32> {
     shared.add_exec(pgid);
     os::write_pid_file(&shared.config.run_dir, &exec_file(&target.name, pgid), pgid);
     Ok(pgid)
+}
+
+/// Run the task of a session, tracked with the engine's tasks: when the
+/// engine is released (which kills every session's group first) the task
+/// ends wherever it waits, and its pid file goes.
+fn spawn_session(
+    shared: &Arc<Shared>,
+    name: String,
+    pgid: u32,
+    session: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (owned, cancel) = (Arc::clone(shared), shared.cancel.clone());
+    shared.spawn(async move {
+        tokio::select! {
+            _ = session => {}
+            _ = cancel.cancelled() => {
+                os::remove_pid_file(&owned.config.run_dir, &exec_file(&name, pgid));
+                owned.remove_exec(pgid);
+            }
+        }
+    });
 }
 
 async fn finish(

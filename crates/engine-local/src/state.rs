@@ -24,8 +24,6 @@ pub(crate) type Shared = ProcessTable<Local>;
 pub(crate) struct Local {
     pub(crate) config: LocalConfig,
     pub(crate) logs: Arc<LogStore>,
-    /// Where exec sessions' tasks run.
-    pub(crate) runtime: tokio::runtime::Handle,
     /// Process groups of running exec sessions, killed at shutdown.
     execs: Mutex<HashSet<u32>>,
     /// Control groups: limits, usage, OOM kills, killing what escaped.
@@ -78,7 +76,6 @@ pub(crate) fn new_shared(config: LocalConfig, runtime: tokio::runtime::Handle) -
     let local = Local {
         config,
         logs,
-        runtime: runtime.clone(),
         execs: Mutex::new(HashSet::new()),
         cgroups,
     };

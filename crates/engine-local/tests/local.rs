@@ -633,6 +633,49 @@ async fn exec_runs_commands_in_the_process_environment() {
     f.engine.stop_all().await;
 }
 
+/// `close` ends every task of the engine, exec sessions too: a session
+/// whose client neither reads nor writes does not hold it up, its command
+/// is killed, and its output channel ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_ends_the_exec_sessions_it_kills() {
+    let f = fixture();
+    let worker = f.template("closeexec", "worker", 1, "exec sleep 600");
+    f.apply(&worker, 1).await;
+    let procs = f
+        .wait_for("closeexec", "up", |p| up(p, "worker") == 1)
+        .await;
+    let script = "echo $$; exec sleep 600";
+    let mut session = f
+        .engine
+        .exec(
+            "closeexec",
+            &procs[0].name,
+            request(&["sh", "-c", script], false, true),
+        )
+        .await
+        .unwrap();
+    let pid = match timeout_at(Instant::now() + DEADLINE, session.output.recv()).await {
+        Ok(Some(ExecOutput::Stdout(b))) => String::from_utf8_lossy(&b).trim().parse::<u32>(),
+        other => panic!("expected the session's pid, got {other:?}"),
+    };
+    let pid = pid.expect("a pid on the first line");
+    timeout_at(Instant::now() + DEADLINE, f.engine.close())
+        .await
+        .expect("close returns with a session open");
+    wait_group_dead(pid).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match timeout_at(deadline, session.output.recv()).await {
+            Ok(None) => break,
+            Ok(Some(_)) => continue,
+            Err(_) => panic!("the session's output never ended"),
+        }
+    }
+    assert!(alive(procs[0].pid.unwrap()), "the process itself runs on");
+    let engine = LocalEngine::new(f.engine.config().clone()).unwrap();
+    engine.stop_all().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_refuses_a_process_that_is_not_running() {
     let f = fixture_with(|c| {

@@ -548,7 +548,9 @@ mod tests {
         let open = |ready: bool| {
             let mut world = table.world();
             let ports = world.ports_open.entry("web".into());
-            ports.or_insert_with(|| watch::channel(false).0).send_replace(ready);
+            ports
+                .or_insert_with(|| watch::channel(false).0)
+                .send_replace(ready);
         };
         table.apply(deployment("web", 1, 2)).unwrap();
         until(&table, |p| p.len() == 2).await;
