@@ -478,6 +478,11 @@ mod tests {
         table.world().events.clone()
     }
 
+    /// How the processes of `ptype` behave from their next start on.
+    fn behave(table: &ProcessTable<Fake>, ptype: &str, behaviour: Behaviour) {
+        table.world().behaviour.insert(ptype.into(), behaviour);
+    }
+
     fn notes(table: &ProcessTable<Fake>) -> Vec<String> {
         table.notes.lock().unwrap().clone()
     }
@@ -485,11 +490,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_crash_restarts_after_the_back_off_and_is_noted_in_the_apps_log() {
         let table = table();
-        let crashing = Behaviour {
-            crashes: true,
-            ..Behaviour::default()
-        };
-        table.world().behaviour.insert("worker".into(), crashing);
+        behave(
+            &table,
+            "worker",
+            Behaviour {
+                crashes: true,
+                stubborn: false,
+            },
+        );
         table.apply(deployment("worker", 1, 1)).unwrap();
         let procs = until(&table, |p| p.len() == 1 && p[0].restarts >= 4).await;
         let name = procs[0].name.clone();
@@ -511,11 +519,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_process_that_ignores_sigterm_gets_sigkill_after_its_grace_period() {
         let table = table();
-        let stubborn = Behaviour {
-            stubborn: true,
-            ..Behaviour::default()
-        };
-        table.world().behaviour.insert("worker".into(), stubborn);
+        behave(
+            &table,
+            "worker",
+            Behaviour {
+                crashes: false,
+                stubborn: true,
+            },
+        );
         table.apply(deployment("worker", 1, 1)).unwrap();
         table.apply(deployment("clock", 1, 1)).unwrap();
         let procs = until(&table, |p| p.len() == 2 && p.iter().all(|p| p.ready)).await;

@@ -1,8 +1,8 @@
-//! The process table both engines keep, one entry per app: desired
-//! deployments per type and one entry per process, with what the engine
-//! itself adds to a process (`X`: a container's ports, nothing natively).
-//! Each engine holds it under its own mutex; `Table` is how the reconcile
-//! loop reaches it.
+//! The entries of the process table, one per app: desired deployments per
+//! type and one entry per process, with what the engine itself adds to a
+//! process (`X`: a container's ports, nothing natively). `ProcessTable`
+//! holds them under its mutex; `Table` is how the reconcile loop reaches
+//! them (and how its tests give it a table of their own).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::{Deref, DerefMut};
