@@ -552,6 +552,14 @@ async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
         h.containers().await.is_empty()
     })
     .await;
+    // The user sees why in the app's log, as with native processes.
+    let notes = engine
+        .logs("sigkill", 100, Some("controller"))
+        .await
+        .unwrap();
+    let texts: Vec<&str> = notes.iter().map(|l| l.text.as_str()).collect();
+    let expected = format!("{name} did not exit within 1500ms of SIGTERM; sent SIGKILL");
+    assert_eq!(texts, [expected.as_str()], "{notes:#?}");
     engine.stop_all().await;
 }
 
@@ -590,6 +598,17 @@ async fn a_crash_loop_backs_off_keeping_the_name_and_counting_restarts() {
         logs.iter().filter(|l| l.text == "run").count() >= 3,
         "{logs:#?}"
     );
+    // Each restart is noted in the app's log (source `controller`),
+    // between the container's own lines.
+    let all = engine.logs("crash", 100, None).await.unwrap();
+    let noted = format!("{name} crashed: exited with code 3; restarting in ");
+    let notes: Vec<_> = all.iter().filter(|l| l.source == "controller").collect();
+    assert!(notes.len() >= 2, "{all:#?}");
+    assert!(
+        notes.iter().all(|l| l.text.starts_with(&noted)),
+        "{notes:#?}"
+    );
+    assert!(all.windows(2).all(|w| w[0].time <= w[1].time), "{all:#?}");
     engine.stop_all().await;
     assert!(h.containers().await.is_empty());
 }
