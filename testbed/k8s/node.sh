@@ -158,17 +158,20 @@ for line in sys.stdin:
     fi
 }
 
-# cgroup_dirs: our cgroup root in every v1 hierarchy.
+# cgroup_dirs: our cgroup root in every hierarchy (the v1 controllers',
+# and the v2 one mounted beside them, where runc makes its cgroups too).
 cgroup_dirs() {
     local h
     for h in /sys/fs/cgroup/*/; do
-        [[ -f "$h/cgroup.procs" && ! -f "$h/cgroup.controllers" ]] && echo "${h%/}$cgroup_root"
+        [[ -f "$h/cgroup.procs" ]] && echo "${h%/}$cgroup_root"
     done
 }
 
+# The kubelet wants the cgroup root in every v1 hierarchy.
 node_cgroups_up() {
     local d parent
     for d in $(cgroup_dirs); do
+        [[ -f "$(dirname "$d")/cgroup.controllers" ]] && continue
         mkdir -p "$d"
         # cpuset: a child starts with no CPUs and no memory nodes.
         if [[ -f "$d/cpuset.cpus" ]]; then
@@ -399,6 +402,8 @@ node_down() {
     local bridge="" cgroup_root="" pod_cidr="" node_ip="" name pid id i rule var
     # shellcheck disable=SC1091 # written by up
     source "$state/node.env"
+    local shims
+    shims="$(shim_ids)"
     for name in metrics-server kubelet; do
         pid="$(pid_of "$name")"
         [[ -n "$pid" ]] && stop_pid "$name" "$pid"
@@ -412,6 +417,12 @@ node_down() {
         done
         for id in $(ctr_ containers ls -q 2>/dev/null); do
             ctr_ containers delete "$id" >/dev/null 2>&1 || true
+        done
+        # Shims with no task left exit on their own (and remove their
+        # sockets); a few seconds for them.
+        for ((i = 0; i < 50; i++)); do
+            [[ -z "$(shim_ids)" ]] && break
+            sleep 0.1
         done
         stop_pid containerd "$pid"
     fi
@@ -476,9 +487,31 @@ node_down() {
         var="sysctl_${rule//./_}"
         [[ -n "${!var:-}" && "$(sysctl -n "$rule" 2>/dev/null)" != "${!var}" ]] && sysctl -q -w "$rule=${!var}"
     done
+    # A shim killed leaves its socket in containerd's shared directory:
+    # its name is the hash of our address, namespace and the shim's id.
+    for id in $shims $(shim_ids); do
+        rm -f "$(shim_socket "$id")"
+    done
     [[ -n "$made_run_containerd_s" ]] && rmdir /run/containerd/s 2>/dev/null
     [[ -n "$made_run_containerd" ]] && rmdir /run/containerd 2>/dev/null
     return 0
+}
+
+# shim_ids: the ids of the running shims of our containerd.
+shim_ids() {
+    local proc cmdline
+    for proc in /proc/[0-9]*; do
+        cmdline="$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline")"
+        [[ "$cmdline" == *"-address $state/containerd/containerd.sock"* && "$cmdline" =~ -id\ ([0-9a-f]+) ]] \
+            && echo "${BASH_REMATCH[1]}"
+    done
+    return 0
+}
+
+# shim_socket ID: where containerd's shim of ID listens (SocketAddress in
+# containerd's pkg/shim: /run/containerd/s/<sha256 of address/ns/id>).
+shim_socket() {
+    echo "/run/containerd/s/$(printf '%s' "$state/containerd/containerd.sock/k8s.io/$1" | sha256sum | cut -d' ' -f1)"
 }
 
 # node_leftovers: says what of the testbed is still there once it was
