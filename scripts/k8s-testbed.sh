@@ -28,6 +28,9 @@
 #   DRYCC_K8S_CACHE  build cache, outside the clone (default /var/cache/drycc-k8s):
 #                    <k8s version>-<hash>/bin, plus Go's module and build caches
 #   DRYCC_K8S_STATE  state dir for up/env/down (default for up: a new mktemp -d)
+#   DRYCC_K8S_REAL_NODE=0  up without the real node (no root needed)
+#   DRYCC_K8S_POD_CIDR  the real node's pod /24 (default: the first free one
+#                    of 10.85.0.0/16)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,9 @@ const (
 )
 
 func TestRealNodeRunsAPod(t *testing.T) {
+	if os.Getenv("DRYCC_K8S_REAL_NODE") == "0" {
+		t.Skip("DRYCC_K8S_REAL_NODE=0: the testbed was started without its real node")
+	}
 	ctx := context.Background()
 	cs, config := clientAndConfig(t)
 
