@@ -296,7 +296,7 @@ pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$state/pids"; }
 # state dir (every process gets a path in it): a recycled pid is left alone.
 ours() {
     local pid="$1"
-    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state/"
+    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$state/"
 }
 
 stop_pid() {

@@ -11,6 +11,9 @@
 # exist before), and the kernel settings kubelet changes.
 
 real_node_name=real-node
+# The machine's kubelet chains and kernel settings before the first real
+# node started, kept while one runs (the testbeds of a machine share it).
+host_env="$cache/.real-node-host.env"
 # The pool pod networks are taken from, one /24 per testbed; the first /24
 # that overlaps nothing on this machine is used (DRYCC_K8S_POD_CIDR chooses).
 pod_pool=10.85.0.0/16
@@ -85,10 +88,11 @@ forward_rules() {
 }
 
 # node_net_up: the bridge, its address (the node's IP), the forwarding
-# rules. Under a machine-wide lock: two testbeds never pick one network.
+# rules. Under a lock in the build cache (the testbeds of one machine
+# share it): two testbeds never pick one network.
 node_net_up() {
     local n rule
-    exec 8>/run/lock/drycc-k8s-net.lock
+    exec 8>"$cache/.net.lock"
     flock 8
     pod_cidr="$(pick_pod_cidr)" || die "no pod network: see above"
     n="$(echo "$pod_cidr" | cut -d. -f3)"
@@ -108,22 +112,38 @@ node_net_up() {
     # IPv4 only: no IPv6 address on the bridge, not even link-local.
     sysctl -q -w "net.ipv6.conf.$bridge.disable_ipv6=1" 2>/dev/null || true
     ip link set "$bridge" up
-    exec 8>&-
-    # Kubelet's chains and kernel settings as they were, for down.
-    for rule in $kubelet_chains; do
-        if iptables -t "${rule%%:*}" -S "${rule#*:}" >/dev/null 2>&1; then
-            echo "had_chain_${rule//[:-]/_}=1" >>"$state/node.env"
-        fi
-    done
-    for rule in $kubelet_sysctls; do
-        echo "sysctl_${rule//./_}=$(sysctl -n "$rule")" >>"$state/node.env"
-    done
+    # Kubelet's chains and kernel settings as they were before the first
+    # real node of this machine started (the last one to go restores them).
+    if [[ ! -f "$host_env" ]]; then
+        {
+            for rule in $kubelet_chains; do
+                if iptables -t "${rule%%:*}" -S "${rule#*:}" >/dev/null 2>&1; then
+                    echo "had_chain_${rule//[:-]/_}=1"
+                fi
+            done
+            for rule in $kubelet_sysctls; do
+                echo "sysctl_${rule//./_}=$(sysctl -n "$rule")"
+            done
+        } >"$host_env.tmp"
+        mv "$host_env.tmp" "$host_env"
+    fi
     forward_rules | tac | while read -r rule; do
         # shellcheck disable=SC2086 # a rule is words
         iptables -I FORWARD 1 $rule
     done
     echo "made_forward_rules=1" >>"$state/node.env"
     check_contained
+    exec 8>&-
+}
+
+# other_real_nodes: whether the kubelet of another testbed runs.
+other_real_nodes() {
+    local proc cmdline
+    for proc in /proc/[0-9]*; do
+        cmdline="$(tr '\0' ' ' 2>/dev/null <"$proc/cmdline")"
+        [[ "$cmdline" == */bin/kubelet\ --config=*/kubelet/config.yaml* && "$cmdline" != *"$state/"* ]] && return 0
+    done
+    return 1
 }
 
 # check_contained: refuses to go on unless the pod network is this
@@ -145,14 +165,15 @@ for line in sys.stdin:
     except ValueError:
         pass' "$pod_cidr")"
     [[ -z "$others" ]] || die "routes of this machine overlap the pod network $pod_cidr: $others"
-    local i=1
+    # Ours first, or after other testbeds' (which match their bridges only).
+    local before
     while read -r rule; do
         # shellcheck disable=SC2086
         iptables -C FORWARD $rule 2>/dev/null || die "the FORWARD rule '$rule' is missing"
-        [[ "$(iptables -S FORWARD | sed -n "$((i + 1))p")" == *"drycc-testbed-$bridge"* ]] \
-            || die "our FORWARD rules are not first in the chain: $(iptables -S FORWARD | head -4 | tr '\n' ';')"
-        i=$((i + 1))
     done < <(forward_rules)
+    before="$(iptables -S FORWARD | grep '^-A' | sed "/drycc-testbed-$bridge /q" \
+        | grep -v -e "drycc-testbed-$bridge " -e '--comment drycc-testbed-drycctb[0-9]* ' || true)"
+    [[ -z "$before" ]] || die "rules come before ours in the FORWARD chain: $before"
     if iptables -t nat -S | grep -F -- "${pod_cidr%/*}" | grep -q -E 'MASQUERADE|SNAT'; then
         die "a NAT rule names the pod network $pod_cidr: $(iptables -t nat -S | grep -F -- "${pod_cidr%/*}")"
     fi
@@ -468,7 +489,31 @@ node_down() {
         done < <(forward_rules)
     fi
     [[ -n "$made_bridge" && -n "$bridge" ]] && ip link del "$bridge" 2>/dev/null
-    # Kubelet's chains (when none was there before up), IPv4 and IPv6.
+    # A shim killed leaves its socket in containerd's shared directory:
+    # its name is the hash of our address, namespace and the shim's id.
+    for id in $shims $(shim_ids); do
+        rm -f "$(shim_socket "$id")"
+    done
+    [[ -n "$made_run_containerd_s" ]] && rmdir /run/containerd/s 2>/dev/null
+    [[ -n "$made_run_containerd" ]] && rmdir /run/containerd 2>/dev/null
+    node_host_restore
+    return 0
+}
+
+# node_host_restore: the last real node of the machine to go puts the
+# kubelet's chains and kernel settings back as they were before the first
+# started.
+node_host_restore() {
+    local rule var tool
+    exec 8>"$cache/.net.lock"
+    flock 8
+    if [[ ! -f "$host_env" ]] || other_real_nodes; then
+        exec 8>&-
+        return 0
+    fi
+    # shellcheck disable=SC1090 # written by up
+    source "$host_env"
+    # Kubelet's chains (when none was there before), IPv4 and IPv6.
     if [[ -z "${had_chain_filter_KUBE_FIREWALL:-}" ]]; then
         for tool in iptables ip6tables; do
             while "$tool" -t filter -D INPUT -j KUBE-FIREWALL 2>/dev/null; do :; done
@@ -487,14 +532,8 @@ node_down() {
         var="sysctl_${rule//./_}"
         [[ -n "${!var:-}" && "$(sysctl -n "$rule" 2>/dev/null)" != "${!var}" ]] && sysctl -q -w "$rule=${!var}"
     done
-    # A shim killed leaves its socket in containerd's shared directory:
-    # its name is the hash of our address, namespace and the shim's id.
-    for id in $shims $(shim_ids); do
-        rm -f "$(shim_socket "$id")"
-    done
-    [[ -n "$made_run_containerd_s" ]] && rmdir /run/containerd/s 2>/dev/null
-    [[ -n "$made_run_containerd" ]] && rmdir /run/containerd 2>/dev/null
-    return 0
+    rm -f "$host_env"
+    exec 8>&-
 }
 
 # shim_ids: the ids of the running shims of our containerd.
