@@ -1,0 +1,67 @@
+//! The routing table's publisher: the watch the router reads, and the
+//! requests to compute the table again (the loop that computes it is
+//! `loops::routes`). A change that should hold at the router before its
+//! answer (scale, release, routable, domains) waits with [`RoutePublisher::sync`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drycc_router::RouteTable;
+use tokio::sync::{watch, Notify};
+
+/// A `sync` gives up waiting after this long (the table follows anyway).
+const SYNC_LIMIT: Duration = Duration::from_secs(5);
+
+/// The table's publisher and the requests to compute it again.
+pub struct RoutePublisher {
+    pub(crate) table: watch::Sender<Arc<RouteTable>>,
+    pub(crate) store_dirty: AtomicBool,
+    pub(crate) wake: Notify,
+    pub(crate) requested: AtomicU64,
+    pub(crate) done: watch::Sender<u64>,
+    /// Whether the route loop (`loops::routes`) runs (a controller with no router task, as in the
+    /// reconciler's tests, has no table to wait for).
+    pub(crate) running: AtomicBool,
+}
+
+impl Default for RoutePublisher {
+    fn default() -> Self {
+        RoutePublisher::new()
+    }
+}
+
+impl RoutePublisher {
+    pub fn new() -> RoutePublisher {
+        RoutePublisher {
+            table: drycc_router::channel().0,
+            store_dirty: AtomicBool::new(true),
+            wake: Notify::new(),
+            requested: AtomicU64::new(0),
+            done: watch::channel(0).0,
+            running: AtomicBool::new(false),
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<RouteTable>> {
+        self.table.subscribe()
+    }
+
+    /// An app was created or destroyed, or its settings or domains changed.
+    pub fn store_changed(&self) {
+        self.store_dirty.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Wait until a table computed after this call is published, so that
+    /// an API answer ("scaled", "routing disabled") holds at the router too.
+    pub async fn sync(&self) {
+        if !self.running.load(Ordering::Acquire) {
+            return;
+        }
+        let target = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake.notify_one();
+        let mut done = self.done.subscribe();
+        let _ = tokio::time::timeout(SYNC_LIMIT, done.wait_for(|d| *d >= target)).await;
+    }
+}
