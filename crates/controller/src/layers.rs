@@ -3,6 +3,8 @@
 //! it names, and each arrow must point down the layer order (below), and
 //! the sibling modules of a folder must not name each other in a circle.
 //! A folder's `mod.rs` may name its own children (it declares them).
+//! The `super::` of an inline module (`mod tests`) is read as its file's,
+//! which can only add an arrow to the file's own folder.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

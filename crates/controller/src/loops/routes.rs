@@ -7,7 +7,6 @@
 //! published on a watch only when it differs. The router reads
 //! snapshots of it; it never asks the controller per request.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +28,7 @@ const RETRY: Duration = Duration::from_millis(250);
 
 /// Compute and publish tables until `stop` is cancelled.
 pub async fn run(ctx: Arc<Context>, publisher: Arc<RoutePublisher>, stop: CancellationToken) {
-    publisher.running.store(true, Ordering::Release);
-    let _running = Running(&publisher.running);
+    let _running = publisher.running();
     let mut changes = ctx.engine.changes(None);
     let started = tokio::time::Instant::now();
     let mut apps: Vec<StoreApp> = Vec::new();
@@ -38,15 +36,15 @@ pub async fn run(ctx: Arc<Context>, publisher: Arc<RoutePublisher>, stop: Cancel
     let mut generation = 0u64;
     let mut last: Option<(Vec<AppRoute>, Vec<HostCert>)> = None;
     loop {
-        let requested = publisher.requested.load(Ordering::Acquire);
+        let requested = publisher.requested();
         changes.borrow_and_update();
         let mut retry = false;
-        if publisher.store_dirty.swap(false, Ordering::AcqRel) {
+        if publisher.take_store_changed() {
             match load_apps(&ctx).await {
                 Ok((loaded, loaded_certs)) => (apps, certs) = (loaded, loaded_certs),
                 Err(error) => {
                     tracing::warn!(%error, "Cannot read the apps for the routing table; retrying.");
-                    publisher.store_dirty.store(true, Ordering::Release);
+                    publisher.keep_store_changed();
                     retry = true;
                 }
             }
@@ -65,20 +63,14 @@ pub async fn run(ctx: Arc<Context>, publisher: Arc<RoutePublisher>, stop: Cancel
                         certs = table.1.len(),
                         "Publishing a routing table."
                     );
-                    publisher
-                        .table
-                        .send_replace(Arc::new(RouteTable::new(Routes {
-                            generation,
-                            apps: table.0.clone(),
-                            certs: table.1.clone(),
-                        })));
+                    publisher.publish(RouteTable::new(Routes {
+                        generation,
+                        apps: table.0.clone(),
+                        certs: table.1.clone(),
+                    }));
                     last = Some(table);
                 }
-                publisher.done.send_if_modified(|done| {
-                    let newer = requested > *done;
-                    *done = (*done).max(requested);
-                    newer
-                });
+                publisher.answered(requested);
             }
             Err(error) => {
                 tracing::warn!(%error, "Cannot read the processes for the routing table; retrying.");
@@ -94,18 +86,9 @@ pub async fn run(ctx: Arc<Context>, publisher: Arc<RoutePublisher>, stop: Cancel
                 }
                 tokio::time::sleep(COALESCE).await;
             }
-            _ = publisher.wake.notified() => {}
+            _ = publisher.asked() => {}
             _ = tokio::time::sleep(RETRY), if retry || settle_tick => {}
         }
-    }
-}
-
-/// Clears the running flag however [`run`] ends.
-struct Running<'a>(&'a AtomicBool);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
     }
 }
 

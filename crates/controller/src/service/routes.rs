@@ -15,14 +15,14 @@ const SYNC_LIMIT: Duration = Duration::from_secs(5);
 
 /// The table's publisher and the requests to compute it again.
 pub struct RoutePublisher {
-    pub(crate) table: watch::Sender<Arc<RouteTable>>,
-    pub(crate) store_dirty: AtomicBool,
-    pub(crate) wake: Notify,
-    pub(crate) requested: AtomicU64,
-    pub(crate) done: watch::Sender<u64>,
-    /// Whether the route loop (`loops::routes`) runs (a controller with no router task, as in the
-    /// reconciler's tests, has no table to wait for).
-    pub(crate) running: AtomicBool,
+    table: watch::Sender<Arc<RouteTable>>,
+    store_dirty: AtomicBool,
+    wake: Notify,
+    requested: AtomicU64,
+    done: watch::Sender<u64>,
+    /// Whether the route loop (`loops::routes`) runs (a controller with no
+    /// route loop, as in the reconciler's tests, has no table to wait for).
+    running: AtomicBool,
 }
 
 impl Default for RoutePublisher {
@@ -53,6 +53,47 @@ impl RoutePublisher {
         self.wake.notify_one();
     }
 
+    /// The route loop runs from now until the guard is dropped.
+    pub fn running(&self) -> Running<'_> {
+        self.running.store(true, Ordering::Release);
+        Running(&self.running)
+    }
+
+    /// The newest `sync` so far: a table computed from now on answers it.
+    pub fn requested(&self) -> u64 {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Whether the store changed since the last call (which clears it).
+    pub fn take_store_changed(&self) -> bool {
+        self.store_dirty.swap(false, Ordering::AcqRel)
+    }
+
+    /// Keep the store changed: reading it failed.
+    pub fn keep_store_changed(&self) {
+        self.store_dirty.store(true, Ordering::Release);
+    }
+
+    /// Publish a new table.
+    pub fn publish(&self, table: RouteTable) {
+        self.table.send_replace(Arc::new(table));
+    }
+
+    /// A table computed after `requested` syncs was published (or was the
+    /// same as the last): those syncs are answered.
+    pub fn answered(&self, requested: u64) {
+        self.done.send_if_modified(|done| {
+            let newer = requested > *done;
+            *done = (*done).max(requested);
+            newer
+        });
+    }
+
+    /// Until a change of the store or a `sync` asks for a new table.
+    pub async fn asked(&self) {
+        self.wake.notified().await
+    }
+
     /// Wait until a table computed after this call is published, so that
     /// an API answer ("scaled", "routing disabled") holds at the router too.
     pub async fn sync(&self) {
@@ -63,5 +104,14 @@ impl RoutePublisher {
         self.wake.notify_one();
         let mut done = self.done.subscribe();
         let _ = tokio::time::timeout(SYNC_LIMIT, done.wait_for(|d| *d >= target)).await;
+    }
+}
+
+/// Clears the running flag however the route loop ends.
+pub struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
