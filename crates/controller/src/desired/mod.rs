@@ -1,8 +1,9 @@
 //! Desired state, pure: a release and the app's structure as engine
 //! deployments (what the reconciler applies), and the verdict on a
 //! rollout from the processes that run ([`verdict`]). Nothing here reads
-//! the store or calls the engine; the one look at the file system is
-//! whether a slug has `.profile.d` scripts.
+//! the store or calls the engine; whether a slug has `.profile.d` scripts
+//! is looked up apart ([`has_profile`], off the async threads) and handed
+//! in.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +16,30 @@ use crate::context::{timestamp, Context, Paths};
 
 pub mod verdict;
 
-/// The engine deployments of one release under the app's structure.
-pub fn deployments(ctx: &Context, app: &App, release: &Release) -> Vec<Deployment> {
+/// Whether the slug `release` runs has `.profile.d` scripts (Heroku's
+/// convention: they set up the environment of each process, a
+/// virtualenv's PATH, ...). One stat of a local directory.
+pub async fn has_profile(paths: &Paths, app: &str, release: &Release) -> bool {
+    let Some(build) = &release.build else {
+        return false;
+    };
+    // An image runs its own way (`deployments` reads the record alike).
+    let image = build
+        .image_config
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<ImageRecord>(v.clone()).ok());
+    if image.is_some() {
+        return false;
+    }
+    let dir = slug_dir(paths, app, build).join(drycc_buildpacks::slug::PROFILE_D);
+    tokio::fs::metadata(dir)
+        .await
+        .is_ok_and(|meta| meta.is_dir())
+}
+
+/// The engine deployments of one release under the app's structure;
+/// `profile`: its slug has `.profile.d` scripts ([`has_profile`]).
+pub fn deployments(ctx: &Context, app: &App, release: &Release, profile: bool) -> Vec<Deployment> {
     let Some(build) = &release.build else {
         return Vec::new();
     };
@@ -60,10 +83,6 @@ pub fn deployments(ctx: &Context, app: &App, release: &Release) -> Vec<Deploymen
         ),
         None => {
             let workdir = slug_dir(&ctx.paths, &app.id, build);
-            // Heroku's convention: a slug's `.profile.d/*.sh` set up the
-            // environment of each process (a virtualenv's PATH, ...). One
-            // stat per pass, of a local directory.
-            let profile = workdir.join(drycc_buildpacks::slug::PROFILE_D).is_dir();
             (Artifact::Checkout { path: workdir }, profile)
         }
     };

@@ -70,10 +70,13 @@ pub(super) async fn pass(
         return Ok(Next::Gone);
     };
     let release = ctx.store.desired_release(app_id).await?;
-    let deployments = release
-        .as_ref()
-        .map(|r| desired::deployments(ctx, &app, r))
-        .unwrap_or_default();
+    let deployments = match &release {
+        Some(release) => {
+            let profile = desired::has_profile(&ctx.paths, app_id, release).await;
+            desired::deployments(ctx, &app, release, profile)
+        }
+        None => Vec::new(),
+    };
     let pending = release
         .as_ref()
         .filter(|r| r.state == ReleaseState::Pending);

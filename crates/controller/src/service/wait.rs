@@ -236,9 +236,14 @@ async fn wait_types_observed(
             .await?
             .ok_or(DeployError::AppGone)?;
         let release = svc.store.desired_release(app_id).await?;
-        let selected: Vec<Deployment> = release
-            .map(|r| desired::deployments(svc, &app, &r))
-            .unwrap_or_default()
+        let deployments = match &release {
+            Some(release) => {
+                let profile = desired::has_profile(&svc.paths, app_id, release).await;
+                desired::deployments(svc, &app, release, profile)
+            }
+            None => Vec::new(),
+        };
+        let selected: Vec<Deployment> = deployments
             .into_iter()
             .filter(|d| types.contains(&d.template.ptype))
             .collect();
