@@ -5,29 +5,28 @@
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod api;
-mod auth;
-mod autoscaler;
-mod dashboard;
-mod deploy;
-mod duties;
+// The layers, top to bottom (see docs/architecture.md; `layers` checks
+// that every `use crate::...` points down).
+mod desired;
+mod http;
+mod loops;
+mod reconciler;
+mod service;
+
+// What every layer may use.
+mod context;
 mod engines;
-mod error;
 mod events;
 mod git;
-mod image_build;
 mod isolation;
-mod leader;
-mod limits;
-mod login_limit;
-mod metrics;
-mod reconciler;
-mod router_feed;
-mod routes;
-mod server;
+mod role;
 mod settings;
-mod state;
-mod usage;
+
+// The composition root.
+mod server;
+
+#[cfg(test)]
+mod layers;
 
 use clap::Parser;
 
@@ -54,7 +53,7 @@ fn main() -> std::process::ExitCode {
         Some(settings::Command::Router) => {
             init_tracing();
             runtime
-                .block_on(router_feed::run_router(cli.settings))
+                .block_on(server::run_router(cli.settings))
                 .map(|()| 0)
         }
         None => {

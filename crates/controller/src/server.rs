@@ -1,12 +1,11 @@
-//! Start-up and graceful shutdown of the controller.
+//! The composition root: start-up and graceful shutdown of the controller
+//! (and of the standalone router). Everything is built here, whole, and
+//! every loop is started and stopped here.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, post};
-use axum::Router;
 use drycc_engine::Engine;
 use drycc_engine_docker::{DockerConfig, DockerEngine};
 use drycc_engine_local::{LocalConfig, LocalEngine};
@@ -17,8 +16,11 @@ use rand::RngCore;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
+use crate::http::{HttpState, Shared};
+use crate::reconciler::Reconciler;
+use crate::service::routes::RoutePublisher;
+use crate::service::{Images, Service};
 use crate::settings::{EngineKind, Settings};
-use crate::state::{AppState, Shared};
 
 /// How long a stopping controller lets open requests finish.
 const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -65,59 +67,76 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let mut secret = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut secret);
-    let router_secret = crate::router_feed::secret(&settings)?;
-    let mut app_state = AppState::new(
+    let router_secret = crate::loops::router::secret(&settings)?;
+    let identity = crate::loops::leader::identity(&settings);
+    let election = crate::loops::leader::start(&settings, identity.clone()).await?;
+    let role = match &election {
+        Some(election) => election.role.clone(),
+        None => crate::role::sole_leader(&identity),
+    };
+    // Every enqueue is relayed too, for the leader while this one follows.
+    let (enqueued, relayed) = tokio::sync::mpsc::unbounded_channel();
+    let ctx = Arc::new(crate::context::Context::new(
         store,
         engine.clone(),
         settings.clone(),
         data_dir.clone(),
+        isolation,
+    ));
+    let routes = Arc::new(RoutePublisher::new());
+    let service = Arc::new(Service::new(
+        ctx.clone(),
+        Reconciler::relaying_to(enqueued),
+        routes.clone(),
+        role,
+        Images::new(docker),
+    ));
+    let router_metrics: Arc<drycc_router::Metrics> = Arc::default();
+    let state: Shared = Arc::new(HttpState::new(
+        service.clone(),
         format!("http://{address}"),
         hex::encode(secret),
         router_secret,
-    );
-    if let Some(client) = docker {
-        app_state.images = drycc_images::Inspector::new(Some(client.clone()));
-        app_state.docker = Some(client);
-    }
-    let identity = crate::leader::identity(&settings);
-    let election = crate::leader::start(&settings, identity.clone()).await?;
-    app_state.role = match &election {
-        Some(election) => election.role.clone(),
-        None => crate::leader::sole_leader(&identity),
-    };
-    let (enqueued, relayed) = tokio::sync::mpsc::unbounded_channel();
-    app_state.reconciler.relay_to(enqueued);
-    let state: Shared = Arc::new(app_state);
-    let builtins = state.buildpacks_dir();
+        router_metrics.clone(),
+    ));
+    let builtins = ctx.paths.buildpacks();
     tokio::task::spawn_blocking(move || drycc_buildpacks::builtin::install(&builtins))
         .await
         .context("cannot install the built-in buildpacks")?
         .context("cannot install the built-in buildpacks")?;
-    let relay = tokio::spawn(crate::duties::relay(state.clone(), relayed));
+    let relay = tokio::spawn(crate::loops::duties::relay(service.clone(), relayed));
     // The reconciler and the autoscaler run while this controller leads.
     let stop_duties = tokio_util::sync::CancellationToken::new();
-    let duties = tokio::spawn(crate::duties::run(state.clone(), stop_duties.clone()));
+    let duties = tokio::spawn(crate::loops::duties::run(
+        service.clone(),
+        stop_duties.clone(),
+    ));
     let stop_routes = tokio_util::sync::CancellationToken::new();
-    let routes = tokio::spawn(crate::routes::run(state.clone(), stop_routes.clone()));
-    crate::git::build::sweep(&state).await;
+    let route_loop = tokio::spawn(crate::loops::routes::run(
+        ctx.clone(),
+        routes.clone(),
+        stop_routes.clone(),
+    ));
+    crate::service::build::sweep(&service).await;
     // The sweep removed the scratch directories: make them again, private.
     crate::isolation::protect_data_dir(&data_dir, isolation)?;
 
-    let router_task = start_router(&state).await?;
+    let mut router_task = Vec::new();
+    for (listen, kind) in crate::loops::router::listeners(&settings) {
+        router_task.push(
+            crate::loops::router::start(
+                listen,
+                routes.subscribe(),
+                &settings,
+                router_metrics.clone(),
+                false,
+                kind,
+            )
+            .await?,
+        );
+    }
 
-    let git = Router::new()
-        .route("/git/{repo}/{*rest}", any(crate::git::cgi::serve))
-        .route("/internal/git/build", post(crate::git::build::build))
-        .route(
-            drycc_router::follow::ROUTES_PATH,
-            axum::routing::get(crate::router_feed::stream),
-        )
-        .layer(DefaultBodyLimit::disable())
-        .with_state(state.clone());
-    let app = crate::api::router(state.clone())
-        .merge(git)
-        .merge(crate::dashboard::router(state.clone()));
-    let app = NormalizePathLayer::trim_trailing_slash().layer(app);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(crate::http::router(state.clone()));
     tracing::info!(%address, data_dir = %data_dir.display(), "Controller listening.");
     let (stop_sent, stop_requested) = tokio::sync::oneshot::channel::<()>();
     let serve = axum::serve(
@@ -128,7 +147,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         >(app),
     )
     .with_graceful_shutdown({
-        let stopping = state.stopping.clone();
+        let stopping = service.stopping.clone();
         async move {
             shutdown_signal().await;
             stopping.cancel();
@@ -151,13 +170,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             "Requests still open after the shutdown deadline; closing them."
         ),
     }
+    // Exec and log sessions outlive their requests: they end now.
+    state.closing.cancel();
+    state.sessions.close();
+    let _ = tokio::time::timeout(SHUTDOWN_DEADLINE, state.sessions.wait()).await;
     for router in router_task {
         let _ = tokio::task::spawn_blocking(move || router.stop()).await;
     }
     // Whatever the reconciler was doing is desired state in the store: the
     // next start resumes it.
     stop_routes.cancel();
-    let _ = routes.await;
+    let _ = route_loop.await;
     stop_duties.cancel();
     if let Err(error) = duties.await {
         tracing::error!(%error, "The reconciler ended abnormally.");
@@ -167,10 +190,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         election.stop().await;
     }
     relay.abort();
+    // A push's build and release outlive their request; they end with the
+    // waits, which answer at once now the controller stops.
+    service.tasks.close();
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, service.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Builds still running after the shutdown deadline; leaving them.");
+    }
     tracing::info!("Releasing the engine; app processes keep running.");
     engine.close().await;
     remove_default_run_parent(&settings);
-    state.store.close().await;
+    ctx.store.close().await;
     Ok(())
 }
 
@@ -295,7 +327,7 @@ async fn kube_engine(
 ) -> anyhow::Result<(Arc<dyn Engine>, Option<drycc_images::bollard::Docker>)> {
     let config = drycc_engine_kube::KubeConfig {
         instance: settings.instance(),
-        default_port: crate::deploy::CONTAINER_PORT,
+        default_port: crate::desired::CONTAINER_PORT,
         ..Default::default()
     };
     let engine = drycc_engine_kube::KubeEngine::infer(config)
@@ -377,6 +409,46 @@ pub async fn stop_apps(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `drycc-controller router`: the router on its own, following the
+/// controller at `DRYCC_CONTROLLER_URL`. It serves its last table while
+/// the controller is away.
+pub async fn run_router(settings: Settings) -> anyhow::Result<()> {
+    let secret = crate::loops::router::secret(&settings)?;
+    let (sender, receiver) = drycc_router::channel();
+    // Its counters on `GET /metrics` for a host that is no app's.
+    let metrics: Arc<drycc_router::Metrics> = Default::default();
+    let mut routers = Vec::new();
+    for (listen, kind) in crate::loops::router::listeners(&settings) {
+        routers.push(
+            crate::loops::router::start(
+                listen,
+                receiver.clone(),
+                &settings,
+                metrics.clone(),
+                true,
+                kind,
+            )
+            .await?,
+        );
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let controller = settings.controller_url.clone();
+    let follower = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            drycc_router::follow::follow(&controller, &secret, sender, stop.cancelled_owned()).await
+        }
+    });
+    tracing::info!(controller = %settings.controller_url, "Following the controller's routing table.");
+    shutdown_signal().await;
+    stop.cancel();
+    let _ = follower.await;
+    for router in routers {
+        let _ = tokio::task::spawn_blocking(move || router.stop()).await;
+    }
+    Ok(())
+}
+
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = match signal(SignalKind::terminate()) {
@@ -387,94 +459,4 @@ pub async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-}
-
-/// The router's settings from the controller's.
-pub fn router_config(settings: &Settings) -> drycc_router::Config {
-    drycc_router::Config {
-        header_read_timeout: std::time::Duration::from_secs_f64(
-            settings.router_header_timeout.clamp(0.001, 3600.0),
-        ),
-        max_header_bytes: settings.router_max_header_kib.saturating_mul(1024),
-        access_log: settings.router_access_log == "on",
-        ..drycc_router::Config::default()
-    }
-}
-
-/// Which listener of the router.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum RouterListener {
-    /// `DRYCC_ROUTER_LISTEN`.
-    Http,
-    /// `DRYCC_ROUTER_TLS_LISTEN`: TLS with the table's certificates (SNI).
-    Tls,
-}
-
-/// Start the router's threads on `listen` (a `host:port`), reading `table`.
-pub async fn start_router_threads(
-    listen: &str,
-    table: tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
-    settings: &Settings,
-    metrics: Arc<drycc_router::Metrics>,
-    metrics_on_other_hosts: bool,
-    kind: RouterListener,
-) -> anyhow::Result<drycc_router::threads::Running> {
-    let address = tokio::net::lookup_host(listen)
-        .await
-        .ok()
-        .and_then(|mut addresses| addresses.next())
-        .with_context(|| format!("the router address {listen} is not a host:port"))?;
-    type Start = fn(
-        std::net::SocketAddr,
-        usize,
-        tokio::sync::watch::Receiver<Arc<drycc_router::RouteTable>>,
-        drycc_router::Config,
-    )
-        -> Result<drycc_router::threads::Running, drycc_router::threads::StartError>;
-    let (start, variable): (Start, &str) = match kind {
-        RouterListener::Http => (drycc_router::threads::start, "DRYCC_ROUTER_LISTEN"),
-        RouterListener::Tls => (drycc_router::threads::start_tls, "DRYCC_ROUTER_TLS_LISTEN"),
-    };
-    let running = start(
-        address,
-        drycc_router::threads::default_threads(),
-        table,
-        drycc_router::Config {
-            metrics,
-            metrics_on_other_hosts,
-            ..router_config(settings)
-        },
-    )
-    .with_context(|| format!("cannot start the router on {listen} ({variable}=off disables it)"))?;
-    tracing::info!(address = %running.local_addr(), domain = %settings.domain, tls = (kind == RouterListener::Tls), "Router listening.");
-    Ok(running)
-}
-
-/// The router's listeners that are not `off`: HTTP, then TLS.
-pub fn router_listeners(settings: &Settings) -> Vec<(&str, RouterListener)> {
-    [
-        (settings.router_listen.trim(), RouterListener::Http),
-        (settings.router_tls_listen.trim(), RouterListener::Tls),
-    ]
-    .into_iter()
-    .filter(|(listen, _)| !listen.eq_ignore_ascii_case("off") && !listen.is_empty())
-    .collect()
-}
-
-async fn start_router(state: &Shared) -> anyhow::Result<Vec<drycc_router::threads::Running>> {
-    let mut running = Vec::new();
-    for (listen, kind) in router_listeners(&state.settings) {
-        running.push(
-            start_router_threads(
-                listen,
-                state.routes.subscribe(),
-                &state.settings,
-                state.router_metrics.clone(),
-                false,
-                kind,
-            )
-            .await?,
-        );
-    }
-    Ok(running)
 }

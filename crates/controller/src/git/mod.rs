@@ -1,9 +1,8 @@
-//! The git receiver: smart HTTP served by git's own `git http-backend`,
-//! a pre-receive hook that hands pushed commits to the controller, and the
-//! build that turns a checkout into a release.
+//! The git hook's side of a push: the pre-receive hook (run by git inside
+//! `git receive-pack`) that hands pushed commits to the controller, and
+//! what the controller and the hook agree on. The controller's side is
+//! `http::git` (smart HTTP, the build endpoint) and `service::build`.
 
-pub mod build;
-pub mod cgi;
 pub mod hook;
 
 /// Environment variables passed from the controller, through git, to the hook.

@@ -75,7 +75,7 @@ impl FakeEngine {
     /// adopted them, or an app the store no longer has).
     pub fn run_orphan(&self, app: &str, ptype: &str) {
         let mut inner = self.lock();
-        let template = crate::deploy::tests::deployment(ptype, "orphan", 1);
+        let template = crate::desired::verdict::tests::deployment(ptype, "orphan", 1);
         let mut orphan = process(&template, 0, true);
         orphan.app = app.to_string();
         inner
