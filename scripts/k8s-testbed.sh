@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# A Kubernetes control plane for tests, built from Go modules (testbed/k8s):
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+# A Kubernetes cluster for tests, built from Go modules (testbed/k8s):
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok
 # (which plays the kubelet of a fake Node: pods bound to it become Running
-# and Ready, deleted pods go away). Everything listens on 127.0.0.1 only.
+# and Ready, deleted pods go away), and a real Node: kubelet, containerd,
+# runc, the CNI bridge and metrics-server (testbed/k8s/node.sh; root only,
+# DRYCC_K8S_REAL_NODE=0 leaves it out). The control plane listens on
+# 127.0.0.1; the real node on an address of a bridge `up` makes, whose pod
+# network stays on this machine.
 #
 #   bash scripts/k8s-testbed.sh build       # binaries into the cache (once per version)
 #   eval "$(bash scripts/k8s-testbed.sh up)" # start; prints the two exports below
@@ -17,19 +21,28 @@
 # static bearer token of the user `admin` (group system:masters); a client
 # certificate of the same user is in <state>/pki/admin.{crt,key}.
 #
-# Needs go (the version testbed/k8s/go.mod names), openssl, curl, python3.
+# Needs go (the version testbed/k8s/go.mod names), openssl, curl, python3;
+# for the real node: gcc, libseccomp-dev, busybox-static,
+# containernetworking-plugins, iproute2, iptables.
 #
 #   DRYCC_K8S_CACHE  build cache, outside the clone (default /var/cache/drycc-k8s):
 #                    <k8s version>-<hash>/bin, plus Go's module and build caches
 #   DRYCC_K8S_STATE  state dir for up/env/down (default for up: a new mktemp -d)
+#   DRYCC_K8S_REAL_NODE=0  up without the real node (no root needed)
+#   DRYCC_K8S_POD_CIDR  the real node's pod /24 (default: the first free one
+#                    of 10.85.0.0/16)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 src="$root/testbed/k8s"
 cache="${DRYCC_K8S_CACHE:-/var/cache/drycc-k8s}"
 # Bumped when the way the binaries are built changes (flags, what is built).
-recipe=2
+recipe=4
 node_name=fake-node
+# The images the real node runs, built here (never pulled): the pause image
+# (pinned by containerd as the sandbox image) and busybox for tests.
+pause_image=localhost/drycc-testbed/pause:3.10
+busybox_image=localhost/drycc-testbed/busybox:1
 
 log() { echo "k8s-testbed: $*" >&2; }
 die() {
@@ -41,13 +54,20 @@ k8s_version() {
     awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$src/go.mod"
 }
 
-# The build is keyed by what goes into it: the module's go.mod and go.sum,
-# every Go file of the mains, and the recipe number.
+# shellcheck source=testbed/k8s/node.sh
+source "$src/node.sh"
+
+# The build is keyed by what goes into it: the modules' go.mod and go.sum
+# (the control plane's, containerd's, runc's, metrics-server's), every Go
+# file of the mains and tools, the busybox the images are made of, and the
+# recipe number.
 build_key() {
     local sum
     sum="$(cd "$src" && {
-        echo "recipe $recipe"
-        find go.mod go.sum cmd -type f \( -name '*.go' -o -name 'go.*' \) | LC_ALL=C sort | xargs sha256sum
+        echo "recipe $recipe $pause_image $busybox_image"
+        find go.mod go.sum cmd tools containerd runc metrics-server -type f \( -name '*.go' -o -name 'go.*' \) \
+            | LC_ALL=C sort | xargs sha256sum
+        sha256sum /bin/busybox 2>/dev/null || echo "no /bin/busybox"
     } | sha256sum | cut -c1-12)"
     echo "$(k8s_version)-$sum"
 }
@@ -62,8 +82,42 @@ go_env() {
     export GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 }
 
+# module_version DIR MODULE: the version of MODULE that DIR's go.mod requires.
+module_version() { (cd "$src/$1" && go list -m -f '{{.Version}}' "$2"); }
+
+build_preflight() {
+    command -v gcc >/dev/null || die "gcc is missing (apt-get install -y gcc): runc needs cgo, the pause binary is C"
+    [[ -f /usr/include/seccomp.h ]] || die "seccomp.h is missing (apt-get install -y libseccomp-dev): runc is built with seccomp"
+    [[ -f /usr/lib/x86_64-linux-gnu/libc.a || -f /usr/lib/libc.a ]] || die "libc.a is missing (apt-get install -y libc6-dev): the pause binary is static"
+    [[ -x /bin/busybox ]] && /bin/busybox --list >/dev/null 2>&1 || die "/bin/busybox is missing (apt-get install -y busybox-static): the test images are made of it"
+    file_is_static /bin/busybox || die "/bin/busybox is not static (apt-get install -y busybox-static)"
+}
+
+# A static binary has no interpreter (PT_INTERP) to load it.
+file_is_static() { ! LC_ALL=C readelf -l "$1" 2>/dev/null | grep -q 'Requesting program interpreter'; }
+
+# build_images DIR: the pause image and the busybox image as OCI archives
+# in DIR/share/images, from DIR/share/pause and /bin/busybox.
+build_images() {
+    local out="$1" args=() applet
+    mkdir -p "$out/share/images"
+    "$out/bin/oci-image" -o "$out/share/images/pause.tar" -name "$pause_image" \
+        -file "/pause=$out/share/pause:0755" -entrypoint /pause
+    for applet in $(/bin/busybox --list); do
+        [[ "$applet" == busybox ]] || args+=(-link "/bin/$applet=busybox")
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$out/share/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$out/share/group"
+    "$out/bin/oci-image" -o "$out/share/images/busybox.tar" -name "$busybox_image" \
+        -file "/bin/busybox=/bin/busybox:0755" "${args[@]}" \
+        -file "/etc/passwd=$out/share/passwd:0644" -file "/etc/group=$out/share/group:0644" \
+        -dir /tmp:1777 -dir /root:0700 -dir /proc:0555 -dir /sys:0555 -dir /dev:0755 \
+        -cmd sh
+    rm -f "$out/share/passwd" "$out/share/group"
+}
+
 cmd_build() {
-    local key out tmp version kwok_dir v start
+    local key out tmp version kwok_dir v start t containerd_v runc_v ms_v
     key="$(build_key)"
     out="$cache/$key"
     if [[ -x "$out/bin/kube-apiserver" && -f "$out/.complete" ]]; then
@@ -72,6 +126,7 @@ cmd_build() {
         return 0
     fi
     go_env
+    build_preflight
     if ! mkdir -p "$cache" 2>/dev/null || [[ ! -w "$cache" ]]; then
         die "cannot write the build cache $cache (set DRYCC_K8S_CACHE to a directory of yours)"
     fi
@@ -84,29 +139,61 @@ cmd_build() {
     fi
     version="$(k8s_version)"
     start=$SECONDS
-    log "building Kubernetes $version (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok) into $out; a first build takes a while"
+    log "building Kubernetes $version (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kwok), containerd, runc, metrics-server and the node's images into $out; a first build takes a while"
     tmp="$(mktemp -d "$cache/.build.XXXXXX")"
     v=k8s.io/component-base/version
+    # In the background and waited for: `set -e` holds in it (it would not
+    # in a subshell followed by ||), so the first failing step fails it.
     (
+        set -e
         cd "$src"
+        t=$SECONDS
         go mod download
         go build -trimpath \
             -ldflags "-s -w -X $v.gitVersion=$version -X $v.gitMajor=$(echo "${version#v}" | cut -d. -f1) -X $v.gitMinor=$(echo "$version" | cut -d. -f2) -X $v.gitTreeState=clean" \
-            -o "$tmp/bin/" ./cmd/... sigs.k8s.io/kwok/cmd/kwok
+            -o "$tmp/bin/" ./cmd/... ./tools/... sigs.k8s.io/kwok/cmd/kwok
+        log "control plane, kubelet and kwok built in $((SECONDS - t))s"
+        # The container runtime, each from a module of its own (their
+        # dependencies differ from Kubernetes'): containerd without cgo,
+        # runc with cgo and seccomp (Debian's libseccomp).
+        t=$SECONDS
+        containerd_v="$(module_version containerd github.com/containerd/containerd/v2)"
+        (cd containerd && go mod download && CGO_ENABLED=0 go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+            -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_v" \
+            -o "$tmp/bin/" github.com/containerd/containerd/v2/cmd/containerd \
+            github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/ctr)
+        log "containerd $containerd_v built in $((SECONDS - t))s"
+        t=$SECONDS
+        runc_v="$(module_version runc github.com/opencontainers/runc)"
+        (cd runc && go mod download && CGO_ENABLED=1 go build -trimpath -tags seccomp \
+            -ldflags "-s -w -X main.version=${runc_v#v}" -o "$tmp/bin/runc" github.com/opencontainers/runc)
+        log "runc $runc_v built in $((SECONDS - t))s"
+        t=$SECONDS
+        ms_v="$(module_version metrics-server sigs.k8s.io/metrics-server)"
+        (cd metrics-server && go mod download && CGO_ENABLED=0 go build -trimpath \
+            -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$ms_v" \
+            -o "$tmp/bin/" sigs.k8s.io/metrics-server/cmd/metrics-server)
+        log "metrics-server $ms_v built in $((SECONDS - t))s"
+        # The pause container: Kubernetes' own pause.c (PID 1 that sleeps
+        # and reaps), static, from the k8s.io/kubernetes module.
+        mkdir -p "$tmp/share"
+        gcc -static -O2 -Wall -DVERSION="$version" -o "$tmp/share/pause" \
+            "$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+        build_images "$tmp"
         # kwok's stages (how a simulated node and its pods change status):
         # the "fast" set that kwokctl uses, from the kwok module itself.
         kwok_dir="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
-        mkdir -p "$tmp/share"
         for f in node/fast/node-initialize.yaml \
             node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
             pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
             echo "---"
             cat "$kwok_dir/kustomize/stage/$f"
         done >"$tmp/share/kwok-stages.yaml"
-    ) || {
+    ) &
+    if ! wait $!; then
         rm -rf "$tmp"
         die "build failed"
-    }
+    fi
     rm -rf "$out"
     touch "$tmp/.complete"
     mv "$tmp" "$out"
@@ -209,7 +296,7 @@ pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$state/pids"; }
 # state dir (every process gets a path in it): a recycled pid is left alone.
 ours() {
     local pid="$1"
-    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$state/"
+    [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$state/"
 }
 
 stop_pid() {
@@ -281,14 +368,32 @@ print_env() {
     echo "export KUBECONFIG=$state/admin.kubeconfig"
 }
 
+# teardown: what up made, after a failed up or at down; fails when some
+# of it could not be undone (said on stderr).
+teardown() {
+    node_down
+    stop_all
+    node_leftovers
+}
+
+# remove_state: the state dir, never crossing into a file system mounted
+# under it (teardown unmounts them all; one it could not is reported).
+remove_state() {
+    local left
+    left="$(awk -v s="$state/" 'index($5, s) == 1 { print $5 }' /proc/self/mountinfo)"
+    [[ -z "$left" ]] || log "still mounted under $state (left in place): $left"
+    rm -rf --one-file-system "$state"
+}
+
 cmd_up() {
-    local bin share etcd_port etcd_peer_port kcm_port sched_port kwok_port start_s
+    local etcd_port etcd_peer_port kcm_port sched_port kwok_port start_s
     cmd_build
     bin="$(bin_dir)"
     share="$(dirname "$bin")/share"
     for tool in openssl curl python3; do
         command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y $tool)"
     done
+    real_node_enabled && node_preflight
     start_s=$SECONDS
     if [[ -n "${DRYCC_K8S_STATE:-}" ]]; then
         state="$DRYCC_K8S_STATE"
@@ -300,8 +405,10 @@ cmd_up() {
     state="$(cd "$state" && pwd)"
     mkdir -p "$state/logs"
     : >"$state/pids"
+    # The binaries this testbed runs (ctr is needed again by down).
+    echo "$bin" >"$state/bin.path"
     # Whatever fails from here on, or an interrupt, leaves nothing running.
-    trap 'stop_all; rm -rf "$state"' EXIT
+    trap 'teardown || true; remove_state' EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
@@ -313,6 +420,15 @@ cmd_up() {
     kwok_port="$(free_port)"
 
     make_pki
+    if real_node_enabled; then
+        kubelet_port="$(free_port)"
+        kubelet_healthz_port="$(free_port)"
+        node_net_up
+        make_node_pki
+        node_cgroups_up
+        # containerd starts with etcd: both take a few seconds.
+        node_containerd_up
+    fi
     od -An -N24 -tx1 /dev/urandom | tr -d ' \n' >"$state/admin.token"
     chmod 600 "$state/admin.token"
     echo "$(cat "$state/admin.token"),admin,admin,\"system:masters\"" >"$state/pki/tokens.csv"
@@ -356,9 +472,16 @@ cmd_up() {
         --requestheader-extra-headers-prefix=X-Remote-Extra- \
         --proxy-client-cert-file="$state/pki/front-proxy-client.crt" \
         --proxy-client-key-file="$state/pki/front-proxy-client.key" \
+        --kubelet-preferred-address-types=InternalIP \
+        --kubelet-certificate-authority="$state/pki/ca.crt" \
+        --enable-aggregator-routing=true \
         --allow-privileged=true \
         --profiling=false
     wait_for "kube-apiserver /readyz" 120 api /readyz
+    if real_node_enabled; then
+        node_kubelet_up
+        node_metrics_up
+    fi
 
     start kube-controller-manager "$bin/kube-controller-manager" \
         --kubeconfig="$state/controller-manager.kubeconfig" \
@@ -425,6 +548,12 @@ EOF
     # The controller manager is working once namespaces get their default
     # ServiceAccount (pods need one to be admitted).
     wait_for "the ServiceAccount default/default" 60 api /api/v1/namespaces/default/serviceaccounts/default
+    if real_node_enabled; then
+        wait_for "the Node $real_node_name to be Ready" 120 real_node_ready
+        log "node $real_node_name Ready after $((SECONDS - start_s))s"
+        wait_for "the metrics API (APIService v1beta1.metrics.k8s.io) to be Available" 120 metrics_available
+        log "metrics API Available after $((SECONDS - start_s))s"
+    fi
 
     trap - EXIT INT TERM
     log "up in $((SECONDS - start_s))s: https://127.0.0.1:$apiserver_port, state $state"
@@ -441,8 +570,12 @@ find_state() {
 cmd_down() {
     find_state "${1:-}"
     [[ -f "$state/pids" || -f "$state/admin.kubeconfig" ]] || die "$state does not look like a testbed state dir"
-    stop_all
-    rm -rf "$state"
+    bin="$(cat "$state/bin.path" 2>/dev/null || bin_dir)"
+    if ! teardown; then
+        remove_state
+        die "down: $state stopped, but not everything could be undone (see above)"
+    fi
+    remove_state
     log "down: stopped and removed $state"
 }
 

@@ -86,6 +86,15 @@ pub trait Harness: Send + Sync + 'static {
         true
     }
 
+    /// Whether usage figures come from a sampler with a pace of its own (on
+    /// Kubernetes, the metrics API: metrics-server scrapes the kubelets
+    /// every so often), so that a process has readings without figures
+    /// until it was first sampled. Otherwise only the first reading may
+    /// lack a CPU figure.
+    fn usage_is_sampled(&self) -> bool {
+        false
+    }
+
     /// Whether `restart_process` starts the replacement before it stops
     /// the process. On Kubernetes a process is restarted by deleting its
     /// Pod and the ReplicaSet then replaces it, so capacity dips by one.

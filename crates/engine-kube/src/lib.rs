@@ -11,7 +11,8 @@
 //! - `watch`: the reflectors that keep Pods and Deployments in memory and
 //!   bump the per-app change counters;
 //! - `errors`: API server errors as engine errors;
-//! - `exec`, `logs`: the Pod subresources.
+//! - `exec`, `logs`: the Pod subresources;
+//! - `metrics`: usage from the resource metrics API, when there is one.
 
 // Input from users, files and the network must never panic the program.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -39,6 +40,7 @@ pub mod errors;
 pub mod exec;
 pub mod logs;
 pub mod manifests;
+pub mod metrics;
 pub mod pods;
 mod watch_state;
 
@@ -73,6 +75,10 @@ pub struct KubeConfig {
     pub default_port: u16,
     /// An image pull Secret every pod names, for private registries.
     pub image_pull_secret: Option<String>,
+    /// Node labels every pod requires (`nodeSelector`); empty: any node.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taint keys every pod tolerates (`operator: Exists`).
+    pub tolerations: Vec<String>,
 }
 
 impl Default for KubeConfig {
@@ -81,6 +87,8 @@ impl Default for KubeConfig {
             instance: "drycc".to_string(),
             default_port: 5000,
             image_pull_secret: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
         }
     }
 }
@@ -135,6 +143,8 @@ impl KubeEngine {
                 instance: config.instance,
                 default_port: config.default_port,
                 image_pull_secret: config.image_pull_secret,
+                node_selector: config.node_selector,
+                tolerations: config.tolerations,
             },
             pods,
             deployments,
@@ -630,18 +640,27 @@ impl Engine for KubeEngine {
     }
 
     async fn usage(&self, app: &str) -> Result<Vec<ProcessUsage>> {
-        // No metrics API is assumed: one reading per process, without
-        // numbers.
-        Ok(self
-            .processes(app)
-            .await?
+        let processes = self.processes(app).await?;
+        // The metrics API, when the cluster has one; a process it has no
+        // sample of yet (or every process, without the API) has a reading
+        // without numbers.
+        let measured = if processes.is_empty() {
+            BTreeMap::new()
+        } else {
+            let selector = format!("{HERITAGE}={}", manifests::HERITAGE_VALUE);
+            metrics::pod_usage(&self.client, app, &selector).await
+        };
+        Ok(processes
             .into_iter()
-            .map(|p| ProcessUsage {
-                name: p.name,
-                ptype: p.ptype,
-                ready: p.ready,
-                cpu_millis: None,
-                memory_bytes: None,
+            .map(|p| {
+                let m = measured.get(&p.name);
+                ProcessUsage {
+                    cpu_millis: m.map(|m| m.cpu_millis),
+                    memory_bytes: m.map(|m| m.memory_bytes),
+                    name: p.name,
+                    ptype: p.ptype,
+                    ready: p.ready,
+                }
             })
             .collect())
     }

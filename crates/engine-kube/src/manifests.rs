@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
     LocalObjectReference, Namespace, PodSpec, PodTemplateSpec, Probe as KubeProbe,
     ResourceRequirements, Secret, SecretKeySelector, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    TCPSocketAction, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -58,6 +58,12 @@ pub struct Settings {
     /// A Secret of type `kubernetes.io/dockerconfigjson` in each app's
     /// Namespace, for private registries.
     pub image_pull_secret: Option<String>,
+    /// Node labels every pod requires (`nodeSelector`): apps kept to a
+    /// pool of nodes. Empty: any node.
+    pub node_selector: BTreeMap<String, String>,
+    /// Taint keys every pod tolerates, whatever their value and effect
+    /// (`operator: Exists`): nodes reserved to apps by a taint.
+    pub tolerations: Vec<String>,
 }
 
 /// What a Deployment carries besides its template.
@@ -288,6 +294,22 @@ fn env(template: &ProcessTemplate, port: u16) -> Vec<EnvVar> {
     env
 }
 
+/// The settings' tolerated taint keys, as tolerations of any value and
+/// effect.
+fn tolerations(settings: &Settings) -> Option<Vec<Toleration>> {
+    (!settings.tolerations.is_empty()).then(|| {
+        settings
+            .tolerations
+            .iter()
+            .map(|key| Toleration {
+                key: Some(key.clone()),
+                operator: Some("Exists".to_string()),
+                ..Default::default()
+            })
+            .collect()
+    })
+}
+
 /// Deployment `<app>-<type>`, annotated with the digest of itself
 /// ([`APPLIED`], replicas left out). Fails, with a user's message, when
 /// the template cannot run on a cluster.
@@ -366,6 +388,9 @@ pub fn deployment(
                         .image_pull_secret
                         .as_ref()
                         .map(|name| vec![LocalObjectReference { name: name.clone() }]),
+                    node_selector: (!settings.node_selector.is_empty())
+                        .then(|| settings.node_selector.clone()),
+                    tolerations: tolerations(settings),
                     ..Default::default()
                 }),
             },
@@ -466,6 +491,8 @@ mod tests {
             instance: "test".to_string(),
             default_port: 5000,
             image_pull_secret: None,
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
         }
     }
 

@@ -15,6 +15,8 @@ fn settings() -> Settings {
         instance: "drycc".to_string(),
         default_port: 5000,
         image_pull_secret: Some("registry-login".to_string()),
+        node_selector: Default::default(),
+        tolerations: Vec::new(),
     }
 }
 

@@ -1,11 +1,13 @@
 // Package smoke checks a running testbed (scripts/k8s-testbed.sh up): a
 // Deployment's pods are scheduled onto kwok's fake node and become Running
 // and Ready with a pod IP, an HPA raises it to its minimum, and its pods go
-// away when it is scaled to 0.
+// away when it is scaled to 0; a pod runs on the real node
+// (real_node_test.go).
 package smoke
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -20,19 +22,28 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
 const nodeName = "fake-node"
 
-func client(t *testing.T) *kubernetes.Clientset {
+func kubeconfig() (*rest.Config, error) {
 	path := os.Getenv("KUBECONFIG")
 	if path == "" {
-		t.Fatal("KUBECONFIG is not set: start the testbed first (eval \"$(bash scripts/k8s-testbed.sh up)\")")
+		return nil, errors.New("KUBECONFIG is not set: start the testbed first (eval \"$(bash scripts/k8s-testbed.sh up)\")")
 	}
 	config, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
-		t.Fatalf("kubeconfig %s: %v", path, err)
+		return nil, fmt.Errorf("kubeconfig %s: %v", path, err)
+	}
+	return config, nil
+}
+
+func client(t *testing.T) *kubernetes.Clientset {
+	config, err := kubeconfig()
+	if err != nil {
+		t.Fatal(err)
 	}
 	cs, err := kubernetes.NewForConfig(config)
 	if err != nil {
@@ -47,8 +58,12 @@ func poll(t *testing.T, ctx context.Context, timeout time.Duration, what string,
 	t.Helper()
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		last = cond(ctx)
-		return last == nil, nil
+		err := cond(ctx)
+		if err != nil && ctx.Err() == nil {
+			// Not the deadline's own error: the condition's.
+			last = err
+		}
+		return err == nil, nil
 	})
 	if err != nil {
 		t.Fatalf("%s: not within %s: %v", what, timeout, last)
@@ -72,21 +87,7 @@ func TestDeploymentOnFakeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
-			t.Errorf("delete namespace %s: %v", ns, err)
-			return
-		}
-		// The namespace controller (kube-controller-manager) empties it.
-		poll(t, ctx, 90*time.Second, "namespace "+ns+" gone", func(ctx context.Context) error {
-			_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("still there (err %v)", err)
-		})
-	})
+	t.Cleanup(func() { deleteNamespace(t, cs, ns) })
 
 	labels := map[string]string{"app": "smoke", "type": "web", "heritage": "drycc"}
 	replicas := int32(2)
@@ -167,6 +168,23 @@ func TestDeploymentOnFakeNode(t *testing.T) {
 			return fmt.Errorf("%d pods left", len(pods.Items))
 		}
 		return nil
+	})
+}
+
+// deleteNamespace deletes ns and waits until the namespace controller
+// (kube-controller-manager) has emptied and removed it.
+func deleteNamespace(t *testing.T, cs *kubernetes.Clientset, ns string) {
+	ctx := context.Background()
+	if err := cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("delete namespace %s: %v", ns, err)
+		return
+	}
+	poll(t, ctx, 90*time.Second, "namespace "+ns+" gone", func(ctx context.Context) error {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (err %v)", err)
 	})
 }
 
