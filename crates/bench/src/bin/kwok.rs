@@ -7,12 +7,14 @@
 //! Printed per size: both medians and their ratio, the controller's RSS,
 //! and the API requests per second the controller adds.
 //!
-//! Usage (the testbed without its real node, a registry for the image):
+//! Usage (the testbed without its real node and with the controller
+//! manager's and scheduler's client limits lifted, a registry for the
+//! image; the controller is the `drycc-controller` beside the benchmark):
 //!
 //! ```text
 //! cargo build --release --locked -p drycc-controller -p drycc-bench
-//! DRYCC_K8S_REAL_NODE=0 bash scripts/with-docker.sh bash scripts/k8s-testbed.sh run \
-//!     target/release/drycc-bench-kwok
+//! DRYCC_K8S_REAL_NODE=0 DRYCC_K8S_NO_QPS_LIMITS=1 bash scripts/with-docker.sh \
+//!     bash scripts/k8s-testbed.sh run target/release/drycc-bench-kwok
 //! ```
 //!
 //! `DRYCC_BENCH_SIZES` (default `25,50,100`) and `DRYCC_BENCH_ROUNDS`
