@@ -31,6 +31,10 @@
 #   DRYCC_K8S_REAL_NODE=0  up without the real node (no root needed)
 #   DRYCC_K8S_POD_CIDR  the real node's pod /24 (default: the first free one
 #                    of 10.85.0.0/16)
+#   DRYCC_K8S_NO_QPS_LIMITS=1  lift the client and in-flight limits (as
+#                    kwokctl's --disable-qps-limits does): the controller
+#                    manager and scheduler may send 5000 requests/s, the API
+#                    server queues nothing; for load on many simulated nodes
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -387,6 +391,11 @@ remove_state() {
 
 cmd_up() {
     local etcd_port etcd_peer_port kcm_port sched_port kwok_port start_s
+    local -a qps_flags=() limit_flags=()
+    if [[ "${DRYCC_K8S_NO_QPS_LIMITS:-0}" == 1 ]]; then
+        qps_flags=(--kube-api-qps=5000 --kube-api-burst=10000)
+        limit_flags=(--max-requests-inflight=0 --max-mutating-requests-inflight=0 --enable-priority-and-fairness=false)
+    fi
     cmd_build
     bin="$(bin_dir)"
     share="$(dirname "$bin")/share"
@@ -476,6 +485,7 @@ cmd_up() {
         --kubelet-certificate-authority="$state/pki/ca.crt" \
         --enable-aggregator-routing=true \
         --allow-privileged=true \
+        "${limit_flags[@]}" \
         --profiling=false
     wait_for "kube-apiserver /readyz" 120 api /readyz
     if real_node_enabled; then
@@ -497,6 +507,7 @@ cmd_up() {
         --cluster-signing-key-file="$state/pki/ca.key" \
         --service-cluster-ip-range=10.96.0.0/16 \
         --controllers='*' \
+        "${qps_flags[@]}" \
         --profiling=false
     start kube-scheduler "$bin/kube-scheduler" \
         --kubeconfig="$state/scheduler.kubeconfig" \
@@ -505,6 +516,7 @@ cmd_up() {
         --bind-address=127.0.0.1 --secure-port="$sched_port" \
         --cert-dir="$state/scheduler-certs" \
         --leader-elect=false \
+        "${qps_flags[@]}" \
         --profiling=false
 
     cat >"$state/kwok.yaml" <<EOF

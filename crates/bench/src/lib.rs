@@ -86,7 +86,8 @@ impl Controller {
         Ok(())
     }
 
-    fn stop(&mut self) {
+    /// SIGTERM, and wait for it to exit.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             let _ = child.wait();
