@@ -164,3 +164,127 @@ fn an_image_app_runs_on_the_real_node() {
 
     cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
 }
+
+/// Lines a `drycc logs -f` prints, collected while it runs.
+struct Follow {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Follow {
+    fn start(cli: &Cli, app: &str) -> Follow {
+        use std::io::BufRead;
+        let mut child = cli
+            .command(&["logs", "-f", "-a", app])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("drycc logs -f runs");
+        let stdout = child.stdout.take().expect("its stdout");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        Follow { child, lines }
+    }
+
+    fn has(&self, text: &str) -> bool {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.contains(text))
+    }
+}
+
+impl Drop for Follow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn scale_down_stops_pods_and_restarts_replace_them() {
+    let Some((registry, image)) = setup("stop") else {
+        return;
+    };
+    let controller = Controller::start(&[
+        ("DRYCC_ENGINE", "kubernetes"),
+        ("DRYCC_REGISTRY", &registry),
+        ("DRYCC_SLUG_IMAGE", &image),
+        ("DRYCC_KUBE_NODE_SELECTOR", REAL_NODE_LABEL),
+        ("DRYCC_KUBE_TOLERATIONS", REAL_NODE_TAINT),
+        // Short, so that the stubborn process is killed soon.
+        ("DRYCC_TERMINATION_GRACE_PERIOD", "3"),
+    ]);
+    let cli = registered(&controller, "captain");
+    let app = "realstop";
+    cli.ok(&["create", app, "--no-remote"]);
+    // `polite` exits on SIGTERM and says so; `stubborn` says it got it and
+    // goes on, until the SIGKILL after the grace period.
+    let procfile = format!(
+        "{PROCFILE}polite: sh -c 'trap \"echo polite got SIGTERM; exit 0\" TERM; echo polite ready; while true; do sleep 1; done'\nstubborn: sh -c 'trap \"echo stubborn ignores SIGTERM\" TERM; echo stubborn ready; while true; do sleep 1; done'\n"
+    );
+    cli.ok(&["pull", &image, "-a", app, "--procfile", &procfile]);
+    cli.ok(&[
+        "scale",
+        "web=0",
+        "polite=1",
+        "stubborn=1",
+        "sleeper=1",
+        "-a",
+        app,
+    ]);
+    for ptype in ["polite", "stubborn", "sleeper"] {
+        eventually(&format!("{ptype} up"), 120, || {
+            (up_of(&cli, app, ptype).len() == 1).then_some(())
+        });
+    }
+    let follow = Follow::start(&cli, app);
+    eventually("both ready in the followed logs", 60, || {
+        (follow.has("polite ready") && follow.has("stubborn ready")).then_some(())
+    });
+
+    // Scale-down: SIGTERM to both; the stubborn one is killed after the
+    // grace period (it would loop for ever), and both pods go.
+    cli.ok(&["scale", "polite=0", "stubborn=0", "-a", app]);
+    eventually("SIGTERM reached both processes", 60, || {
+        (follow.has("polite got SIGTERM") && follow.has("stubborn ignores SIGTERM")).then_some(())
+    });
+    eventually("both pods gone", 60, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        (!rows
+            .iter()
+            .any(|(_, _, _, t)| t == "polite" || t == "stubborn"))
+        .then_some(())
+    });
+    drop(follow);
+
+    // Restart a type: a new pod under a new name, up.
+    let sleeper = up_of(&cli, app, "sleeper").remove(0);
+    cli.ok(&["ps:restart", "sleeper", "-a", app]);
+    let restarted = eventually("a new sleeper up alone", 120, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        let sleepers: Vec<_> = rows.iter().filter(|r| r.3 == "sleeper").collect();
+        (sleepers.len() == 1 && sleepers[0].0 != sleeper && sleepers[0].2 == "up")
+            .then(|| sleepers[0].0.clone())
+    });
+    // Restart one process: replaced under another name.
+    cli.ok(&["ps:restart", &restarted, "-a", app]);
+    let replaced = eventually("the sleeper replaced", 120, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        let sleepers: Vec<_> = rows.iter().filter(|r| r.3 == "sleeper").collect();
+        (sleepers.len() == 1 && sleepers[0].0 != restarted && sleepers[0].2 == "up")
+            .then(|| sleepers[0].0.clone())
+    });
+    let output = cli.run(&["ps:exec", &replaced, "-a", app, "--", "hostname"]);
+    assert_eq!(output.stdout.trim(), replaced, "{}", output.stderr);
+
+    cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
+}
