@@ -288,3 +288,43 @@ fn scale_down_stops_pods_and_restarts_replace_them() {
 
     cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
 }
+
+#[test]
+fn a_cpu_limit_is_the_containers_cfs_quota() {
+    let Some((registry, image)) = setup("limits") else {
+        return;
+    };
+    let controller = start_controller(&registry, &image);
+    let cli = registered(&controller, "captain");
+    let app = "reallimits";
+    cli.ok(&["create", app, "--no-remote"]);
+    cli.ok(&["pull", &image, "-a", app, "--procfile", PROCFILE]);
+    cli.ok(&["scale", "web=0", "sleeper=1", "-a", app]);
+    let before = eventually("the sleeper up", 120, || {
+        up_of(&cli, app, "sleeper").into_iter().next()
+    });
+    cli.ok(&["limits:set", "--cpu", "sleeper=250m", "-a", app]);
+    // The limit rolls out: a new pod, alone and up.
+    let limited = eventually("the limited sleeper up alone", 120, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        let sleepers: Vec<_> = rows.iter().filter(|r| r.3 == "sleeper").collect();
+        (sleepers.len() == 1 && sleepers[0].0 != before && sleepers[0].2 == "up")
+            .then(|| sleepers[0].0.clone())
+    });
+    // Its CFS quota, as the container sees it: 250m of a 100 ms period is
+    // 25 ms (cgroup v2's cpu.max, or v1's cpu.cfs_quota_us).
+    let output = cli.run(&[
+        "ps:exec",
+        &limited,
+        "-a",
+        app,
+        "--",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo \"$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)\"",
+    ]);
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    assert_eq!(output.stdout.trim(), "25000 100000", "{}", output.stderr);
+
+    cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
+}
