@@ -100,7 +100,7 @@ fn an_image_app_runs_on_the_real_node() {
     let Some((registry, image)) = setup("pull") else {
         return;
     };
-    let controller = start_controller(&registry, &image);
+    let mut controller = start_controller(&registry, &image);
     let cli = registered(&controller, "captain");
     let app = "realpull";
     cli.ok(&["create", app, "--no-remote"]);
@@ -160,6 +160,30 @@ fn an_image_app_runs_on_the_real_node() {
         cli.ok(&["logs", "-a", app])
             .contains("sleeping")
             .then_some(())
+    });
+
+    // `ps:exec -it -- sh` over a pseudo-terminal: a line typed, its
+    // output and exit code.
+    support::cli::interactive_exec(&cli, &sleeper, Some(app));
+
+    // A controller restart leaves every pod as it was.
+    let before = ps_rows(&cli.ok(&["ps", "-a", app]));
+    let router_port: u16 = controller
+        .router_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the router's port");
+    let port = controller.port();
+    controller.stop();
+    controller.spawn_at(port, router_port);
+    let after = eventually("ps after the restart", 60, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        (rows.len() == before.len()).then_some(rows)
+    });
+    assert_eq!(after, before, "the same pods, in the same states");
+    eventually("web answers after the restart", 60, || {
+        (routed(&controller.router_url, app).0 == 200).then_some(())
     });
 
     cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
