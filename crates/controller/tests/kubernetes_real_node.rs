@@ -352,3 +352,77 @@ fn a_cpu_limit_is_the_containers_cfs_quota() {
 
     cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
 }
+
+#[test]
+fn cpu_load_scales_web_through_the_hpa() {
+    let Some((registry, image)) = setup("hpa") else {
+        return;
+    };
+    let controller = Controller::start(&[
+        ("DRYCC_ENGINE", "kubernetes"),
+        ("DRYCC_REGISTRY", &registry),
+        ("DRYCC_SLUG_IMAGE", &image),
+        ("DRYCC_KUBE_NODE_SELECTOR", REAL_NODE_LABEL),
+        ("DRYCC_KUBE_TOLERATIONS", REAL_NODE_TAINT),
+        // The HPA's stabilisation windows (its behavior): short here.
+        ("DRYCC_AUTOSCALE_UP_WINDOW", "0"),
+        ("DRYCC_AUTOSCALE_DOWN_WINDOW", "5"),
+    ]);
+    let cli = registered(&controller, "captain");
+    let api = support::cli::api_of(&controller, &cli);
+    let app = "realhpa";
+    cli.ok(&["create", app, "--no-remote"]);
+    // Web burns CPU while /tmp/burn exists (a loop beside the server).
+    let procfile = "web: sh -c 'mkdir -p /tmp; while :; do while [ -e /tmp/burn ]; do :; done; sleep 1; done & exec httpd -f -p $PORT -h /tmp'\n";
+    cli.ok(&["pull", &image, "-a", app, "--procfile", procfile]);
+    // A CPU request to measure utilisation against (limits are requests).
+    cli.ok(&["limits:set", "--cpu", "web=100m", "-a", app]);
+    cli.ok(&[
+        "autoscale:set",
+        "web",
+        "--min=1",
+        "--max=4",
+        "--cpu-percent=50",
+        "-a",
+        app,
+    ]);
+    let list = cli.ok(&["autoscale:list", "-a", app]);
+    assert!(
+        list.contains("web") && list.contains("50") && list.contains('4'),
+        "{list}"
+    );
+    let web = eventually("one limited web pod up alone", 180, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        let webs: Vec<_> = rows.iter().filter(|r| r.3 == "web").collect();
+        // v3: the release of the limit, rolled out.
+        (webs.len() == 1 && webs[0].1 == "v3" && webs[0].2 == "up").then(|| webs[0].0.clone())
+    });
+
+    // Real load: the first web pod's loop burns.
+    let output = cli.run(&["ps:exec", &web, "-a", app, "--", "touch", "/tmp/burn"]);
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    // The HPA scales web up; the structure and `ps` follow.
+    eventually("the HPA scales web up, the structure follows", 240, || {
+        let body = api.get(&format!("/v2/apps/{app}/")).body;
+        (body["structure"]["web"].as_i64().unwrap_or(0) >= 2).then_some(())
+    });
+    eventually("ps shows the new web pods up", 180, || {
+        (up_of(&cli, app, "web").len() >= 2).then_some(())
+    });
+
+    // No load: back down to the minimum.
+    let output = cli.run(&["ps:exec", &web, "-a", app, "--", "rm", "/tmp/burn"]);
+    assert_eq!(output.code, 0, "{}{}", output.stdout, output.stderr);
+    eventually("the HPA scales web back down", 300, || {
+        let body = api.get(&format!("/v2/apps/{app}/")).body;
+        (body["structure"]["web"] == 1).then_some(())
+    });
+    eventually("ps shows one web pod", 120, || {
+        let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
+        (rows.iter().filter(|r| r.3 == "web").count() == 1).then_some(())
+    });
+    let list = cli.ok(&["autoscale:list", "-a", app]);
+    assert!(list.contains("web") && list.contains("50"), "{list}");
+
+    cli.ok(&["apps:destroy", "-a", app, "--confirm", app]);
+}
