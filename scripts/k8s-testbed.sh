@@ -493,6 +493,9 @@ cmd_up() {
         node_metrics_up
     fi
 
+    # The HPA reacts within seconds (the default sync period is 15 s and
+    # CPU of pods younger than 5 minutes is distrusted), so that the
+    # walkthrough sees real load scale a type up and back down.
     start kube-controller-manager "$bin/kube-controller-manager" \
         --kubeconfig="$state/controller-manager.kubeconfig" \
         --authentication-kubeconfig="$state/controller-manager.kubeconfig" \
@@ -508,6 +511,9 @@ cmd_up() {
         --service-cluster-ip-range=10.96.0.0/16 \
         --controllers='*' \
         "${qps_flags[@]}" \
+        --horizontal-pod-autoscaler-sync-period=3s \
+        --horizontal-pod-autoscaler-cpu-initialization-period=10s \
+        --horizontal-pod-autoscaler-initial-readiness-delay=5s \
         --profiling=false
     start kube-scheduler "$bin/kube-scheduler" \
         --kubeconfig="$state/scheduler.kubeconfig" \

@@ -328,6 +328,8 @@ async fn kube_engine(
     let config = drycc_engine_kube::KubeConfig {
         instance: settings.instance(),
         default_port: crate::desired::CONTAINER_PORT,
+        node_selector: settings.kube_node_selector.0.clone(),
+        tolerations: settings.kube_tolerations.0.clone(),
         ..Default::default()
     };
     let engine = drycc_engine_kube::KubeEngine::infer(config)

@@ -116,6 +116,14 @@ pub struct Settings {
     /// it: source apps' slugs (on `DRYCC_SLUG_IMAGE`) and Dockerfile builds.
     #[arg(long, env = "DRYCC_REGISTRY")]
     pub registry: Option<String>,
+    /// Node labels every app pod requires with `DRYCC_ENGINE=kubernetes`
+    /// (its `nodeSelector`): `key=value[,key=value...]`; empty: any node.
+    #[arg(long, env = "DRYCC_KUBE_NODE_SELECTOR", default_value = "", value_parser = parse_node_selector)]
+    pub kube_node_selector: NodeSelector,
+    /// Taint keys every app pod tolerates with `DRYCC_ENGINE=kubernetes`
+    /// (whatever the value and effect): `key[,key...]`; empty: none.
+    #[arg(long, env = "DRYCC_KUBE_TOLERATIONS", default_value = "", value_parser = parse_tolerations)]
+    pub kube_tolerations: Tolerations,
     #[arg(
         long,
         env = "DRYCC_REGISTRATION_MODE",
@@ -229,6 +237,85 @@ pub struct Settings {
     pub pod_name: Option<String>,
     #[arg(long, env = "DRYCC_POD_NAMESPACE")]
     pub pod_namespace: Option<String>,
+}
+
+/// `DRYCC_KUBE_NODE_SELECTOR`: node labels by key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeSelector(pub std::collections::BTreeMap<String, String>);
+
+/// `DRYCC_KUBE_TOLERATIONS`: taint keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tolerations(pub Vec<String>);
+
+/// A label or taint key as Kubernetes takes it: an optional DNS prefix
+/// and `/`, then a name of up to 63 letters, digits, `-`, `_` and `.`,
+/// starting and ending alphanumeric.
+fn check_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })
+    });
+    if !prefix_ok || !label_value_ok(name) || name.is_empty() {
+        return Err(format!(
+            "{key:?} is not a label key: [prefix/]name, the prefix a DNS name, the name 1-63 letters, digits, '-', '_' or '.' starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// A label value: empty, or up to 63 letters, digits, `-`, `_` and `.`,
+/// starting and ending alphanumeric.
+fn label_value_ok(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    value.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes.first().is_none_or(u8::is_ascii_alphanumeric)
+        && bytes.last().is_none_or(u8::is_ascii_alphanumeric)
+}
+
+/// `key=value[,key=value...]`, empty for none.
+pub fn parse_node_selector(text: &str) -> Result<NodeSelector, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            format!("{pair:?} is not key=value (e.g. drycc.cc/pool=apps,disk=ssd)")
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        check_key(key)?;
+        if !label_value_ok(value) {
+            return Err(format!(
+                "{value:?} (of {key}) is not a label value: up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+            ));
+        }
+        if labels.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("{key} is given twice"));
+        }
+    }
+    Ok(NodeSelector(labels))
+}
+
+/// `key[,key...]`, empty for none.
+pub fn parse_tolerations(text: &str) -> Result<Tolerations, String> {
+    let mut keys = Vec::new();
+    for key in text.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+        check_key(key)?;
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_string());
+        }
+    }
+    Ok(Tolerations(keys))
 }
 
 /// The data directory of a root controller unless configured.
@@ -379,5 +466,40 @@ mod tests {
             let error = settings(Some(bad)).leader_lease().unwrap_err();
             assert!(error.contains("<namespace>/<name>"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn node_selectors_and_tolerations_are_label_keys() {
+        let parsed = parse_node_selector("drycc.cc/testbed-node=real, disk=ssd").unwrap();
+        assert_eq!(
+            parsed.0.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("disk".to_string(), "ssd".to_string()),
+                ("drycc.cc/testbed-node".to_string(), "real".to_string())
+            ]
+        );
+        assert_eq!(parse_node_selector("").unwrap(), NodeSelector::default());
+        assert_eq!(
+            parse_tolerations("drycc.cc/real-node,gpu,gpu").unwrap().0,
+            vec!["drycc.cc/real-node".to_string(), "gpu".to_string()]
+        );
+        for bad in ["disk", "=ssd", "disk=-x", "Bad_/x=1", "a=1,a=2", "a b=1"] {
+            assert!(parse_node_selector(bad).is_err(), "{bad}");
+        }
+        for bad in ["-gpu", "a/b/c=", "x/"] {
+            assert!(parse_tolerations(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::parse_from([
+            "drycc-controller",
+            "--kube-node-selector",
+            "pool=apps",
+            "--kube-tolerations",
+            "dedicated",
+        ]);
+        assert_eq!(
+            cli.settings.kube_tolerations.0,
+            vec!["dedicated".to_string()]
+        );
+        assert_eq!(cli.settings.kube_node_selector.0.len(), 1);
     }
 }
