@@ -13,7 +13,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use drycc_images::testing::{build_busybox_image, docker_from_env, push, test_registry};
+use drycc_images::testing::{build_busybox_image, push};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
@@ -80,30 +80,9 @@ impl Cluster {
     }
 }
 
-/// What a missing part of the set-up does: fail in CI, skip elsewhere.
-fn missing(test: &str, what: &str) {
-    if std::env::var("DRYCC_K8S_REQUIRED").as_deref() == Ok("1") {
-        panic!("{test}: {what}, and DRYCC_K8S_REQUIRED=1");
-    }
-    eprintln!("SKIPPED {test}: {what}");
-}
-
 /// The cluster, the registry and the busybox image every app runs.
 fn setup(test: &str) -> Option<(Cluster, String, String)> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        missing(
-            test,
-            "KUBECONFIG is not set (scripts/k8s-testbed.sh up prints it)",
-        );
-        return None;
-    }
-    let (Some(docker), Some(registry)) = (docker_from_env(), test_registry()) else {
-        missing(
-            test,
-            "DOCKER_HOST and DRYCC_TEST_REGISTRY are not set (scripts/with-docker.sh sets them)",
-        );
-        return None;
-    };
+    let (docker, registry) = support::cluster_prerequisites(test)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

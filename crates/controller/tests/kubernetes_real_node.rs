@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use drycc_images::testing::{build_busybox_image, docker_from_env, push, test_registry};
+use drycc_images::testing::{build_busybox_image, push};
 use support::cli::{ps_rows, registered, Cli};
 use support::{routed, Controller};
 
@@ -26,30 +26,9 @@ const REAL_NODE_TAINT: &str = "drycc.cc/real-node";
 /// answered, and a process that only sleeps.
 const PROCFILE: &str = "web: sh -c 'mkdir -p /tmp/www && echo \"hello from $HOSTNAME\" > /tmp/www/index.html && exec httpd -f -p $PORT -h /tmp/www'\nsleeper: sh -c 'echo \"sleeping\"; sleep 900'\n";
 
-/// What a missing part of the set-up does: fail in CI, skip elsewhere.
-fn missing(test: &str, what: &str) {
-    if std::env::var("DRYCC_K8S_REQUIRED").as_deref() == Ok("1") {
-        panic!("{test}: {what}, and DRYCC_K8S_REQUIRED=1");
-    }
-    eprintln!("SKIPPED {test}: {what}");
-}
-
 /// The registry and a busybox image pushed to it.
 fn setup(test: &str) -> Option<(String, String)> {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        missing(
-            test,
-            "KUBECONFIG is not set (scripts/k8s-testbed.sh up prints it)",
-        );
-        return None;
-    }
-    let (Some(docker), Some(registry)) = (docker_from_env(), test_registry()) else {
-        missing(
-            test,
-            "DOCKER_HOST and DRYCC_TEST_REGISTRY are not set (scripts/with-docker.sh sets them)",
-        );
-        return None;
-    };
+    let (docker, registry) = support::cluster_prerequisites(test)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

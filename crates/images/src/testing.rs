@@ -9,7 +9,7 @@
 use std::io::{self, Write};
 
 use anyhow::Context;
-use bollard::Docker;
+pub use bollard::Docker;
 
 /// The busybox the images are built from; it must be statically linked
 /// (Debian: busybox-static), as `FROM scratch` has no libc.

@@ -13,6 +13,33 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
+/// What a cluster walkthrough needs: the testbed's cluster (`KUBECONFIG`),
+/// a Docker engine and a registry (`scripts/with-docker.sh`). A missing
+/// part fails the test under `DRYCC_K8S_REQUIRED=1` (CI) and skips it,
+/// saying why, elsewhere.
+pub fn cluster_prerequisites(test: &str) -> Option<(drycc_images::testing::Docker, String)> {
+    let missing = |what: &str| {
+        if std::env::var("DRYCC_K8S_REQUIRED").as_deref() == Ok("1") {
+            panic!("{test}: {what}, and DRYCC_K8S_REQUIRED=1");
+        }
+        eprintln!("SKIPPED {test}: {what}");
+    };
+    if std::env::var_os("KUBECONFIG").is_none() {
+        missing("KUBECONFIG is not set (scripts/k8s-testbed.sh up prints it)");
+        return None;
+    }
+    let (Some(docker), Some(registry)) = (
+        drycc_images::testing::docker_from_env(),
+        drycc_images::testing::test_registry(),
+    ) else {
+        missing(
+            "DOCKER_HOST and DRYCC_TEST_REGISTRY are not set (scripts/with-docker.sh sets them)",
+        );
+        return None;
+    };
+    Some((docker, registry))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
