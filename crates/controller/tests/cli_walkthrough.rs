@@ -242,11 +242,7 @@ fn managing_application_processes_walkthrough() {
 
     // The app answers through the router, with the README's curl (curl
     // resolves *.localhost to loopback by itself).
-    let port = controller
-        .router_url
-        .rsplit(':')
-        .next()
-        .expect("router port");
+    let port = controller.router_port();
     let curl = Command::new("curl")
         .args([
             "-s",

@@ -303,16 +303,7 @@ fn the_walkthrough_on_a_cluster() {
     // A controller restart changes nothing in the cluster.
     let before = cluster.deployment(app, "web").expect("web");
     let pods_before = cluster.pods(app, "web");
-    let router_port: u16 = controller
-        .router_url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the router's port");
-    let port = controller.port();
-    controller.stop();
-    // Where the CLI knows it.
-    controller.spawn_at(port, router_port);
+    controller.restart();
     let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
     assert!(!rows.is_empty());
     let after = cluster.deployment(app, "web").expect("web");

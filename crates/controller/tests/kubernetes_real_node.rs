@@ -147,15 +147,7 @@ fn an_image_app_runs_on_the_real_node() {
 
     // A controller restart leaves every pod as it was.
     let before = ps_rows(&cli.ok(&["ps", "-a", app]));
-    let router_port: u16 = controller
-        .router_url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the router's port");
-    let port = controller.port();
-    controller.stop();
-    controller.spawn_at(port, router_port);
+    controller.restart();
     let after = eventually("ps after the restart", 60, || {
         let rows = ps_rows(&cli.ok(&["ps", "-a", app]));
         (rows.len() == before.len()).then_some(rows)

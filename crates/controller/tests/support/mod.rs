@@ -40,6 +40,14 @@ pub fn cluster_prerequisites(test: &str) -> Option<(drycc_images::testing::Docke
     Some((docker, registry))
 }
 
+/// The port of a `http://127.0.0.1:<port>` URL.
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port in the URL")
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -141,11 +149,20 @@ impl Controller {
 
     /// The API's port.
     pub fn port(&self) -> u16 {
-        self.url
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("a port in the URL")
+        port_of(&self.url)
+    }
+
+    /// The router's port.
+    pub fn router_port(&self) -> u16 {
+        port_of(&self.router_url)
+    }
+
+    /// Stop (SIGTERM) and start again on the same ports and data dir,
+    /// where the CLI knows it.
+    pub fn restart(&mut self) {
+        let (port, router_port) = (self.port(), self.router_port());
+        self.stop();
+        self.spawn_at(port, router_port);
     }
 
     /// SIGKILL, as a crash would; app processes keep running.
